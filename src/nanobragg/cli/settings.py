@@ -1,0 +1,43 @@
+"""What one command line asks for: the experiment plus files, outputs and run options."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..config.experiment import Experiment, OutputConfig
+
+
+@dataclass
+class InputFiles:
+    hkl: Optional[str] = None
+    mat: Optional[str] = None
+    sourcefile: Optional[str] = None
+    img: Optional[str] = None
+    mask: Optional[str] = None
+    stol: Optional[str] = None  #: read as C reads it; not used for the image
+    stolout: Optional[str] = None
+
+
+@dataclass
+class RunOptions:
+    dtype: str = "float32"
+    device: str = "auto"
+    max_memory_mb: Optional[float] = None
+    help: bool = False
+    compile: bool = False
+
+
+@dataclass
+class Settings:
+    experiment: Experiment = field(default_factory=Experiment)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    files: InputFiles = field(default_factory=InputFiles)
+    run: RunOptions = field(default_factory=RunOptions)
+
+    def assign(self, target: str, value) -> None:
+        """Set a dotted field such as ``detector.distance`` (or ``output.seed``)."""
+        head, _, name = target.partition(".")
+        obj = getattr(self, head) if head in ("output", "files", "run") else getattr(self.experiment, head)
+        if not hasattr(obj, name):
+            raise AttributeError(f"no setting {target}")
+        setattr(obj, name, value)

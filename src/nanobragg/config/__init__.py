@@ -1,0 +1,23 @@
+"""Configuration objects: what the experiment is, in SI units (metres, radians).
+
+The command line fills these objects; the Python API builds them directly.
+Fields left at ``None`` (or C's negative sentinel for step counts) are chosen
+later by :mod:`nanobragg.setup`, following the C program's order of decisions.
+"""
+from .experiment import (
+    BeamConfig,
+    CrystalConfig,
+    DetectorConfig,
+    Experiment,
+    OutputConfig,
+    SamplingConfig,
+)
+
+__all__ = [
+    "BeamConfig",
+    "CrystalConfig",
+    "DetectorConfig",
+    "Experiment",
+    "OutputConfig",
+    "SamplingConfig",
+]

@@ -1,0 +1,70 @@
+"""The tensors the engine consumes: a plain record, no behaviour.
+
+Built by :func:`nanobragg.setup.build_inputs` from the configuration objects;
+the engine (:mod:`nanobragg.engine.render`) is a pure function of it.
+Shapes: vectors (3,), T sensor layers, S sources, C = phisteps x domains
+crystal orientations. Units: metres, 1/metre, radians; reciprocal vectors
+``recip`` in 1/Angstrom as the C program keeps them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from ..physics.structure_factors import FTable
+
+
+@dataclass
+class RenderInputs:
+    pix0: torch.Tensor  #: (3,) m, corner of the first pixel
+    fdet: torch.Tensor  #: (3,) fast axis
+    sdet: torch.Tensor  #: (3,) slow axis
+    odet: torch.Tensor  #: (3,) detector normal
+    beam: torch.Tensor  #: (3,) beam direction (curved detector only)
+    pixel_size: torch.Tensor  #: () m
+    distance: torch.Tensor  #: () m, along the beam
+    close_distance: torch.Tensor  #: () m, along the normal
+    fpixels: int
+    spixels: int
+    oversample: int
+    thick_offsets: torch.Tensor  #: (T,) m, depth of each sensor layer
+    thickstep: torch.Tensor  #: () m
+    mu: torch.Tensor  #: () 1/m
+    absorb: bool  #: sensor thickness > 0
+    curved: bool
+    point_pixel: bool
+    source_dirs: torch.Tensor  #: (S, 3) unit vectors towards the sources
+    source_lambdas: torch.Tensor  #: (S,) m
+    cells: torch.Tensor  #: (C, 3, 3) rows a, b, c in m, phi-major then mosaic domain
+    recip: torch.Tensor  #: (3, 3) rows a*, b*, c* in 1/Angstrom (unrotated)
+    N: torch.Tensor  #: (3,) cells along a, b, c
+    shape: str
+    fudge: torch.Tensor
+    ftable: FTable
+    interpolate: bool
+    kahn: torch.Tensor  #: () Kahn polarization factor
+    polar_vector: torch.Tensor  #: (3,)
+    nopolar: bool
+    dmin: float  #: m; 0 = off
+    oversample_thick: bool
+    oversample_polar: bool
+    oversample_omega: bool
+    water: bool  #: water background present (changes C's zero-F_latt skip)
+    I_bg: torch.Tensor  #: () background added to every pixel before scaling
+    scale: torch.Tensor  #: () r_e^2 * fluence / steps
+
+    def to(self, dtype=None, device=None) -> "RenderInputs":
+        """Copy with every floating tensor moved to ``dtype``/``device``."""
+        def conv(x):
+            if isinstance(x, torch.Tensor):
+                return x.to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)
+            if isinstance(x, FTable):
+                return FTable(conv(x.grid), x.lo, x.hi, conv(x.default_F), x.populated)
+            return x
+        return replace(self, **{k: conv(v) for k, v in self.__dict__.items()})
+
+    @property
+    def recurrent(self) -> bool:
+        """True when any -oversample_* flag makes C multiply the running sum."""
+        return self.oversample_thick or self.oversample_polar or self.oversample_omega

@@ -1,0 +1,215 @@
+"""The rendering engine: a pure function from :class:`RenderInputs` to pixel values.
+
+For each pixel, the C program loops over sensor layers (T), sub-pixels (O),
+sources (S), spindle steps and mosaic domains (C), and accumulates
+I = I_bg + sum F_cell^2 F_latt^2. Here those loops are tensor axes:
+pixel geometry is computed on (P, T, O), the scattering vector on
+(P, K, S) with K = T*O, and the Miller indices and structure factors on
+(P, K, S, C). Pixels, and when needed layers/sources, are processed in
+chunks sized from a memory budget (:mod:`nanobragg.engine.chunks`).
+
+The per-pixel factors follow C's "last value" semantics: without the
+``-oversample_*`` flags, the solid angle is the first sub-pixel's, the
+polarization the first computed (first sub-pixel, first source not cut by
+``-dmin``), and the capture fraction the last layer's first sub-pixel's.
+With a flag, C multiplies the *running sum* by that factor after every
+term; that recurrence is reproduced exactly (see ``_recurrent_sum``).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..geometry.vectors import dot, rotate_axis, unitize
+from ..physics.lattice import lattice_factor
+from ..physics.polarization import polarization_factor
+from ..physics.structure_factors import structure_factor
+from .inputs import RenderInputs
+
+
+def subpixel_positions(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor):
+    """Lab positions (P, T, O, 3) of every sub-pixel in every sensor layer.
+
+    F = sub*(fpixel*n + subF) + sub/2, S likewise, sub = pixel/n (C's Fdet, Sdet);
+    pos = pix0 + F fdet + S sdet + depth odet. O enumerates (subS, subF), subS-major.
+    Also returns the last sub-pixel's (F, S) of each pixel, which C reports
+    with the maximum.
+    """
+    n = inp.oversample
+    dtype = inp.pix0.dtype
+    sub = inp.pixel_size / n
+    steps = torch.arange(n, device=fpix.device, dtype=dtype)
+    fd = sub * (fpix.to(dtype)[:, None] * n + steps) + sub / 2.0  # (P, n)
+    sd = sub * (spix.to(dtype)[:, None] * n + steps) + sub / 2.0
+    fd = fd[:, None, :].expand(-1, n, -1).reshape(len(fpix), n * n)
+    sd = sd[:, :, None].expand(-1, -1, n).reshape(len(fpix), n * n)
+    plane = inp.pix0 + fd[..., None] * inp.fdet + sd[..., None] * inp.sdet  # (P, O, 3)
+    pos = plane[:, None] + inp.thick_offsets[None, :, None, None] * inp.odet  # (P, T, O, 3)
+    if inp.curved:
+        pos = _curve(inp, pos)
+    return pos, fd[:, -1], sd[:, -1]
+
+
+def _curve(inp: RenderInputs, pos: torch.Tensor) -> torch.Tensor:
+    """C's curved detector: every pixel at ``distance`` from the sample.
+
+    C rotates distance*beam about sdet by y/distance, then about fdet by
+    z/distance, using the lab y and z components of the flat position.
+    """
+    base = inp.distance * inp.beam
+    step1 = rotate_axis(base, inp.sdet, pos[..., 1] / inp.distance)
+    return rotate_axis(step1, inp.fdet, pos[..., 2] / inp.distance)
+
+
+def pixel_factors(inp: RenderInputs, pos: torch.Tensor):
+    """Diffracted unit vectors, solid angles and capture fractions on (P, T, O).
+
+    omega = pixel^2 / R^2 * close_distance / R (1/R^2 with -point_pixel);
+    capture = exp(-t*dt*mu/p) - exp(-(t+1)*dt*mu/p), p = diffracted . odet.
+    """
+    diffracted, airpath = unitize(pos)
+    if inp.point_pixel:
+        omega = 1.0 / (airpath * airpath)
+    else:
+        omega = inp.pixel_size * inp.pixel_size / (airpath * airpath) * inp.close_distance / airpath
+    if inp.absorb:
+        parallax = dot(diffracted, inp.odet)
+        layer = torch.arange(len(inp.thick_offsets), device=pos.device, dtype=pos.dtype)[None, :, None]
+        depth = inp.thickstep * inp.mu / parallax
+        capture = torch.exp(-layer * depth) - torch.exp(-(layer + 1) * depth)
+    else:
+        capture = torch.ones_like(omega)
+    return diffracted, omega, capture
+
+
+def scattering_terms(inp: RenderInputs, diffracted: torch.Tensor, src: slice):
+    """Scattering vectors and per-source quantities on (P, K, S).
+
+    q = (diffracted - incident)/lambda, incident = -source direction;
+    a source is cut when dmin > 0 and 1/(2 stol) < dmin, stol = |q|/2.
+    """
+    incident = -inp.source_dirs[src]
+    lam = inp.source_lambdas[src]
+    q = (diffracted[:, :, None, :] - incident) / lam[:, None]  # (P, K, S, 3)
+    if inp.dmin > 0:
+        stol = 0.5 * torch.sqrt(dot(q, q))
+        cut = (stol > 0) & (inp.dmin > 0.5 / stol)
+    else:
+        cut = None
+    return q, incident, cut
+
+
+def intensity_terms(inp: RenderInputs, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """F_cell^2 F_latt^2 on (P, K, S, C) and F_latt (for C's zero-lattice skip).
+
+    h = a . q (a in metres, q in 1/m), h0 = ceil(h - 1/2), as in C.
+    """
+    hkl = torch.einsum("pksx,cyx->pkscy", q, inp.cells)
+    h0 = torch.ceil(hkl - 0.5)
+    frac = hkl - h0
+
+    def dstar_sq(f):
+        d = f @ inp.recip
+        return dot(d, d)
+
+    f_latt = lattice_factor(inp.shape, frac, inp.N, dstar_sq, inp.fudge)
+    f_cell = structure_factor(hkl, h0.long(), inp.ftable, inp.interpolate)
+    return (f_cell * f_latt) ** 2, f_latt
+
+
+def _first_polar(inp, diffracted, cut):
+    """C's cached polarization: computed at the first (layer, sub-pixel, source) not cut."""
+    if inp.nopolar:
+        return torch.ones(diffracted.shape[0], dtype=diffracted.dtype, device=diffracted.device)
+    incident = -inp.source_dirs
+    if cut is None:
+        return polarization_factor(inp.kahn, incident[0], diffracted[:, 0], inp.polar_vector)
+    pol = polarization_factor(inp.kahn, incident, diffracted[:, :, None, :], inp.polar_vector)
+    ok = ~cut.reshape(len(pol), -1)
+    first = torch.argmax(ok.to(torch.int8), dim=1)
+    chosen = pol.reshape(len(pol), -1).gather(1, first[:, None])[:, 0]
+    return torch.where(ok.any(1), chosen, torch.zeros_like(chosen))
+
+
+def _recurrent_sum(carry, term, mult):
+    """C's running sum with a per-term multiplier: I <- (I + t_n) * m_n, over n in loop order.
+
+    Closed form on the flattened (P, N) block: I = carry * prod(m) + sum_n t_n prod_{j>=n} m_j.
+    """
+    p = term.shape[0]
+    t, m = term.reshape(p, -1), mult.reshape(p, -1)
+    suffix = torch.flip(torch.cumprod(torch.flip(m, [1]), 1), [1])
+    return carry * suffix[:, 0] + (t * suffix).sum(1)
+
+
+def _block_multiplier(inp, omega, capture, polar, shape):
+    """Per-term factor m for the recurrent path, broadcast to (P, K, S, C)."""
+    m = torch.ones(shape, dtype=omega.dtype, device=omega.device)
+    if inp.oversample_thick:
+        m = m * capture[:, :, None, None]
+    if inp.oversample_polar:
+        m = m * polar[..., None]
+    if inp.oversample_omega:
+        m = m * omega[:, :, None, None]
+    return m
+
+
+def _accumulate(inp, d, omega, capture, blocks, carry):
+    """Sum the intensity terms of all (K, S) blocks into ``carry`` (P,); returns it and the cuts."""
+    cuts = []
+    for ks, src in blocks:
+        q, incident, cut = scattering_terms(inp, d[:, ks], src)
+        term, f_latt = intensity_terms(inp, q)
+        if cut is not None:
+            cuts.append((ks, src, cut))
+        if not inp.recurrent:
+            if cut is not None:
+                term = term * (~cut)[..., None]
+            carry = carry + term.sum((1, 2, 3))
+            continue
+        polar = None
+        if inp.oversample_polar:
+            polar = (torch.ones_like(q[..., 0]) if inp.nopolar else
+                     polarization_factor(inp.kahn, incident, d[:, ks, None, :], inp.polar_vector))
+        mult = _block_multiplier(inp, omega[:, ks], capture[:, ks], polar, term.shape)
+        skip = (f_latt == 0) if not inp.water else torch.zeros_like(term, dtype=torch.bool)
+        if cut is not None:
+            skip = skip | cut[..., None]
+        term = torch.where(skip, torch.zeros_like(term), term)
+        mult = torch.where(skip, torch.ones_like(mult), mult)
+        carry = _recurrent_sum(carry, term, mult)
+    return carry, cuts
+
+
+def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blocks):
+    """Pixel values (P,) for the given pixel indices, plus each pixel's last sub-pixel (F, S).
+
+    ``blocks`` lists (layer-subpixel slice, source slice) pairs in C loop
+    order, from :func:`nanobragg.engine.chunks.plan_blocks`.
+    value = scale * I * capture_last * polar_first * omega_first, each factor
+    omitted when its ``-oversample_*`` flag applied it inside the sum.
+    """
+    pos, f_last, s_last = subpixel_positions(inp, fpix, spix)
+    diffracted, omega, capture = pixel_factors(inp, pos)
+    p, t, o = omega.shape
+    d = diffracted.reshape(p, t * o, 3)
+    omega, capture = omega.reshape(p, t * o), capture.reshape(p, t * o)
+    carry = inp.I_bg.expand(p).clone()
+    carry, cuts = _accumulate(inp, d, omega, capture, blocks, carry)
+    value = inp.scale * carry
+    if not inp.oversample_thick:
+        value = value * capture[:, (t - 1) * o]
+    if not inp.oversample_polar:
+        value = value * _first_polar_from(inp, d, cuts)
+    if not inp.oversample_omega:
+        value = value * omega[:, 0]
+    return value, f_last, s_last
+
+
+def _first_polar_from(inp, d, cuts):
+    """Assemble the full (P, K, S) cut mask when -dmin is active, then pick C's cached polarization."""
+    if not cuts:
+        return _first_polar(inp, d, None)
+    full = torch.zeros(d.shape[0], d.shape[1], len(inp.source_dirs), dtype=torch.bool, device=d.device)
+    for ks, src, cut in cuts:
+        full[:, ks, src] = cut
+    return _first_polar(inp, d, full)

@@ -1,0 +1,136 @@
+"""Unit cell and crystal orientation (C: the "unit cell stuff" set-up).
+
+The cell comes from lengths and angles (``-cell``) or from a MOSFLM matrix
+(reciprocal vectors scaled by the wavelength). An optional misset rotation
+(x, then y, then z) is applied to the reciprocal vectors, after which the
+real-space vectors are rebuilt from cross products exactly as C does, so
+that a user-supplied cell keeps its lengths.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .vectors import cross, dot, norm, rotate_axis, rotate_umat, rotate_xyz
+
+ANGSTROM = 1e-10
+
+
+@dataclass
+class CellVectors:
+    """Real-space vectors (m) and reciprocal vectors (1/Angstrom), shape (3,) each."""
+
+    a: torch.Tensor
+    b: torch.Tensor
+    c: torch.Tensor
+    a_star: torch.Tensor
+    b_star: torch.Tensor
+    c_star: torch.Tensor
+    volume: torch.Tensor  #: cubic Angstrom
+
+
+def reciprocal_from_cell(a, b, c, alpha, beta, gamma):
+    """Default-orientation reciprocal vectors (1/A) from lengths (A) and angles (rad).
+
+    V = 2abc sqrt(|sin(s) sin(s-alpha) sin(s-beta) sin(s-gamma)|), s = (alpha+beta+gamma)/2;
+    a* lies along x, b* in the xy plane (C's default orientation).
+    """
+    s = (alpha + beta + gamma) / 2
+    skew = torch.abs(torch.sin(s) * torch.sin(s - alpha) * torch.sin(s - beta) * torch.sin(s - gamma))
+    volume = 2.0 * a * b * c * torch.sqrt(skew)
+    astar_len = b * c * torch.sin(alpha) / volume
+    bstar_len = c * a * torch.sin(beta) / volume
+    cstar_len = a * b * torch.sin(gamma) / volume
+    cos_as = (torch.cos(beta) * torch.cos(gamma) - torch.cos(alpha)) / (torch.sin(beta) * torch.sin(gamma))
+    cos_bs = (torch.cos(gamma) * torch.cos(alpha) - torch.cos(beta)) / (torch.sin(gamma) * torch.sin(alpha))
+    cos_gs = (torch.cos(alpha) * torch.cos(beta) - torch.cos(gamma)) / (torch.sin(alpha) * torch.sin(beta))
+    sin_gs = c / volume / astar_len / bstar_len
+    zero = torch.zeros_like(a)
+    a_star = torch.stack([astar_len, zero, zero])
+    b_star = torch.stack([bstar_len * cos_gs, bstar_len * sin_gs, zero])
+    c_star = torch.stack([cstar_len * cos_bs,
+                          cstar_len * (cos_as - cos_bs * cos_gs) / sin_gs,
+                          cstar_len * volume / (a * b * c * sin_gs)])
+    return a_star, b_star, c_star, volume
+
+
+def _rescale(v, length):
+    return v * (length / norm(v))
+
+
+def cell_vectors(a_star, b_star, c_star, user_cell=None) -> CellVectors:
+    """Real and re-derived reciprocal vectors from reciprocal ones (C's cross-product round trip).
+
+    a = (b* x c*) V, with V = 1/(a* . b* x c*); when the user gave the cell,
+    |b* x c*| is forced to a/V_cell so that the lengths are exactly the
+    user's (C does the same).
+    """
+    bxc, cxa, axb = cross(b_star, c_star), cross(c_star, a_star), cross(a_star, b_star)
+    v_star = dot(a_star, bxc)
+    if user_cell is not None:
+        la, lb, lc, volume = user_cell
+        bxc, cxa, axb = _rescale(bxc, la / volume), _rescale(cxa, lb / volume), _rescale(axb, lc / volume)
+        v_star = 1.0 / volume
+    v_cell = 1.0 / v_star
+    a, b, c = bxc * v_cell, cxa * v_cell, axb * v_cell
+    a_star, b_star, c_star = cross(b, c) * v_star, cross(c, a) * v_star, cross(a, b) * v_star
+    return CellVectors(a * ANGSTROM, b * ANGSTROM, c * ANGSTROM, a_star, b_star, c_star, v_cell)
+
+
+def orient_cell(cell=None, matrix=None, wavelength=None, misset=None, dtype=torch.float64, device=None):
+    """Build the oriented cell.
+
+    cell: (a, b, c, alpha, beta, gamma) in metres/radians (floats or tensors);
+    matrix: MOSFLM A matrix rows (3x3), divided by the wavelength in Angstrom;
+    misset: (rotx, roty, rotz) radians or None. The matrix, when given, wins
+    over the cell's orientation (C reads it after building the cell), but
+    the cell lengths, when given, are still enforced.
+    """
+    def t(x):
+        return torch.as_tensor(x, dtype=dtype, device=device)
+
+    user = None
+    if cell is not None:
+        la, lb, lc = (t(x) / ANGSTROM for x in cell[:3])
+        al, be, ga = (t(x) for x in cell[3:])
+        a_star, b_star, c_star, volume = reciprocal_from_cell(la, lb, lc, al, be, ga)
+        user = (la, lb, lc, volume)
+    if matrix is not None:
+        m = t(matrix) * (ANGSTROM / t(wavelength))
+        a_star, b_star, c_star = m[:, 0], m[:, 1], m[:, 2]
+    if misset is not None:
+        a_star, b_star, c_star = (rotate_xyz(v, *misset) for v in (a_star, b_star, c_star))
+    return cell_vectors(a_star, b_star, c_star, user)
+
+
+def cells_in_crystal(sample_size: float, length_m: float, n_given):
+    """Number of cells along one axis: ceil(size/length) when a size is given, at least 1."""
+    n = math.ceil(sample_size / length_m) if sample_size > 0 else n_given
+    return n if float(n) > 1.0 else 1.0
+
+
+def rotated_cells(cell: CellVectors, spindle, phis, umats) -> torch.Tensor:
+    """Real-space cells for every spindle step and mosaic domain.
+
+    Returns (phisteps * domains, 3, 3): rows a, b, c in metres, ordered phi-major.
+    A step at phi == 0 does not rotate: C keeps the previous step's vectors
+    there (for phi0 = 0 that is the last step of the previous pass), which
+    this reproduces by taking the cyclically previous step.
+    """
+    abc = torch.stack([cell.a, cell.b, cell.c])
+    steps = [rotate_axis(abc, spindle, phi) for phi in phis]
+    zero = [float(phi) == 0.0 for phi in phis]
+    if all(zero):
+        steps = [abc for _ in phis]
+    else:
+        for i in range(len(steps)):
+            if zero[i]:
+                j = i - 1
+                while zero[j % len(steps)]:
+                    j -= 1
+                steps[i] = steps[j % len(steps)]
+    per_phi = torch.stack(steps)  # (F, 3, 3)
+    out = rotate_umat(per_phi[:, None, :, :], umats[None, :, None, :, :])  # (F, M, 3, 3)
+    return out.reshape(-1, 3, 3)

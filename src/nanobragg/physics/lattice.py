@@ -1,0 +1,85 @@
+"""Lattice transforms: the shape factor F_latt of a finite crystal.
+
+Mirrors C ``sincg``, ``sinc3`` and the four crystal shapes of the pixel loop.
+Only F_latt^2 enters the image, so the sign of the parallelepiped transform
+is not tracked.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+#: sqrt of the volume ratio between a cube and its inscribed sphere (C constant).
+ROUND_SCALE = 0.723601254558268
+
+
+def sincg_frac(frac: torch.Tensor, n) -> torch.Tensor:
+    """|sin(N pi h) / sin(pi h)| from the fractional part f = h - round(h).
+
+    Equal to C's ``sincg(pi*h, N)`` up to sign for integer N, but computed
+    from f in (-1/2, 1/2] so it stays accurate in float32 far from the
+    origin. At f = 0 the limit N is returned with a finite gradient.
+    """
+    x = math.pi * frac
+    zero = frac == 0
+    safe = torch.where(zero, torch.full_like(x, 0.5), x)
+    ratio = torch.sin(n * safe) / torch.sin(safe)
+    return torch.where(zero, torch.as_tensor(n, dtype=x.dtype, device=x.device).expand_as(x), ratio)
+
+
+def sincg(x: torch.Tensor, n) -> torch.Tensor:
+    """C ``sincg``: sin(N x)/sin(x), N at x = 0 (for reference and tests)."""
+    zero = x == 0
+    safe = torch.where(zero, torch.ones_like(x), x)
+    return torch.where(zero, torch.as_tensor(n, dtype=x.dtype).expand_as(x), torch.sin(n * safe) / torch.sin(safe))
+
+
+def sinc3_sq(u: torch.Tensor) -> torch.Tensor:
+    """C ``sinc3`` as a function of u = x^2: 3 (sin x / x - cos x) / x^2.
+
+    Below u = 1e-4 the Taylor series 1 - u/10 + u^2/280 replaces the
+    cancelling closed form; this keeps the value and gradient finite at 0.
+    """
+    small = u < 1e-4
+    safe = torch.where(small, torch.ones_like(u), u)
+    x = torch.sqrt(safe)
+    closed = 3.0 * (torch.sin(x) / x - torch.cos(x)) / safe
+    series = 1.0 - u / 10.0 + u * u / 280.0
+    return torch.where(small, series, closed)
+
+
+def sinc3(x: torch.Tensor) -> torch.Tensor:
+    """C ``sinc3``: 3 (sin x/x - cos x)/x^2, 1 at x = 0."""
+    return sinc3_sq(x * x)
+
+
+def lattice_factor(shape: str, frac: torch.Tensor, N: torch.Tensor, dstar_sq, fudge) -> torch.Tensor:
+    """F_latt for one crystal shape.
+
+    frac: (..., 3) fractional Miller offsets h - h0; N: (3,) cells per axis;
+    dstar_sq: callable giving |dh a* + dk b* + dl c*|^2 (1/A^2) for the
+    Gaussian and top-hat shapes.
+
+    square: prod_i sincg(pi h_i, N_i) over axes with N_i > 1
+    round:  Na Nb Nc 0.7236 sinc3(pi sqrt(sum (dh_i N_i)^2 fudge))
+    gauss:  Na Nb Nc exp(-|dq|^2 (Na Nb Nc)^2 / 0.63 fudge)
+    tophat: Na Nb Nc [|dq|^2 (Na Nb Nc)^2 fudge < 0.3969]
+    """
+    ncells = N[0] * N[1] * N[2]
+    if shape == "square":
+        out = None
+        for i in range(3):
+            if float(N[i]) > 1:
+                f = sincg_frac(frac[..., i], N[i])
+                out = f if out is None else out * f
+        return torch.ones_like(frac[..., 0]) if out is None else out
+    if shape == "round":
+        hrad_sq = ((frac * N) ** 2).sum(-1)
+        return ncells * ROUND_SCALE * sinc3_sq(math.pi ** 2 * hrad_sq * fudge)
+    rad_star_sq = dstar_sq(frac) * ncells * ncells
+    if shape == "gauss":
+        return ncells * torch.exp(-(rad_star_sq / 0.63 * fudge))
+    if shape == "tophat":
+        return ncells * (rad_star_sq * fudge < 0.3969).to(frac.dtype)
+    raise ValueError(f"unknown crystal shape {shape!r}")
