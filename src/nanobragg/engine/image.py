@@ -22,6 +22,7 @@ class RenderedImage:
     active: torch.Tensor  #: (spixels, fpixels) bool, pixels C renders
     last_sub_f: torch.Tensor  #: (spixels, fpixels) m, fast position of each pixel's last sub-pixel
     last_sub_s: torch.Tensor
+    omega_sum: torch.Tensor  #: () sum of C's omega_pixel over all sub-pixels and layers
 
 
 def active_pixels(fpixels: int, spixels: int, roi, mask: Optional[np.ndarray], device=None) -> torch.Tensor:
@@ -47,10 +48,12 @@ def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,
     out = torch.zeros(n, dtype=inp.pix0.dtype, device=device)
     lf, ls = torch.zeros_like(out), torch.zeros_like(out)
     pieces = []
+    omega_sum = torch.zeros((), dtype=out.dtype, device=device)
     for start in range(0, len(flat), p.pixels):
         idx = flat[start:start + p.pixels]
-        value, f_last, s_last = render_pixels(inp, idx % inp.fpixels, idx // inp.fpixels, p.blocks)
+        value, f_last, s_last, omega = render_pixels(inp, idx % inp.fpixels, idx // inp.fpixels, p.blocks)
         pieces.append((idx, value, f_last, s_last))
+        omega_sum = omega_sum + omega.sum()
         if progress is not None:
             progress(len(idx))
     if pieces:
@@ -59,4 +62,4 @@ def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,
         lf = lf.index_put((idx,), torch.cat([q[2] for q in pieces]))
         ls = ls.index_put((idx,), torch.cat([q[3] for q in pieces]))
     shape = (inp.spixels, inp.fpixels)
-    return RenderedImage(out.reshape(shape), active, lf.reshape(shape), ls.reshape(shape))
+    return RenderedImage(out.reshape(shape), active, lf.reshape(shape), ls.reshape(shape), omega_sum)

@@ -181,7 +181,7 @@ def _accumulate(inp, d, omega, capture, blocks, carry):
 
 
 def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blocks):
-    """Pixel values (P,) for the given pixel indices, plus each pixel's last sub-pixel (F, S).
+    """Pixel values (P,), each pixel's last sub-pixel (F, S) and its summed solid angle (P,).
 
     ``blocks`` lists (layer-subpixel slice, source slice) pairs in C loop
     order, from :func:`nanobragg.engine.chunks.plan_blocks`.
@@ -202,7 +202,8 @@ def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blo
         value = value * _first_polar_from(inp, d, cuts)
     if not inp.oversample_omega:
         value = value * omega[:, 0]
-    return value, f_last, s_last
+    omega_total = omega.sum(1) if inp.oversample_omega else omega[:, 0] * (t * o)
+    return value, f_last, s_last, omega_total
 
 
 def _first_polar_from(inp, d, cuts):

@@ -1,0 +1,6 @@
+"""``python -m nanobragg``: the nanoBragg command."""
+import sys
+
+from .cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,78 @@
+"""The ``nanoBragg`` command: flags -> configuration -> engine -> files.
+
+Errors in the command line or input files end the run with one line on
+stderr naming the problem, a usage hint and exit status 2, before any
+output file is written.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from ..io import InputError
+from ..resolve import ConfigError, resolve
+from .loaders import apply_smv_header, load_inputs
+from .parser import UsageError, apply_flag, split_flags
+from .settings import Settings
+from .usage import usage_text
+from .validate import validate
+
+PROG = "nanoBragg"
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(f"Try '{PROG} -h' for the list of flags.", file=sys.stderr)
+    return 2
+
+
+def build_settings(argv: list[str], log=print) -> Settings:
+    """Parse argv, applying -mask then -img headers before the flags (C's precedence)."""
+    groups = split_flags(argv)
+    settings = Settings()
+    for wanted, is_mask in (("-mask", True), ("-img", False)):
+        for flag, name, values in groups:
+            if name == wanted:
+                data = apply_smv_header(settings, values[0], is_mask)
+                if is_mask:
+                    settings.experiment.detector.mask = data
+    for flag, name, values in groups:
+        apply_flag(settings, flag, name, values)
+    return settings
+
+
+def _seed(settings: Settings) -> int:
+    if settings.output.seed is None:
+        settings.output.seed = -int(time.time())
+    return settings.output.seed
+
+
+def run(argv: list[str], log=print) -> int:
+    """Run the command; returns the exit status."""
+    try:
+        settings = build_settings(argv, log)
+        if settings.run.help:
+            print(usage_text())
+            return 0
+        validate(settings)
+        load_inputs(settings, log)
+        seed = _seed(settings)
+        from .simulate import simulate_and_write
+        return simulate_and_write(settings, seed, log)
+    except (UsageError, InputError, ConfigError) as exc:
+        return _fail(str(exc))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        status = run(argv)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        status = 130
+    sys.stdout.flush()
+    return status if __name__ != "__main__" else sys.exit(status)

@@ -1,0 +1,73 @@
+"""A small parser driven by the flag table in :mod:`nanobragg.cli.flags`.
+
+Flags match exactly (C matches substrings, so that ``-twotheta_axis`` also
+sets ``-twotheta``; that is not copied). A token that parses as a number is
+a value, never a flag, so ``-detector_roty -4`` works. ``-misset`` takes
+one value (``random``) or three angles.
+"""
+from __future__ import annotations
+
+from .flags import BY_NAME, Flag
+from .settings import Settings
+
+
+class UsageError(ValueError):
+    """Bad command line; the message is one line naming the flag."""
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _takes_value(token: str) -> bool:
+    return not token.startswith("-") or _is_number(token)
+
+
+def split_flags(argv: list[str]) -> list[tuple[Flag, str, list[str]]]:
+    """Group argv into (flag, name as given, raw values), checking names and arity."""
+    out, i = [], 0
+    while i < len(argv):
+        name = argv[i]
+        flag = BY_NAME.get(name)
+        if flag is None:
+            if _takes_value(name):
+                raise UsageError(f"unexpected value '{name}' (no flag takes it)")
+            raise UsageError(f"unknown flag {name}")
+        count = len(flag.values)
+        if name == "-misset" and i + 1 < len(argv) and not argv[i + 1].startswith("rand"):
+            count = 3
+        values = argv[i + 1:i + 1 + count]
+        if len(values) < count or not all(_takes_value(v) for v in values):
+            raise UsageError(f"{name} needs {count} value{'s' if count > 1 else ''}")
+        out.append((flag, name, values))
+        i += 1 + count
+    return out
+
+
+def apply_flag(settings: Settings, flag: Flag, name: str, values: list[str]) -> None:
+    """Convert the values and apply the flag's assignments, implications or action."""
+    try:
+        converters = flag.values if len(flag.values) == len(values) else flag.values[:1] * len(values)
+        converted = [conv(v) for conv, v in zip(converters, values)]
+        if flag.action is not None:
+            flag.action(settings, converted)
+        elif flag.target is not None:
+            value = converted[0] if len(converted) == 1 else tuple(converted)
+            for target in (flag.target if isinstance(flag.target, tuple) else (flag.target,)):
+                settings.assign(target, value)
+    except ValueError as exc:
+        raise UsageError(f"{name}: {exc}") from None
+    for target, value in flag.implies:
+        settings.assign(target, value)
+
+
+def parse(argv: list[str], settings: Settings | None = None) -> Settings:
+    """Parse argv (without the program name) into :class:`Settings`, flags applied in order."""
+    settings = settings or Settings()
+    for flag, name, values in split_flags(argv):
+        apply_flag(settings, flag, name, values)
+    return settings

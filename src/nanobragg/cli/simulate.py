@@ -1,0 +1,69 @@
+"""Render and write: the part of the command that runs after the inputs are read."""
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import torch
+
+from ..engine.image import render_image
+from ..resolve import Resolved, resolve
+from ..stats import image_stats
+from .outputs import write_outputs, write_png
+from .report import report_setup
+from .settings import Settings
+
+
+def pick_device(name: str) -> torch.device:
+    """cpu, cuda, or auto (cuda when available)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        from .parser import UsageError
+        raise UsageError("-device cuda: no CUDA device is available")
+    return torch.device(name)
+
+
+def _progress(settings: Settings, total: int):
+    """A tqdm bar on stderr: on a terminal by default, always with -progress, never with -noprogress."""
+    want = settings.output.progress
+    if want is False or (want is None and not sys.stderr.isatty()):
+        return None, None
+    from tqdm import tqdm
+    bar = tqdm(total=total, unit="px", file=sys.stderr, delay=2.0 if want is None else 0.0, leave=False)
+    return bar, bar.update
+
+
+def render(settings: Settings, res: Resolved, device: torch.device):
+    """Render the image with the engine, honouring the memory budget and progress settings."""
+    inp = res.inputs.to(device=device)
+    budget = int(settings.run.max_memory_mb * 2 ** 20) if settings.run.max_memory_mb else None
+    total = res.detector.fpixels * res.detector.spixels
+    bar, update = _progress(settings, total)
+    try:
+        with torch.no_grad():
+            return render_image(inp, res.roi, res.mask, budget=budget, progress=update)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def simulate_and_write(settings: Settings, seed: int, log) -> int:
+    """Resolve, render, print C's statistics and write the output files."""
+    dtype = torch.float64 if settings.run.dtype == "float64" else torch.float32
+    device = pick_device(settings.run.device)
+    res = resolve(settings.experiment, seed=seed, dtype=dtype)
+    report_setup(res, settings, log)
+    out = render(settings, res, device)
+    image32 = out.image.to(torch.float32).cpu().numpy()
+    omega = float(out.omega_sum) / res.steps
+    log(f"solid angle subtended by detector = {omega:g} steradian ( {100 * omega / 4 / math.pi:g}% sphere)")
+    stats = image_stats(image32, out.active.cpu().numpy(), res.roi, out.last_sub_f.cpu().numpy(),
+                        out.last_sub_s.cpu().numpy())
+    log(f"max_I = {stats.max_I:g}  at {stats.max_x:g} {stats.max_y:g}")
+    log(f"mean= {stats.mean:g} rms= {stats.rms:g} rmsd= {stats.rmsd:g}")
+    write_outputs(settings.output, res, image32, stats, log)
+    if settings.output.pngfile:
+        write_png(settings.output.pngfile, image32, settings.output.png_linear)
+    return 0

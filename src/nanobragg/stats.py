@@ -1,0 +1,46 @@
+"""Image statistics as the C program prints them after rendering.
+
+C accumulates over the float (32-bit) image: mean and rms over the pixels it
+rendered (ROI and mask), rmsd over all ROI pixels about that mean, and the
+maximum with the position of that pixel's last sub-pixel.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class ImageStats:
+    max_I: float
+    max_x: float  #: m, fast position of the max pixel's last sub-pixel
+    max_y: float
+    mean: float
+    rms: float
+    rmsd: float
+
+
+def image_stats(image32: np.ndarray, active: np.ndarray, roi, last_f: np.ndarray, last_s: np.ndarray) -> ImageStats:
+    """C's max_I, mean, rms and rmsd for a float32 image (S, F).
+
+    mean = sum/n, rms = sqrt(sum v^2/(n-1)) over rendered pixels;
+    rmsd = sqrt(sum (v-mean)^2/(m-1)) over the m ROI pixels (n, m at least 1 and 2).
+    """
+    v = image32.astype(np.float64)
+    act = v[active]
+    n = max(act.size, 1)
+    mean = act.sum() / n
+    rms = np.sqrt((act * act).sum() / (max(act.size, 2) - 1))
+    xmin, xmax, ymin, ymax = roi
+    s, f = np.indices(v.shape)
+    in_roi = (f >= xmin) & (f <= xmax) & (s >= ymin) & (s <= ymax)
+    dev = v[in_roi] - mean
+    rmsd = np.sqrt((dev * dev).sum() / (max(dev.size, 2) - 1))
+    masked = np.where(active, v, -np.inf).reshape(-1)
+    k = int(np.argmax(masked)) if masked.size else 0
+    if masked.size and masked[k] > 0.0:
+        max_I, mx, my = masked[k], last_f.reshape(-1)[k], last_s.reshape(-1)[k]
+    else:
+        max_I, mx, my = 0.0, 0.0, 0.0
+    return ImageStats(float(max_I), float(mx), float(my), float(mean), float(rms), float(rmsd))
