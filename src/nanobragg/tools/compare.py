@@ -1,0 +1,442 @@
+"""``nb-compare``: run two nanoBragg programs with the same arguments and compare.
+
+Usage::
+
+    nb-compare [--outdir DIR] [--roi xmin xmax ymin ymax] [--threshold T]
+               [--resample] [--png-scale PCTL] [--save-diff]
+               [--c-bin PATH] [--py-bin PATH] -- ARGS...
+
+The reference program ("c": ``--c-bin``, else ``$NB_C_BIN``, else
+``./nanoBragg``) and the program under test ("py": ``--py-bin``, else
+``$NB_PY_BIN``, else this project's ``nanoBragg`` command) each run in the
+current directory with ``ARGS`` plus their own ``-floatfile``.  Their float
+images are compared and everything is kept in an artifact folder
+(``comparisons/YYYYMMDD-HHMMSS-<hash>/`` unless ``--outdir``).
+
+Exit codes: 0 success, 1 usage error, 2 a program failed or is missing,
+3 correlation below ``--threshold``, 4 shape mismatch without ``--resample``,
+5 unreadable output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nanobragg.tools.metrics import compare_images, finite_or_none
+from nanobragg.tools.preview import write_previews
+
+EXIT_OK, EXIT_USAGE, EXIT_RUNNER, EXIT_THRESHOLD, EXIT_SHAPE, EXIT_UNREADABLE = range(6)
+DEFAULT_PNG_PERCENTILE = 99.5
+DEFAULT_PIXEL_MM = 0.1
+DEFAULT_DETSIZE_MM = 102.4
+SUMMARY_KEYS = (
+    "args", "c_bin", "py_bin", "roi", "resample", "runtime_c_ms", "runtime_py_ms",
+    "correlation", "mse", "rmse", "max_abs_diff", "sum_c", "sum_py", "sum_ratio",
+    "max_c", "max_py", "max_c_at", "max_py_at", "peaks_matched_fraction",
+    "peaks_mean_distance_px", "peaks_max_distance_px", "png_scale_method",
+)
+
+
+class CompareError(Exception):
+    """A failure that ends the comparison with a given exit code and status."""
+
+    def __init__(self, code: int, status: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument parser whose errors exit with status 1 instead of 2."""
+
+    def error(self, message):
+        """Print usage and ``message`` to stderr, then exit 1."""
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+# ------------------------------------------------------------------ arguments
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The option parser for the part of the command line before ``--``."""
+    p = _Parser(prog="nb-compare", usage="%(prog)s [options] -- ARGS...",
+                description="Run two nanoBragg programs with the same ARGS and "
+                            "compare their float images.")
+    p.add_argument("--outdir", type=Path, help="artifact folder (default "
+                   "comparisons/YYYYMMDD-HHMMSS-<hash of ARGS>)")
+    p.add_argument("--roi", type=int, nargs=4, metavar=("XMIN", "XMAX", "YMIN", "YMAX"),
+                   help="inclusive pixel bounds (x fast, y slow) for metrics and previews")
+    p.add_argument("--threshold", type=float, help="exit 3 if correlation is below T")
+    p.add_argument("--resample", action="store_true",
+                   help="resize the py image to the c image's shape (nearest) if they differ")
+    p.add_argument("--png-scale", type=float, default=DEFAULT_PNG_PERCENTILE,
+                   metavar="PCTL", help="percentile of both images mapped to the top "
+                   "of the preview scale (default %(default)s)")
+    p.add_argument("--save-diff", action="store_true", help="also write diff.png (py - c)")
+    p.add_argument("--c-bin", help="reference program (default $NB_C_BIN or ./nanoBragg)")
+    p.add_argument("--py-bin", help="program under test (default $NB_PY_BIN or "
+                   "this project's nanoBragg command)")
+    return p
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse ``OPTIONS -- ARGS``; usage errors raise ``SystemExit(1)``."""
+    parser = build_parser()
+    if "--" in argv:
+        split = argv.index("--")
+        options, args = argv[:split], argv[split + 1:]
+    else:
+        options, args = argv, []
+    opts = parser.parse_args(options)
+    if not args:
+        parser.error("no program arguments: give them after '--'")
+    _check_options(parser, opts)
+    opts.args = list(args)
+    return opts
+
+
+def _check_options(parser: argparse.ArgumentParser, opts: argparse.Namespace) -> None:
+    """Reject option values that parse but make no sense."""
+    if opts.roi is not None:
+        xmin, xmax, ymin, ymax = opts.roi
+        if min(opts.roi) < 0 or xmin > xmax or ymin > ymax:
+            parser.error("--roi needs 0 <= xmin <= xmax and 0 <= ymin <= ymax")
+    if not 0.0 < opts.png_scale <= 100.0:
+        parser.error("--png-scale must be a percentile in (0, 100]")
+    if opts.threshold is not None and not math.isfinite(opts.threshold):
+        parser.error("--threshold must be a finite number")
+
+
+# ------------------------------------------------------------------ programs
+
+
+@dataclass
+class RunResult:
+    """Outcome of one program run."""
+
+    returncode: int
+    runtime_ms: float
+
+
+def _resolve_executable(name: str) -> str | None:
+    """Absolute path of ``name`` (a path, or a command looked up on PATH)."""
+    if os.sep in name or (os.altsep and os.altsep in name):
+        path = Path(name).expanduser().resolve()
+        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+    return shutil.which(name)
+
+
+def resolve_command(flag: str | None, env_name: str, fallback) -> tuple[list[str], str]:
+    """Command list for one side, and its description; missing raises exit 2.
+
+    ``fallback`` is used when neither the flag nor the environment variable
+    is set; it is a program name or a callable returning a command list.
+    """
+    chosen = flag or os.environ.get(env_name)
+    if not chosen:
+        if callable(fallback):
+            cmd = fallback()
+            return cmd, " ".join(cmd)
+        chosen = fallback
+    path = _resolve_executable(chosen)
+    if path is None:
+        raise CompareError(EXIT_RUNNER, "missing_binary", f"program not found: {chosen}")
+    return [path], path
+
+
+def own_command() -> list[str]:
+    """This project's nanoBragg command: the installed script, else ``python -m``."""
+    found = shutil.which("nanoBragg")
+    return [found] if found else [sys.executable, "-m", "nanobragg"]
+
+
+def run_program(cmd: list[str], args: list[str], floatfile: Path,
+                outdir: Path, side: str) -> RunResult:
+    """Run one program in the current directory; keep its stdout and stderr."""
+    floatfile.unlink(missing_ok=True)
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd + args + ["-floatfile", str(floatfile)],
+                              capture_output=True, check=False)
+    except OSError as exc:
+        (outdir / f"{side}_stderr.txt").write_text(f"{exc}\n")
+        raise CompareError(EXIT_RUNNER, "runner_failed",
+                           f"{side}: could not start {cmd[0]}: {exc}") from exc
+    runtime_ms = (time.perf_counter() - start) * 1000.0
+    (outdir / f"{side}_stdout.txt").write_bytes(proc.stdout)
+    (outdir / f"{side}_stderr.txt").write_bytes(proc.stderr)
+    return RunResult(proc.returncode, runtime_ms)
+
+
+# ------------------------------------------------------------------ images
+
+
+def _number(text: str):
+    """``text`` as a float, or ``None`` when it is not a number."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def expected_shape(args: list[str]) -> tuple[int, int]:
+    """``(slow, fast)`` pixel counts implied by nanoBragg arguments.
+
+    Follows nanoBragg's rules: later flags win, pixel counts override
+    detector sizes, and ``pixels = ceil(size / pixel - 0.5)``.
+    """
+    pixel = DEFAULT_PIXEL_MM / 1000.0
+    size_f = size_s = DEFAULT_DETSIZE_MM / 1000.0
+    npix_f = npix_s = 0
+    for flag, text in zip(args, args[1:]):
+        value = _number(text)
+        if value is None:
+            continue
+        if flag in ("-detsize", "-detsize_f"):
+            size_f = value / 1000.0
+        if flag in ("-detsize", "-detsize_s"):
+            size_s = value / 1000.0
+        if flag in ("-detpixels", "-detpixels_f", "-detpixels_x"):
+            npix_f = int(value)
+        if flag in ("-detpixels", "-detpixels_s", "-detpixels_y"):
+            npix_s = int(value)
+        if flag == "-pixel":
+            pixel = value / 1000.0
+    if pixel <= 0.0:
+        return (0, 0)
+    size_f = pixel * npix_f if npix_f else size_f
+    size_s = pixel * npix_s if npix_s else size_s
+    return (math.ceil(size_s / pixel - 0.5), math.ceil(size_f / pixel - 0.5))
+
+
+def read_float_image(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """Read a raw little-endian float32 image of ``shape`` (slow, fast).
+
+    A file of another size that holds a square number of floats is read as
+    a square image; anything else raises exit 5.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CompareError(EXIT_UNREADABLE, "unreadable_output",
+                           f"cannot read {path}: {exc}") from exc
+    count, rest = divmod(len(data), 4)
+    if count == 0 or rest:
+        raise CompareError(EXIT_UNREADABLE, "unreadable_output",
+                           f"{path.name}: {len(data)} bytes is not a float32 image")
+    img = np.frombuffer(data, dtype="<f4")
+    if count == shape[0] * shape[1]:
+        return img.reshape(shape)
+    side = math.isqrt(count)
+    if side * side == count:
+        print(f"note: {path.name} holds {count} floats, not {shape[1]}x{shape[0]}; "
+              f"reading it as {side}x{side}", file=sys.stderr)
+        return img.reshape(side, side)
+    raise CompareError(EXIT_UNREADABLE, "unreadable_output",
+                       f"{path.name}: {count} floats fit neither {shape[1]}x{shape[0]} "
+                       "nor a square image")
+
+
+def resample_nearest(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize ``img`` to ``shape`` by nearest neighbour (pixel centres)."""
+    rows = _nearest_index(img.shape[0], shape[0])
+    cols = _nearest_index(img.shape[1], shape[1])
+    return img[np.ix_(rows, cols)]
+
+
+def _nearest_index(src: int, dst: int) -> np.ndarray:
+    """Source index for each of ``dst`` output pixels spanning ``src`` pixels."""
+    centres = (np.arange(dst) + 0.5) * (src / dst)
+    return np.minimum(centres.astype(np.int64), src - 1)
+
+
+def crop_roi(img: np.ndarray, roi) -> np.ndarray:
+    """The inclusive region ``roi = (xmin, xmax, ymin, ymax)`` of ``img``."""
+    if roi is None:
+        return img
+    xmin, xmax, ymin, ymax = roi
+    if xmax >= img.shape[1] or ymax >= img.shape[0]:
+        raise CompareError(EXIT_USAGE, "bad_roi",
+                           f"--roi {xmin} {xmax} {ymin} {ymax} lies outside the "
+                           f"{img.shape[1]}x{img.shape[0]} image")
+    return img[ymin:ymax + 1, xmin:xmax + 1]
+
+
+# ------------------------------------------------------------------ artifacts
+
+
+def args_hash(args: list[str]) -> str:
+    """Eight hex digits identifying an argument list."""
+    return hashlib.sha256("\0".join(args).encode()).hexdigest()[:8]
+
+
+def make_outdir(outdir: Path | None, args: list[str]) -> Path:
+    """Create the artifact folder (a fresh timestamped one unless given)."""
+    if outdir is not None:
+        outdir.mkdir(parents=True, exist_ok=True)
+        return outdir.resolve()
+    base = Path("comparisons") / f"{time.strftime('%Y%m%d-%H%M%S')}-{args_hash(args)}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    return path.resolve()
+
+
+def new_summary(opts: argparse.Namespace, c_desc: str, py_desc: str) -> dict:
+    """A summary with every required key, metrics still unknown."""
+    summary = dict.fromkeys(SUMMARY_KEYS)
+    summary.update(args=opts.args, c_bin=c_desc, py_bin=py_desc,
+                   roi=list(opts.roi) if opts.roi else None, resample=opts.resample,
+                   threshold=opts.threshold, png_scale_percentile=opts.png_scale,
+                   png_scale_method=(f"linear, shared by c and py, from the minimum to "
+                                     f"the {opts.png_scale:g}th percentile of both"),
+                   status=None, exit_code=None, error=None)
+    return summary
+
+
+def write_summary(outdir: Path, summary: dict) -> None:
+    """Write ``summary.json`` (non-finite numbers become null)."""
+    clean = {k: (finite_or_none(v) if isinstance(v, float) else v)
+             for k, v in summary.items()}
+    (outdir / "summary.json").write_text(json.dumps(clean, indent=2) + "\n")
+
+
+# ------------------------------------------------------------------ report
+
+
+def _fmt(value, spec=".6g") -> str:
+    """Format a number, or ``n/a`` for ``None``."""
+    return "n/a" if value is None else format(value, spec)
+
+
+def summary_line(s: dict) -> str:
+    """One line: verdict and headline metrics."""
+    return (f"{s['status'].upper()}: corr={_fmt(s['correlation'], '.6f')} "
+            f"rmse={_fmt(s['rmse'])} max|diff|={_fmt(s['max_abs_diff'])} "
+            f"sum ratio={_fmt(s['sum_ratio'], '.6f')} "
+            f"peaks matched={_fmt(s['peaks_matched_fraction'], '.2f')} "
+            f"shape={s['shape'][1]}x{s['shape'][0]} -> {s['outdir']}")
+
+
+def metrics_table(s: dict) -> str:
+    """A small fixed-width table of all metrics."""
+    rows = [
+        ("correlation", _fmt(s["correlation"], ".8f")),
+        ("mse", _fmt(s["mse"])), ("rmse", _fmt(s["rmse"])),
+        ("max abs diff", _fmt(s["max_abs_diff"])),
+        ("sum", f"c={_fmt(s['sum_c'])}  py={_fmt(s['sum_py'])}  "
+                f"py/c={_fmt(s['sum_ratio'], '.6f')}"),
+        ("max c", f"{_fmt(s['max_c'])} at (x,y)={s['max_c_at']}"),
+        ("max py", f"{_fmt(s['max_py'])} at (x,y)={s['max_py_at']}"),
+        ("peaks", f"{s['peaks_matched']}/{max(s['peaks_c'], s['peaks_py'])} matched "
+                  f"(c {s['peaks_c']}, py {s['peaks_py']}), "
+                  f"mean {_fmt(s['peaks_mean_distance_px'], '.3f')} px, "
+                  f"max {_fmt(s['peaks_max_distance_px'], '.3f')} px"),
+    ]
+    return "\n".join(f"  {name:<13} {value}" for name, value in rows)
+
+
+# ------------------------------------------------------------------ driver
+
+
+def run_both(opts, commands, outdir: Path, summary: dict) -> dict[str, Path]:
+    """Run c then py; record runtimes; a failure raises exit 2."""
+    floats = {}
+    for side in ("c", "py"):
+        floats[side] = outdir / f"{side}_float.bin"
+        result = run_program(commands[side], opts.args, floats[side], outdir, side)
+        summary[f"runtime_{side}_ms"] = result.runtime_ms
+        summary[f"returncode_{side}"] = result.returncode
+        print(f"{side:>2} runtime: {result.runtime_ms:10.1f} ms  ({summary[f'{side}_bin']})")
+        if result.returncode != 0:
+            raise CompareError(EXIT_RUNNER, "runner_failed",
+                               f"{side}: exit status {result.returncode}; see "
+                               f"{outdir / (side + '_stderr.txt')}")
+    return floats
+
+
+def load_pair(opts, floats: dict[str, Path], summary: dict):
+    """Read both images and bring them to one shape (or raise exit 4/5)."""
+    shape = expected_shape(opts.args)
+    ref = read_float_image(floats["c"], shape)
+    other = read_float_image(floats["py"], shape)
+    summary.update(shape_c=list(ref.shape), shape_py=list(other.shape))
+    if ref.shape != other.shape:
+        if not opts.resample:
+            raise CompareError(EXIT_SHAPE, "shape_mismatch",
+                               f"shapes differ: c {ref.shape[1]}x{ref.shape[0]}, py "
+                               f"{other.shape[1]}x{other.shape[0]} (use --resample)")
+        other = resample_nearest(other, ref.shape)
+    summary["shape"] = list(ref.shape)
+    return ref, other
+
+
+def analyse(opts, ref, other, outdir: Path, summary: dict) -> int:
+    """Metrics and previews over the ROI; returns the exit code."""
+    ref_roi, other_roi = crop_roi(ref, opts.roi), crop_roi(other, opts.roi)
+    origin = (opts.roi[0], opts.roi[2]) if opts.roi else (0, 0)
+    summary.update(compare_images(ref_roi, other_roi, origin))
+    titles = (f"c: {Path(summary['c_bin']).name}", f"py: {Path(summary['py_bin']).name}")
+    summary.update(write_previews(outdir, ref_roi, other_roi, opts.png_scale,
+                                  opts.save_diff, titles))
+    corr = summary["correlation"]
+    failed = opts.threshold is not None and (corr is None or corr < opts.threshold)
+    summary["status"] = "below_threshold" if failed else "ok"
+    return EXIT_THRESHOLD if failed else EXIT_OK
+
+
+def compare(opts: argparse.Namespace) -> int:
+    """Run the whole comparison for parsed options; returns the exit code."""
+    try:
+        c_cmd, c_desc = resolve_command(opts.c_bin, "NB_C_BIN", "./nanoBragg")
+        py_cmd, py_desc = resolve_command(opts.py_bin, "NB_PY_BIN", own_command)
+    except CompareError as exc:
+        print(f"nb-compare: {exc}", file=sys.stderr)
+        return exc.code
+    outdir = make_outdir(opts.outdir, opts.args)
+    summary = new_summary(opts, c_desc, py_desc)
+    summary["outdir"] = str(outdir)
+    try:
+        floats = run_both(opts, {"c": c_cmd, "py": py_cmd}, outdir, summary)
+        ref, other = load_pair(opts, floats, summary)
+        code = analyse(opts, ref, other, outdir, summary)
+    except CompareError as exc:
+        summary.update(status=exc.status, exit_code=exc.code, error=str(exc))
+        write_summary(outdir, summary)
+        print(f"nb-compare: {exc}", file=sys.stderr)
+        return exc.code
+    summary["exit_code"] = code
+    write_summary(outdir, summary)
+    print(summary_line(summary))
+    print(metrics_table(summary))
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``nb-compare``; returns the exit code (never raises SystemExit)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        opts = parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    return compare(opts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
