@@ -6,7 +6,7 @@ float32 correlation >= 0.9999 and total within 1e-3.
 """
 import pytest
 
-from golden import c_image, case_names, compare, run_case
+from golden import EXTRA, c_image, case_names, compare, run_case
 
 LIMITS = {"float64": (0.99999, 1e-4), "float32": (0.9999, 1e-3)}
 
@@ -23,6 +23,13 @@ def test_golden_case(name, dtype, tmp_path):
     assert result["rel_total"] <= total_max, result
     if dtype == "float64":
         assert result["peak_ok"], result
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", case_names(EXTRA))
+def test_extra_case(name, dtype, tmp_path):
+    """Flag combinations beyond the golden set, including C's interpolation fallback under -roi."""
+    test_golden_case(name, dtype, tmp_path)
 
 
 def test_there_are_56_cases():

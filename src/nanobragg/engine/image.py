@@ -49,9 +49,11 @@ def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,
     lf, ls = torch.zeros_like(out), torch.zeros_like(out)
     pieces = []
     omega_sum = torch.zeros((), dtype=out.dtype, device=device)
+    interp_on = inp.interpolate
     for start in range(0, len(flat), p.pixels):
         idx = flat[start:start + p.pixels]
-        value, f_last, s_last, omega = render_pixels(inp, idx % inp.fpixels, idx // inp.fpixels, p.blocks)
+        value, f_last, s_last, omega, interp_on = render_pixels(
+            inp, idx % inp.fpixels, idx // inp.fpixels, p.blocks, interp_on)
         pieces.append((idx, value, f_last, s_last))
         omega_sum = omega_sum + omega.sum()
         if progress is not None:

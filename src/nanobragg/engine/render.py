@@ -98,8 +98,8 @@ def scattering_terms(inp: RenderInputs, diffracted: torch.Tensor, src: slice):
     return q, incident, cut
 
 
-def intensity_terms(inp: RenderInputs, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """F_cell^2 F_latt^2 on (P, K, S, C) and F_latt (for C's zero-lattice skip).
+def intensity_terms(inp: RenderInputs, q: torch.Tensor, cut, interp_on: bool):
+    """F_cell^2 F_latt^2 on (P, K, S, C), F_latt (for C's zero-lattice skip), and the interpolation state.
 
     h = a . q (a in metres, q in 1/m), h0 = ceil(h - 1/2), as in C.
     """
@@ -112,8 +112,12 @@ def intensity_terms(inp: RenderInputs, q: torch.Tensor) -> tuple[torch.Tensor, t
         return dot(d, d)
 
     f_latt = lattice_factor(inp.shape, frac, inp.N, dstar_sq, inp.fudge)
-    f_cell = structure_factor(hkl, h0.long(), inp.ftable, inp.interpolate)
-    return (f_cell * f_latt) ** 2, f_latt
+    counted = None
+    if interp_on:
+        counted = (f_latt != 0) | inp.water
+        counted = counted if cut is None else counted & ~cut[..., None]
+    f_cell, interp_on = structure_factor(hkl, h0.long(), inp.ftable, interp_on, counted)
+    return (f_cell * f_latt) ** 2, f_latt, interp_on
 
 
 def _first_polar(inp, diffracted, cut):
@@ -153,12 +157,12 @@ def _block_multiplier(inp, omega, capture, polar, shape):
     return m
 
 
-def _accumulate(inp, d, omega, capture, blocks, carry):
-    """Sum the intensity terms of all (K, S) blocks into ``carry`` (P,); returns it and the cuts."""
+def _accumulate(inp, d, omega, capture, blocks, carry, interp_on):
+    """Sum the intensity terms of all (K, S) blocks into ``carry`` (P,); returns it, the cuts and interp state."""
     cuts = []
     for ks, src in blocks:
         q, incident, cut = scattering_terms(inp, d[:, ks], src)
-        term, f_latt = intensity_terms(inp, q)
+        term, f_latt, interp_on = intensity_terms(inp, q, cut, interp_on)
         if cut is not None:
             cuts.append((ks, src, cut))
         if not inp.recurrent:
@@ -177,14 +181,16 @@ def _accumulate(inp, d, omega, capture, blocks, carry):
         term = torch.where(skip, torch.zeros_like(term), term)
         mult = torch.where(skip, torch.ones_like(mult), mult)
         carry = _recurrent_sum(carry, term, mult)
-    return carry, cuts
+    return carry, cuts, interp_on
 
 
-def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blocks):
+def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blocks, interp_on: bool | None = None):
     """Pixel values (P,), each pixel's last sub-pixel (F, S) and its summed solid angle (P,).
 
     ``blocks`` lists (layer-subpixel slice, source slice) pairs in C loop
-    order, from :func:`nanobragg.engine.chunks.plan_blocks`.
+    order, from :func:`nanobragg.engine.chunks.plan`. ``interp_on`` is C's
+    shared interpolation flag on entry (default ``inp.interpolate``); its
+    value on exit is returned last, for the next chunk.
     value = scale * I * capture_last * polar_first * omega_first, each factor
     omitted when its ``-oversample_*`` flag applied it inside the sum.
     """
@@ -194,7 +200,8 @@ def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blo
     d = diffracted.reshape(p, t * o, 3)
     omega, capture = omega.reshape(p, t * o), capture.reshape(p, t * o)
     carry = inp.I_bg.expand(p).clone()
-    carry, cuts = _accumulate(inp, d, omega, capture, blocks, carry)
+    interp_on = inp.interpolate if interp_on is None else interp_on
+    carry, cuts, interp_on = _accumulate(inp, d, omega, capture, blocks, carry, interp_on)
     value = inp.scale * carry
     if not inp.oversample_thick:
         value = value * capture[:, (t - 1) * o]
@@ -203,7 +210,7 @@ def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blo
     if not inp.oversample_omega:
         value = value * omega[:, 0]
     omega_total = omega.sum(1) if inp.oversample_omega else omega[:, 0] * (t * o)
-    return value, f_last, s_last, omega_total
+    return value, f_last, s_last, omega_total, interp_on
 
 
 def _first_polar_from(inp, d, cuts):

@@ -85,10 +85,25 @@ def tricubic_F(hkl: torch.Tensor, table: FTable) -> torch.Tensor:
     return (values * weights).sum((-1, -2, -3))
 
 
-def structure_factor(hkl: torch.Tensor, h0: torch.Tensor, table: FTable, interpolate: bool) -> torch.Tensor:
-    """F_cell at fractional hkl with nearest indices h0 (both (..., 3))."""
+def structure_factor(hkl: torch.Tensor, h0: torch.Tensor, table: FTable, interpolate: bool,
+                     counted: torch.Tensor | None = None) -> tuple[torch.Tensor, bool]:
+    """F_cell at fractional hkl with nearest indices h0 (both (..., 3)), and whether interpolation stays on.
+
+    C switches interpolation off for good (a shared flag) at the first point,
+    in loop order, whose stencil leaves the grid; that point and all later
+    ones take the nearest lookup. The leading axes of ``hkl`` must be in C's
+    loop order; ``counted`` (same leading shape) marks the points C reaches
+    (it skips the lookup after a -dmin cut or a zero lattice factor).
+    """
     near = nearest_F(h0, table)
     if not (interpolate and table.populated):
-        return near
-    inside = interpolation_inside(hkl, table)
-    return torch.where(inside, tricubic_F(hkl, table), near)
+        return near, False
+    leaving = ~interpolation_inside(hkl, table)
+    if counted is not None:
+        leaving = leaving & counted
+    flat = leaving.reshape(-1)
+    if not bool(flat.any()):
+        return tricubic_F(hkl, table), True
+    first = int(torch.argmax(flat.to(torch.int8)))
+    before = (torch.arange(flat.numel(), device=flat.device) < first).reshape(leaving.shape)
+    return torch.where(before, tricubic_F(hkl, table), near), False
