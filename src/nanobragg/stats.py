@@ -27,20 +27,17 @@ def image_stats(image32: np.ndarray, active: np.ndarray, roi, last_f: np.ndarray
     mean = sum/n, rms = sqrt(sum v^2/(n-1)) over rendered pixels;
     rmsd = sqrt(sum (v-mean)^2/(m-1)) over the m ROI pixels (n, m at least 1 and 2).
     """
-    v = image32.astype(np.float64)
-    act = v[active]
+    act = image32[active].astype(np.float64)
     n = max(act.size, 1)
     mean = act.sum() / n
-    rms = np.sqrt((act * act).sum() / (max(act.size, 2) - 1))
+    rms = np.sqrt(np.dot(act, act) / (max(act.size, 2) - 1))
     xmin, xmax, ymin, ymax = roi
-    s, f = np.indices(v.shape)
-    in_roi = (f >= xmin) & (f <= xmax) & (s >= ymin) & (s <= ymax)
-    dev = v[in_roi] - mean
-    rmsd = np.sqrt((dev * dev).sum() / (max(dev.size, 2) - 1))
-    masked = np.where(active, v, -np.inf).reshape(-1)
+    window = image32[max(ymin, 0):ymax + 1, max(xmin, 0):xmax + 1].astype(np.float64).reshape(-1) - mean
+    rmsd = np.sqrt(np.dot(window, window) / (max(window.size, 2) - 1))
+    masked = np.where(active, image32, -np.inf).reshape(-1)
     k = int(np.argmax(masked)) if masked.size else 0
     if masked.size and masked[k] > 0.0:
-        max_I, mx, my = masked[k], last_f.reshape(-1)[k], last_s.reshape(-1)[k]
+        max_I, mx, my = float(masked[k]), last_f.reshape(-1)[k], last_s.reshape(-1)[k]
     else:
         max_I, mx, my = 0.0, 0.0, 0.0
     return ImageStats(float(max_I), float(mx), float(my), float(mean), float(rms), float(rmsd))

@@ -208,7 +208,8 @@ FLAGS = [
     Flag(("-dtype",), (u.choice("float32", "float64"),), "run.dtype", help="arithmetic precision (default float32)"),
     Flag(("-device",), (u.choice("cpu", "cuda", "auto"),), "run.device", help="cpu, cuda or auto"),
     Flag(("-max_memory",), (u.positive(u.number),), "run.max_memory_mb", help="engine memory budget (MB)"),
-    Flag(("-compile",), **_set(("run.compile", True)), help="compile the engine with torch.compile"),
+    Flag(("-compile",), **_set(("run.compile", True)), help="always compile the engine (torch.compile)"),
+    Flag(("-nocompile",), **_set(("run.compile", False)), help="never compile the engine"),
     Flag(("-h", "-help", "--help"), **_set(("run.help", True)), help="this help"),
 ]
 

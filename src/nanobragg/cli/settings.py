@@ -24,7 +24,7 @@ class RunOptions:
     device: str = "auto"
     max_memory_mb: Optional[float] = None
     help: bool = False
-    compile: bool = False
+    compile: Optional[bool] = None  #: None: compile large renders only
 
 
 @dataclass

@@ -43,7 +43,8 @@ def render(settings: Settings, res: Resolved, device: torch.device):
     bar, update = _progress(settings, total)
     try:
         with torch.no_grad():
-            return render_image(inp, res.roi, res.mask, budget=budget, progress=update)
+            return render_image(inp, res.roi, res.mask, budget=budget, progress=update,
+                                compile=settings.run.compile)
     finally:
         if bar is not None:
             bar.close()

@@ -13,6 +13,7 @@ import torch
 
 from .chunks import plan
 from .inputs import RenderInputs
+from .compiled import compiled_kernel, worth_compiling
 from .render import render_pixels
 
 
@@ -36,14 +37,29 @@ def active_pixels(fpixels: int, spixels: int, roi, mask: Optional[np.ndarray], d
     return active
 
 
+def _pad(flat: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Pad the pixel list to a whole number of chunks by repeating its last pixel (one compiled shape)."""
+    extra = (-len(flat)) % chunk if len(flat) > chunk else 0
+    return torch.cat([flat, flat[-1:].expand(extra)]) if extra else flat
+
+
 def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,
-                 progress: Optional[Callable[[int], None]] = None) -> RenderedImage:
-    """Render every active pixel; ``progress(n)`` is called after each chunk of n pixels."""
+                 progress: Optional[Callable[[int], None]] = None, compile: bool | None = None) -> RenderedImage:
+    """Render every active pixel; ``progress(n)`` is called after each chunk of n pixels.
+
+    ``compile``: True/False forces torch.compile on or off; None compiles
+    only large renders (see :mod:`nanobragg.engine.compiled`).
+    """
     device = inp.pix0.device
     active = active_pixels(inp.fpixels, inp.spixels, roi, mask, device)
     flat = torch.nonzero(active.reshape(-1))[:, 0]
     K = len(inp.thick_offsets) * inp.oversample ** 2
     p = plan(K, len(inp.source_dirs), len(inp.cells), inp.pix0.element_size(), inp.interpolate, budget)
+    terms = float(len(flat)) * K * len(inp.source_dirs) * len(inp.cells)
+    kernel, real = render_pixels, len(flat)
+    if not torch.is_grad_enabled() and worth_compiling(terms, device, compile):
+        kernel = compiled_kernel()
+        flat = _pad(flat, p.pixels)
     n = inp.fpixels * inp.spixels
     out = torch.zeros(n, dtype=inp.pix0.dtype, device=device)
     lf, ls = torch.zeros_like(out), torch.zeros_like(out)
@@ -52,12 +68,13 @@ def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,
     interp_on = inp.interpolate
     for start in range(0, len(flat), p.pixels):
         idx = flat[start:start + p.pixels]
-        value, f_last, s_last, omega, interp_on = render_pixels(
+        value, f_last, s_last, omega, interp_on = kernel(
             inp, idx % inp.fpixels, idx // inp.fpixels, p.blocks, interp_on)
-        pieces.append((idx, value, f_last, s_last))
-        omega_sum = omega_sum + omega.sum()
+        keep = min(len(idx), real - start)  # drop the padding of the last compiled chunk
+        pieces.append((idx[:keep], value[:keep], f_last[:keep], s_last[:keep]))
+        omega_sum = omega_sum + omega[:keep].sum()
         if progress is not None:
-            progress(len(idx))
+            progress(keep)
     if pieces:
         idx = torch.cat([q[0] for q in pieces])
         out = out.index_put((idx,), torch.cat([q[1] for q in pieces]))

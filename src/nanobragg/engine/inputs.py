@@ -39,6 +39,7 @@ class RenderInputs:
     cells: torch.Tensor  #: (C, 3, 3) rows a, b, c in m, phi-major then mosaic domain
     recip: torch.Tensor  #: (3, 3) rows a*, b*, c* in 1/Angstrom (unrotated)
     N: torch.Tensor  #: (3,) cells along a, b, c
+    N_axes: tuple  #: (3,) bool, N > 1 on that axis (a static decision, so the engine has no data-dependent branch)
     shape: str
     fudge: torch.Tensor
     ftable: FTable

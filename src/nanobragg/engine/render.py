@@ -21,18 +21,29 @@ import torch
 
 from ..geometry.vectors import dot, rotate_axis, unitize
 from ..physics.lattice import lattice_factor
-from ..physics.polarization import polarization_factor
+from ..physics.polarization import kahn_factor, polarization_axes
 from ..physics.structure_factors import structure_factor
 from .inputs import RenderInputs
 
 
+def _dot(u, v):
+    """Dot product of two component triples."""
+    return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
+
+
+def _scaled(vec, scale):
+    """Components of a (3,) vector times a tensor ``scale``."""
+    return tuple(scale * vec[i] for i in range(3))
+
+
 def subpixel_positions(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor):
-    """Lab positions (P, T, O, 3) of every sub-pixel in every sensor layer.
+    """Lab position components (x, y, z), each (P, T, O), of every sub-pixel in every layer.
 
     F = sub*(fpixel*n + subF) + sub/2, S likewise, sub = pixel/n (C's Fdet, Sdet);
     pos = pix0 + F fdet + S sdet + depth odet. O enumerates (subS, subF), subS-major.
     Also returns the last sub-pixel's (F, S) of each pixel, which C reports
-    with the maximum.
+    with the maximum. Components are kept apart (not stacked on a last axis
+    of 3) so that compiled code vectorises over pixels.
     """
     n = inp.oversample
     dtype = inp.pix0.dtype
@@ -40,40 +51,42 @@ def subpixel_positions(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor
     steps = torch.arange(n, device=fpix.device, dtype=dtype)
     fd = sub * (fpix.to(dtype)[:, None] * n + steps) + sub / 2.0  # (P, n)
     sd = sub * (spix.to(dtype)[:, None] * n + steps) + sub / 2.0
-    fd = fd[:, None, :].expand(-1, n, -1).reshape(len(fpix), n * n)
-    sd = sd[:, :, None].expand(-1, -1, n).reshape(len(fpix), n * n)
-    plane = inp.pix0 + fd[..., None] * inp.fdet + sd[..., None] * inp.sdet  # (P, O, 3)
-    pos = plane[:, None] + inp.thick_offsets[None, :, None, None] * inp.odet  # (P, T, O, 3)
+    fd = fd[:, None, :].expand(-1, n, -1).reshape(len(fpix), 1, n * n)
+    sd = sd[:, :, None].expand(-1, -1, n).reshape(len(fpix), 1, n * n)
+    depth = inp.thick_offsets[None, :, None]
+    pos = tuple(inp.pix0[i] + fd * inp.fdet[i] + sd * inp.sdet[i] + depth * inp.odet[i] for i in range(3))
     if inp.curved:
         pos = _curve(inp, pos)
-    return pos, fd[:, -1], sd[:, -1]
+    return pos, fd[:, 0, -1], sd[:, 0, -1]
 
 
-def _curve(inp: RenderInputs, pos: torch.Tensor) -> torch.Tensor:
+def _curve(inp: RenderInputs, pos):
     """C's curved detector: every pixel at ``distance`` from the sample.
 
     C rotates distance*beam about sdet by y/distance, then about fdet by
     z/distance, using the lab y and z components of the flat position.
     """
     base = inp.distance * inp.beam
-    step1 = rotate_axis(base, inp.sdet, pos[..., 1] / inp.distance)
-    return rotate_axis(step1, inp.fdet, pos[..., 2] / inp.distance)
+    step1 = rotate_axis(base, inp.sdet, pos[1] / inp.distance)
+    out = rotate_axis(step1, inp.fdet, pos[2] / inp.distance)
+    return out.unbind(-1)
 
 
-def pixel_factors(inp: RenderInputs, pos: torch.Tensor):
-    """Diffracted unit vectors, solid angles and capture fractions on (P, T, O).
+def pixel_factors(inp: RenderInputs, pos):
+    """Diffracted unit vector components, solid angles and capture fractions on (P, T, O).
 
     omega = pixel^2 / R^2 * close_distance / R (1/R^2 with -point_pixel);
     capture = exp(-t*dt*mu/p) - exp(-(t+1)*dt*mu/p), p = diffracted . odet.
     """
-    diffracted, airpath = unitize(pos)
+    airpath = torch.sqrt(_dot(pos, pos))
+    diffracted = tuple(c / airpath for c in pos)
     if inp.point_pixel:
         omega = 1.0 / (airpath * airpath)
     else:
         omega = inp.pixel_size * inp.pixel_size / (airpath * airpath) * inp.close_distance / airpath
     if inp.absorb:
-        parallax = dot(diffracted, inp.odet)
-        layer = torch.arange(len(inp.thick_offsets), device=pos.device, dtype=pos.dtype)[None, :, None]
+        parallax = _dot(diffracted, inp.odet)
+        layer = torch.arange(len(inp.thick_offsets), device=airpath.device, dtype=airpath.dtype)[None, :, None]
         depth = inp.thickstep * inp.mu / parallax
         capture = torch.exp(-layer * depth) - torch.exp(-(layer + 1) * depth)
     else:
@@ -81,53 +94,70 @@ def pixel_factors(inp: RenderInputs, pos: torch.Tensor):
     return diffracted, omega, capture
 
 
-def scattering_terms(inp: RenderInputs, diffracted: torch.Tensor, src: slice):
-    """Scattering vectors and per-source quantities on (P, K, S).
+def scattering_terms(inp: RenderInputs, d, src: slice):
+    """Scattering vector components on (P, K, S), and the -dmin cut mask (or None).
 
     q = (diffracted - incident)/lambda, incident = -source direction;
     a source is cut when dmin > 0 and 1/(2 stol) < dmin, stol = |q|/2.
     """
     incident = -inp.source_dirs[src]
-    lam = inp.source_lambdas[src]
-    q = (diffracted[:, :, None, :] - incident) / lam[:, None]  # (P, K, S, 3)
+    inv_lam = 1.0 / inp.source_lambdas[src]
+    q = tuple((d[i][:, :, None] - incident[:, i]) * inv_lam for i in range(3))
+    cut = None
     if inp.dmin > 0:
-        stol = 0.5 * torch.sqrt(dot(q, q))
+        stol = 0.5 * torch.sqrt(_dot(q, q))
         cut = (stol > 0) & (inp.dmin > 0.5 / stol)
-    else:
-        cut = None
-    return q, incident, cut
+    return q, cut
 
 
-def intensity_terms(inp: RenderInputs, q: torch.Tensor, cut, interp_on: bool):
+def miller_indices(q, cells: torch.Tensor) -> tuple:
+    """Fractional h, k, l, each (P, K, S, C): (a, b, c) . q, as plain products so compiled code fuses them."""
+    qx, qy, qz = (c[..., None] for c in q)
+    return tuple(qx * cells[:, i, 0] + qy * cells[:, i, 1] + qz * cells[:, i, 2] for i in range(3))
+
+
+def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool):
     """F_cell^2 F_latt^2 on (P, K, S, C), F_latt (for C's zero-lattice skip), and the interpolation state.
 
     h = a . q (a in metres, q in 1/m), h0 = ceil(h - 1/2), as in C.
     """
-    hkl = torch.einsum("pksx,cyx->pkscy", q, inp.cells)
-    h0 = torch.ceil(hkl - 0.5)
-    frac = hkl - h0
+    hkl = miller_indices(q, inp.cells)
+    h0 = tuple(torch.ceil(h - 0.5) for h in hkl)
+    frac = tuple(h - n for h, n in zip(hkl, h0))
 
     def dstar_sq(f):
-        d = f @ inp.recip
-        return dot(d, d)
+        r = inp.recip
+        return _dot(*[tuple(f[0] * r[0, i] + f[1] * r[1, i] + f[2] * r[2, i] for i in range(3))] * 2)
 
-    f_latt = lattice_factor(inp.shape, frac, inp.N, dstar_sq, inp.fudge)
+    f_latt = lattice_factor(inp.shape, frac, inp.N, dstar_sq, inp.fudge, inp.N_axes)
     counted = None
     if interp_on:
         counted = (f_latt != 0) | inp.water
         counted = counted if cut is None else counted & ~cut[..., None]
-    f_cell, interp_on = structure_factor(hkl, h0.long(), inp.ftable, interp_on, counted)
+    if inp.ftable.populated:
+        f_cell, interp_on = structure_factor(torch.stack(hkl, -1), torch.stack(h0, -1).long(), inp.ftable,
+                                             interp_on, counted)
+    else:
+        f_cell = inp.ftable.default_F
+    interp_on = interp_on and inp.ftable.populated
     return (f_cell * f_latt) ** 2, f_latt, interp_on
 
 
-def _first_polar(inp, diffracted, cut):
+def _polar(inp, d, incident):
+    """Kahn factor for diffracted components d (broadcastable) and incident vectors (..., 3)."""
+    e_in, b_in = polarization_axes(incident, inp.polar_vector)
+    comps = lambda v: tuple(v[..., i] for i in range(3))  # noqa: E731
+    return kahn_factor(inp.kahn, _dot(d, comps(incident)), _dot(d, comps(e_in)), _dot(d, comps(b_in)))
+
+
+def _first_polar(inp, d, cut):
     """C's cached polarization: computed at the first (layer, sub-pixel, source) not cut."""
     if inp.nopolar:
-        return torch.ones(diffracted.shape[0], dtype=diffracted.dtype, device=diffracted.device)
+        return torch.ones_like(d[0][:, 0])
     incident = -inp.source_dirs
     if cut is None:
-        return polarization_factor(inp.kahn, incident[0], diffracted[:, 0], inp.polar_vector)
-    pol = polarization_factor(inp.kahn, incident, diffracted[:, :, None, :], inp.polar_vector)
+        return _polar(inp, tuple(c[:, 0] for c in d), incident[0])
+    pol = _polar(inp, tuple(c[:, :, None] for c in d), incident)  # (P, K, S)
     ok = ~cut.reshape(len(pol), -1)
     first = torch.argmax(ok.to(torch.int8), dim=1)
     chosen = pol.reshape(len(pol), -1).gather(1, first[:, None])[:, 0]
@@ -161,7 +191,8 @@ def _accumulate(inp, d, omega, capture, blocks, carry, interp_on):
     """Sum the intensity terms of all (K, S) blocks into ``carry`` (P,); returns it, the cuts and interp state."""
     cuts = []
     for ks, src in blocks:
-        q, incident, cut = scattering_terms(inp, d[:, ks], src)
+        dks = tuple(c[:, ks] for c in d)
+        q, cut = scattering_terms(inp, dks, src)
         term, f_latt, interp_on = intensity_terms(inp, q, cut, interp_on)
         if cut is not None:
             cuts.append((ks, src, cut))
@@ -172,8 +203,8 @@ def _accumulate(inp, d, omega, capture, blocks, carry, interp_on):
             continue
         polar = None
         if inp.oversample_polar:
-            polar = (torch.ones_like(q[..., 0]) if inp.nopolar else
-                     polarization_factor(inp.kahn, incident, d[:, ks, None, :], inp.polar_vector))
+            polar = (torch.ones_like(q[0]) if inp.nopolar else
+                     _polar(inp, tuple(c[:, :, None] for c in dks), -inp.source_dirs[src]))
         mult = _block_multiplier(inp, omega[:, ks], capture[:, ks], polar, term.shape)
         skip = (f_latt == 0) if not inp.water else torch.zeros_like(term, dtype=torch.bool)
         if cut is not None:
@@ -197,7 +228,7 @@ def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blo
     pos, f_last, s_last = subpixel_positions(inp, fpix, spix)
     diffracted, omega, capture = pixel_factors(inp, pos)
     p, t, o = omega.shape
-    d = diffracted.reshape(p, t * o, 3)
+    d = tuple(c.reshape(p, t * o) for c in diffracted)
     omega, capture = omega.reshape(p, t * o), capture.reshape(p, t * o)
     carry = inp.I_bg.expand(p).clone()
     interp_on = inp.interpolate if interp_on is None else interp_on
@@ -217,7 +248,7 @@ def _first_polar_from(inp, d, cuts):
     """Assemble the full (P, K, S) cut mask when -dmin is active, then pick C's cached polarization."""
     if not cuts:
         return _first_polar(inp, d, None)
-    full = torch.zeros(d.shape[0], d.shape[1], len(inp.source_dirs), dtype=torch.bool, device=d.device)
+    full = torch.zeros(d[0].shape[0], d[0].shape[1], len(inp.source_dirs), dtype=torch.bool, device=d[0].device)
     for ks, src, cut in cuts:
         full[:, ks, src] = cut
     return _first_polar(inp, d, full)

@@ -54,12 +54,14 @@ def sinc3(x: torch.Tensor) -> torch.Tensor:
     return sinc3_sq(x * x)
 
 
-def lattice_factor(shape: str, frac: torch.Tensor, N: torch.Tensor, dstar_sq, fudge) -> torch.Tensor:
+def lattice_factor(shape: str, frac: torch.Tensor, N: torch.Tensor, dstar_sq, fudge, axes=None) -> torch.Tensor:
     """F_latt for one crystal shape.
 
-    frac: (..., 3) fractional Miller offsets h - h0; N: (3,) cells per axis;
+    frac: the three fractional Miller offsets h - h0 (tensors of one shape);
+    N: (3,) cells per axis;
     dstar_sq: callable giving |dh a* + dk b* + dl c*|^2 (1/A^2) for the
-    Gaussian and top-hat shapes.
+    Gaussian and top-hat shapes; axes: which axes have N > 1 (C skips the
+    others in the parallelepiped transform), decided once outside the engine.
 
     square: prod_i sincg(pi h_i, N_i) over axes with N_i > 1
     round:  Na Nb Nc 0.7236 sinc3(pi sqrt(sum (dh_i N_i)^2 fudge))
@@ -69,17 +71,18 @@ def lattice_factor(shape: str, frac: torch.Tensor, N: torch.Tensor, dstar_sq, fu
     ncells = N[0] * N[1] * N[2]
     if shape == "square":
         out = None
+        axes = axes if axes is not None else tuple(float(n) > 1 for n in N)
         for i in range(3):
-            if float(N[i]) > 1:
-                f = sincg_frac(frac[..., i], N[i])
+            if axes[i]:
+                f = sincg_frac(frac[i], N[i])
                 out = f if out is None else out * f
-        return torch.ones_like(frac[..., 0]) if out is None else out
+        return torch.ones_like(frac[0]) if out is None else out
     if shape == "round":
-        hrad_sq = ((frac * N) ** 2).sum(-1)
+        hrad_sq = sum((frac[i] * N[i]) ** 2 for i in range(3))
         return ncells * ROUND_SCALE * sinc3_sq(math.pi ** 2 * hrad_sq * fudge)
     rad_star_sq = dstar_sq(frac) * ncells * ncells
     if shape == "gauss":
         return ncells * torch.exp(-(rad_star_sq / 0.63 * fudge))
     if shape == "tophat":
-        return ncells * (rad_star_sq * fudge < 0.3969).to(frac.dtype)
+        return ncells * (rad_star_sq * fudge < 0.3969).to(frac[0].dtype)
     raise ValueError(f"unknown crystal shape {shape!r}")
