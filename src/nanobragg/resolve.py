@@ -23,7 +23,6 @@ from .geometry.beam import divergence_grid, file_sources, grid_sources
 from .geometry.crystal import CellVectors, cells_in_crystal, orient_cell, rotated_cells
 from .geometry.detector import DetectorGeometry, convention_vectors, resolve_detector
 from .physics.structure_factors import FTable
-from .rng.cran import mosaic_umats, random_misset
 
 R_E_SQR = 7.94079248018965e-30  #: Thomson cross section (m^2)
 AVOGADRO = 6.02214179e23
@@ -73,6 +72,16 @@ def _t(x, dtype=torch.float64, device=None):
     return torch.as_tensor(x, dtype=dtype, device=device)
 
 
+def _length(v: torch.Tensor) -> float:
+    """Length of a cell vector (m); for a batch of orientations, all have the same length."""
+    return float(v.detach().reshape(-1, 3)[0].norm())
+
+
+def _first(v: torch.Tensor) -> torch.Tensor:
+    """A (3,) vector, the first of a batch: the engine's reciprocal cell only enters through lengths."""
+    return v.reshape(-1, 3)[0]
+
+
 def _fluence(exp: Experiment) -> tuple[float, list]:
     """Fluence from flux*exposure/beamsize^2 when a flux is given; clip the sample to the beam."""
     beam, xtal = exp.beam, exp.crystal
@@ -100,6 +109,8 @@ def _misset(exp: Experiment, seed: int | None):
     """Misset angles (rad), drawing C's random orientation when asked."""
     m = exp.crystal.misset
     if isinstance(m, str):
+        from .rng.cran import random_misset  # numba loads only when a random orientation is drawn
+
         mseed = exp.crystal.misset_seed if exp.crystal.misset_seed is not None else seed
         _, angles = random_misset(mseed)
         return angles, tuple(a * 180.0 / math.pi for a in angles)
@@ -122,8 +133,7 @@ def _sources(exp, vecs, lam0):
 
 def _oversample(sampling, cell, N, lam0, distance, pixel):
     """C's recommended oversampling: ceil(3 * max crystal size / (lambda * distance / pixel))."""
-    size = max(float(cell.a.norm()) * float(N[0]), float(cell.b.norm()) * float(N[1]),
-               float(cell.c.norm()) * float(N[2]))
+    size = max(_length(cell.a) * float(N[0]), _length(cell.b) * float(N[1]), _length(cell.c) * float(N[2]))
     recommended = math.ceil(3.0 * size / (float(lam0) * float(distance) / float(pixel)))
     recommended = max(recommended, 1)
     return (sampling.oversample if sampling.oversample > 0 else recommended), recommended
@@ -133,6 +143,8 @@ def _domain_rotations(spread: float, domains: int, seed: int) -> np.ndarray:
     """C's mosaic domain rotations; a single domain is always the identity, so no generator is needed."""
     if domains == 1:
         return np.eye(3)[None]
+    from .rng.cran import mosaic_umats  # numba loads only when domains are drawn
+
     return mosaic_umats(spread, domains, seed)
 
 
@@ -193,7 +205,7 @@ def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, devic
     interpolate = _interpolation_choice(xtal)
     misset, misset_deg = _misset(exp, seed)
     cell = orient_cell(xtal.cell, xtal.matrix, beam.wavelength, misset, dtype=f64, device=device)
-    N = tuple(cells_in_crystal(s, float(v.norm()), n) for s, v, n in
+    N = tuple(cells_in_crystal(s, _length(v), n) for s, v, n in
               ((xtal.sample_x, cell.a, xtal.Na), (xtal.sample_y, cell.b, xtal.Nb), (xtal.sample_z, cell.c, xtal.Nc)))
     oversample, _ = _oversample(smp, cell, N, beam.wavelength, geom.distance, geom.pixel_size)
     ftable = _ftable(xtal, f64, device)
@@ -214,7 +226,7 @@ def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, devic
         thick_offsets=_t([i * tstep for i in range(tsteps)], f64, device), thickstep=_t(tstep, f64, device),
         mu=_t(mu, f64, device), absorb=thick != 0.0, curved=det.curved, point_pixel=det.point_pixel,
         source_dirs=dirs, source_lambdas=lams, cells=cells,
-        recip=torch.stack([cell.a_star, cell.b_star, cell.c_star]),
+        recip=torch.stack([_first(cell.a_star), _first(cell.b_star), _first(cell.c_star)]),
         N=torch.stack([_t(n, f64, device) for n in N]), N_axes=tuple(float(n) > 1 for n in N), shape=xtal.shape, fudge=_t(xtal.fudge, f64, device),
         ftable=ftable, interpolate=interpolate, kahn=_t(beam.polarization, f64, device),
         polar_vector=vecs.polar, nopolar=beam.nopolar, dmin=float(smp.dmin),

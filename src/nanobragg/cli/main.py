@@ -10,15 +10,17 @@ import os
 import sys
 import time
 
-import numpy as np
+import torch  # noqa: F401  (imported first so that start-up after it can be timed)
 
-from ..io import InputError
-from ..resolve import ConfigError, resolve
-from .loaders import apply_smv_header, load_inputs
-from .parser import UsageError, apply_flag, split_flags
-from .settings import Settings
-from .usage import usage_text
-from .validate import validate
+TORCH_READY = time.perf_counter()
+
+from ..io import InputError  # noqa: E402
+from ..resolve import ConfigError  # noqa: E402
+from .loaders import apply_smv_header, load_inputs  # noqa: E402
+from .parser import UsageError, apply_flag, split_flags  # noqa: E402
+from .settings import Settings  # noqa: E402
+from .usage import usage_text  # noqa: E402
+from .validate import validate  # noqa: E402
 
 PROG = "nanoBragg"
 

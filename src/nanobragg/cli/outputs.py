@@ -6,7 +6,6 @@ import numpy as np
 from ..io import auto_int_scale, auto_pgm_scale, int_image_from_float, write_float_image, write_pgm, write_smv
 from ..io.smv import smv_header_values
 from ..resolve import Resolved
-from ..rng.noise import poisson_noise_c, poisson_noise_torch
 
 
 def header_values(res: Resolved, noise: bool) -> dict:
@@ -42,6 +41,8 @@ def write_outputs(out, res: Resolved, image32: np.ndarray, stats, log) -> None:
 
 def write_noise(out, res: Resolved, image32: np.ndarray, log) -> None:
     """Poisson noise image: C's generator bit for bit, or torch's (fast, not identical)."""
+    from ..rng.noise import poisson_noise_c, poisson_noise_torch  # numba loads only when noise is made
+
     if out.noise_rng == "torch":
         import torch
         gen = torch.Generator().manual_seed(abs(int(out.seed)))

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
+import time
 
 import numpy as np
 import torch
@@ -36,18 +38,36 @@ def _progress(settings: Settings, total: int):
 
 
 def render(settings: Settings, res: Resolved, device: torch.device):
-    """Render the image with the engine, honouring the memory budget and progress settings."""
+    """Render the image with the engine, honouring the memory budget and progress settings.
+
+    With the environment variable NB_TIMING=1, two lines go to stderr: the
+    start-up time from the end of ``import torch`` to the first pixel, and
+    the engine's own time (read by the benchmark command).
+    """
+    from .main import TORCH_READY
+
+    timing = os.environ.get("NB_TIMING") == "1"
     inp = res.inputs.to(device=device)
     budget = int(settings.run.max_memory_mb * 2 ** 20) if settings.run.max_memory_mb else None
     total = res.detector.fpixels * res.detector.spixels
     bar, update = _progress(settings, total)
+    start = time.perf_counter()
+    if timing:
+        print(f"startup: first pixel at {start - TORCH_READY:.3f} s after import torch", file=sys.stderr)
     try:
         with torch.no_grad():
-            return render_image(inp, res.roi, res.mask, budget=budget, progress=update,
-                                compile=settings.run.compile)
+            out = render_image(inp, res.roi, res.mask, budget=budget, progress=update,
+                               compile=settings.run.compile)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
     finally:
         if bar is not None:
             bar.close()
+    if timing:
+        print(f"engine: rendered {int(out.active.sum())} pixels in {time.perf_counter() - start:.3f} s "
+              f"(compiled: {'yes' if out.compiled else 'no'}, dtype {str(inp.pix0.dtype).replace('torch.', '')}, "
+              f"device {device.type}, threads {torch.get_num_threads()})", file=sys.stderr)
+    return out
 
 
 def simulate_and_write(settings: Settings, seed: int, log) -> int:

@@ -19,11 +19,12 @@ from .render import render_pixels
 
 @dataclass
 class RenderedImage:
-    image: torch.Tensor  #: (spixels, fpixels), zero outside the rendered pixels
+    image: torch.Tensor  #: (spixels, fpixels), or (B, spixels, fpixels) for a batch; zero outside rendered pixels
     active: torch.Tensor  #: (spixels, fpixels) bool, pixels C renders
     last_sub_f: torch.Tensor  #: (spixels, fpixels) m, fast position of each pixel's last sub-pixel
     last_sub_s: torch.Tensor
     omega_sum: torch.Tensor  #: () sum of C's omega_pixel over all sub-pixels and layers
+    compiled: bool = False  #: whether the torch.compile'd kernel rendered it
 
 
 def active_pixels(fpixels: int, spixels: int, roi, mask: Optional[np.ndarray], device=None) -> torch.Tensor:
@@ -54,17 +55,21 @@ def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,
     active = active_pixels(inp.fpixels, inp.spixels, roi, mask, device)
     flat = torch.nonzero(active.reshape(-1))[:, 0]
     K = len(inp.thick_offsets) * inp.oversample ** 2
-    p = plan(K, len(inp.source_dirs), len(inp.cells), inp.pix0.element_size(), inp.interpolate, budget)
-    terms = float(len(flat)) * K * len(inp.source_dirs) * len(inp.cells)
+    C = len(inp.orientations)
+    if inp.cells.dim() == 4 and inp.interpolate:
+        raise ValueError("a batch of orientations cannot use tricubic interpolation (C's fallback is per image)")
+    p = plan(K, len(inp.source_dirs), C, inp.pix0.element_size(), inp.interpolate, budget)
+    terms = float(len(flat)) * K * len(inp.source_dirs) * C
     kernel, real = render_pixels, len(flat)
     if not torch.is_grad_enabled() and worth_compiling(terms, device, compile):
         kernel = compiled_kernel()
         flat = _pad(flat, p.pixels)
     n = inp.fpixels * inp.spixels
-    out = torch.zeros(n, dtype=inp.pix0.dtype, device=device)
-    lf, ls = torch.zeros_like(out), torch.zeros_like(out)
+    out = torch.zeros(n, inp.batch, dtype=inp.pix0.dtype, device=device)
+    lf = torch.zeros(n, dtype=inp.pix0.dtype, device=device)
+    ls = torch.zeros_like(lf)
     pieces = []
-    omega_sum = torch.zeros((), dtype=out.dtype, device=device)
+    omega_sum = torch.zeros((), dtype=lf.dtype, device=device)
     interp_on = inp.interpolate
     for start in range(0, len(flat), p.pixels):
         idx = flat[start:start + p.pixels]
@@ -81,4 +86,6 @@ def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,
         lf = lf.index_put((idx,), torch.cat([q[2] for q in pieces]))
         ls = ls.index_put((idx,), torch.cat([q[3] for q in pieces]))
     shape = (inp.spixels, inp.fpixels)
-    return RenderedImage(out.reshape(shape), active, lf.reshape(shape), ls.reshape(shape), omega_sum)
+    image = out.T.reshape(inp.batch, *shape) if inp.cells.dim() == 4 else out[:, 0].reshape(shape)
+    return RenderedImage(image, active, lf.reshape(shape), ls.reshape(shape), omega_sum,
+                         kernel is not render_pixels)

@@ -36,7 +36,7 @@ class RenderInputs:
     point_pixel: bool
     source_dirs: torch.Tensor  #: (S, 3) unit vectors towards the sources
     source_lambdas: torch.Tensor  #: (S,) m
-    cells: torch.Tensor  #: (C, 3, 3) rows a, b, c in m, phi-major then mosaic domain
+    cells: torch.Tensor  #: (C, 3, 3) or (B, C, 3, 3): rows a, b, c in m, phi-major then mosaic domain
     recip: torch.Tensor  #: (3, 3) rows a*, b*, c* in 1/Angstrom (unrotated)
     N: torch.Tensor  #: (3,) cells along a, b, c
     N_axes: tuple  #: (3,) bool, N > 1 on that axis (a static decision, so the engine has no data-dependent branch)
@@ -64,6 +64,16 @@ class RenderInputs:
                 return FTable(conv(x.grid), x.lo, x.hi, conv(x.default_F), x.populated)
             return x
         return replace(self, **{k: conv(v) for k, v in self.__dict__.items()})
+
+    @property
+    def batch(self) -> int:
+        """Number of orientations rendered at once (1 when ``cells`` has no batch axis)."""
+        return self.cells.shape[0] if self.cells.dim() == 4 else 1
+
+    @property
+    def orientations(self) -> torch.Tensor:
+        """All cells as (B*C, 3, 3), batch-major."""
+        return self.cells.reshape(-1, 3, 3)
 
     @property
     def recurrent(self) -> bool:

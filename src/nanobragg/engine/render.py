@@ -121,7 +121,7 @@ def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool):
 
     h = a . q (a in metres, q in 1/m), h0 = ceil(h - 1/2), as in C.
     """
-    hkl = miller_indices(q, inp.cells)
+    hkl = miller_indices(q, inp.orientations)
     h0 = tuple(torch.ceil(h - 0.5) for h in hkl)
     frac = tuple(h - n for h, n in zip(hkl, h0))
 
@@ -164,15 +164,21 @@ def _first_polar(inp, d, cut):
     return torch.where(ok.any(1), chosen, torch.zeros_like(chosen))
 
 
-def _recurrent_sum(carry, term, mult):
+def _batch_major(x: torch.Tensor, batch: int) -> torch.Tensor:
+    """(P, K, S, B*C) -> (P, B, K*S*C): each orientation's terms in C's loop order."""
+    p, k, s, bc = x.shape
+    return x.reshape(p, k, s, batch, bc // batch).permute(0, 3, 1, 2, 4).reshape(p, batch, -1)
+
+
+def _recurrent_sum(carry, term, mult, batch: int):
     """C's running sum with a per-term multiplier: I <- (I + t_n) * m_n, over n in loop order.
 
-    Closed form on the flattened (P, N) block: I = carry * prod(m) + sum_n t_n prod_{j>=n} m_j.
+    Closed form per pixel and orientation: I = carry * prod(m) + sum_n t_n prod_{j>=n} m_j;
+    carry is (P, B), term and mult (P, K, S, B*C).
     """
-    p = term.shape[0]
-    t, m = term.reshape(p, -1), mult.reshape(p, -1)
-    suffix = torch.flip(torch.cumprod(torch.flip(m, [1]), 1), [1])
-    return carry * suffix[:, 0] + (t * suffix).sum(1)
+    t, m = _batch_major(term, batch), _batch_major(mult, batch)
+    suffix = torch.flip(torch.cumprod(torch.flip(m, [2]), 2), [2])
+    return carry * suffix[..., 0] + (t * suffix).sum(2)
 
 
 def _block_multiplier(inp, omega, capture, polar, shape):
@@ -199,7 +205,8 @@ def _accumulate(inp, d, omega, capture, blocks, carry, interp_on):
         if not inp.recurrent:
             if cut is not None:
                 term = term * (~cut)[..., None]
-            carry = carry + term.sum((1, 2, 3))
+            p, k, s, bc = term.shape
+            carry = carry + term.reshape(p, k, s, inp.batch, bc // inp.batch).sum((1, 2, 4))
             continue
         polar = None
         if inp.oversample_polar:
@@ -211,12 +218,12 @@ def _accumulate(inp, d, omega, capture, blocks, carry, interp_on):
             skip = skip | cut[..., None]
         term = torch.where(skip, torch.zeros_like(term), term)
         mult = torch.where(skip, torch.ones_like(mult), mult)
-        carry = _recurrent_sum(carry, term, mult)
+        carry = _recurrent_sum(carry, term, mult, inp.batch)
     return carry, cuts, interp_on
 
 
 def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blocks, interp_on: bool | None = None):
-    """Pixel values (P,), each pixel's last sub-pixel (F, S) and its summed solid angle (P,).
+    """Pixel values (P, B), each pixel's last sub-pixel (F, S) and its summed solid angle (P,).
 
     ``blocks`` lists (layer-subpixel slice, source slice) pairs in C loop
     order, from :func:`nanobragg.engine.chunks.plan`. ``interp_on`` is C's
@@ -230,16 +237,16 @@ def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blo
     p, t, o = omega.shape
     d = tuple(c.reshape(p, t * o) for c in diffracted)
     omega, capture = omega.reshape(p, t * o), capture.reshape(p, t * o)
-    carry = inp.I_bg.expand(p).clone()
+    carry = inp.I_bg.expand(p, inp.batch).clone()
     interp_on = inp.interpolate if interp_on is None else interp_on
     carry, cuts, interp_on = _accumulate(inp, d, omega, capture, blocks, carry, interp_on)
     value = inp.scale * carry
     if not inp.oversample_thick:
-        value = value * capture[:, (t - 1) * o]
+        value = value * capture[:, (t - 1) * o, None]
     if not inp.oversample_polar:
-        value = value * _first_polar_from(inp, d, cuts)
+        value = value * _first_polar_from(inp, d, cuts)[:, None]
     if not inp.oversample_omega:
-        value = value * omega[:, 0]
+        value = value * omega[:, 0, None]
     omega_total = omega.sum(1) if inp.oversample_omega else omega[:, 0] * (t * o)
     return value, f_last, s_last, omega_total, interp_on
 

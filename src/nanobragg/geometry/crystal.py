@@ -57,11 +57,13 @@ def reciprocal_from_cell(a, b, c, alpha, beta, gamma):
 
 
 def _rescale(v, length):
-    return v * (length / norm(v))
+    return v * (length / norm(v)).unsqueeze(-1)
 
 
 def cell_vectors(a_star, b_star, c_star, user_cell=None) -> CellVectors:
     """Real and re-derived reciprocal vectors from reciprocal ones (C's cross-product round trip).
+
+    Vectors are (..., 3): a leading batch axis (several orientations) is carried through.
 
     a = (b* x c*) V, with V = 1/(a* . b* x c*); when the user gave the cell,
     |b* x c*| is forced to a/V_cell so that the lengths are exactly the
@@ -73,9 +75,11 @@ def cell_vectors(a_star, b_star, c_star, user_cell=None) -> CellVectors:
         la, lb, lc, volume = user_cell
         bxc, cxa, axb = _rescale(bxc, la / volume), _rescale(cxa, lb / volume), _rescale(axb, lc / volume)
         v_star = 1.0 / volume
+    v_star = torch.as_tensor(v_star, dtype=bxc.dtype).expand(bxc.shape[:-1])
     v_cell = 1.0 / v_star
-    a, b, c = bxc * v_cell, cxa * v_cell, axb * v_cell
-    a_star, b_star, c_star = cross(b, c) * v_star, cross(c, a) * v_star, cross(a, b) * v_star
+    vc, vs = v_cell.unsqueeze(-1), v_star.unsqueeze(-1)
+    a, b, c = bxc * vc, cxa * vc, axb * vc
+    a_star, b_star, c_star = cross(b, c) * vs, cross(c, a) * vs, cross(a, b) * vs
     return CellVectors(a * ANGSTROM, b * ANGSTROM, c * ANGSTROM, a_star, b_star, c_star, v_cell)
 
 
@@ -84,7 +88,8 @@ def orient_cell(cell=None, matrix=None, wavelength=None, misset=None, dtype=torc
 
     cell: (a, b, c, alpha, beta, gamma) in metres/radians (floats or tensors);
     matrix: MOSFLM A matrix rows (3x3), divided by the wavelength in Angstrom;
-    misset: (rotx, roty, rotz) radians or None. The matrix, when given, wins
+    misset: (rotx, roty, rotz) radians or None; a (B, 3) tensor gives a batch
+    of B orientations (vectors of shape (B, 3)). The matrix, when given, wins
     over the cell's orientation (C reads it after building the cell), but
     the cell lengths, when given, are still enforced.
     """
@@ -101,7 +106,8 @@ def orient_cell(cell=None, matrix=None, wavelength=None, misset=None, dtype=torc
         m = t(matrix) * (ANGSTROM / t(wavelength))
         a_star, b_star, c_star = m[:, 0], m[:, 1], m[:, 2]
     if misset is not None:
-        a_star, b_star, c_star = (rotate_xyz(v, *misset) for v in (a_star, b_star, c_star))
+        angles = misset.unbind(-1) if isinstance(misset, torch.Tensor) else misset
+        a_star, b_star, c_star = (rotate_xyz(v, *angles) for v in (a_star, b_star, c_star))
     return cell_vectors(a_star, b_star, c_star, user)
 
 
@@ -114,12 +120,13 @@ def cells_in_crystal(sample_size: float, length_m: float, n_given):
 def rotated_cells(cell: CellVectors, spindle, phis, umats) -> torch.Tensor:
     """Real-space cells for every spindle step and mosaic domain.
 
-    Returns (phisteps * domains, 3, 3): rows a, b, c in metres, ordered phi-major.
+    Returns (phisteps * domains, 3, 3): rows a, b, c in metres, ordered phi-major;
+    (B, phisteps * domains, 3, 3) for a batch of B orientations.
     A step at phi == 0 does not rotate: C keeps the previous step's vectors
     there (for phi0 = 0 that is the last step of the previous pass), which
     this reproduces by taking the cyclically previous step.
     """
-    abc = torch.stack([cell.a, cell.b, cell.c])
+    abc = torch.stack([cell.a, cell.b, cell.c], -2)  # (..., 3, 3)
     steps = [rotate_axis(abc, spindle, phi) for phi in phis]
     zero = [float(phi) == 0.0 for phi in phis]
     if all(zero):
@@ -131,6 +138,6 @@ def rotated_cells(cell: CellVectors, spindle, phis, umats) -> torch.Tensor:
                 while zero[j % len(steps)]:
                     j -= 1
                 steps[i] = steps[j % len(steps)]
-    per_phi = torch.stack(steps)  # (F, 3, 3)
-    out = rotate_umat(per_phi[:, None, :, :], umats[None, :, None, :, :])  # (F, M, 3, 3)
-    return out.reshape(-1, 3, 3)
+    per_phi = torch.stack(steps, -3)  # (..., F, 3, 3)
+    out = rotate_umat(per_phi[..., :, None, :, :], umats[:, None, :, :])  # (..., F, M, 3, 3)
+    return out.reshape(*out.shape[:-4], -1, 3, 3)
