@@ -2,11 +2,13 @@
 
 For each pixel, the C program loops over sensor layers (T), sub-pixels (O),
 sources (S), spindle steps and mosaic domains (C), and accumulates
-I = I_bg + sum F_cell^2 F_latt^2. Here those loops are tensor axes:
-pixel geometry is computed on (P, T, O), the scattering vector on
-(P, K, S) with K = T*O, and the Miller indices and structure factors on
-(P, K, S, C). Pixels, and when needed layers/sources, are processed in
-chunks sized from a memory budget (:mod:`nanobragg.engine.chunks`).
+I = I_bg + sum F_cell^2 F_latt^2. Here those loops are tensor axes, with
+the pixel axis P last so that every element-wise operation (eager or
+compiled) runs over long contiguous rows: geometry on (K, P) with K = T*O,
+scattering vectors on (K, S, P), Miller indices and structure factors on
+(K, S, C, P). Vectors are kept as separate x, y, z tensors for the same
+reason. Pixels, and when needed layers/sources, are processed in chunks
+sized from a memory budget (:mod:`nanobragg.engine.chunks`).
 
 The per-pixel factors follow C's "last value" semantics: without the
 ``-oversample_*`` flags, the solid angle is the first sub-pixel's, the
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from ..geometry.vectors import dot, rotate_axis, unitize
+from ..geometry.vectors import rotate_axis
 from ..physics.lattice import lattice_factor
 from ..physics.polarization import kahn_factor, polarization_axes
 from ..physics.structure_factors import structure_factor
@@ -31,33 +33,27 @@ def _dot(u, v):
     return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
 
 
-def _scaled(vec, scale):
-    """Components of a (3,) vector times a tensor ``scale``."""
-    return tuple(scale * vec[i] for i in range(3))
-
-
 def subpixel_positions(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor):
-    """Lab position components (x, y, z), each (P, T, O), of every sub-pixel in every layer.
+    """Lab position components (x, y, z), each (T, O, P), of every sub-pixel in every layer.
 
     F = sub*(fpixel*n + subF) + sub/2, S likewise, sub = pixel/n (C's Fdet, Sdet);
     pos = pix0 + F fdet + S sdet + depth odet. O enumerates (subS, subF), subS-major.
-    Also returns the last sub-pixel's (F, S) of each pixel, which C reports
-    with the maximum. Components are kept apart (not stacked on a last axis
-    of 3) so that compiled code vectorises over pixels.
+    Also returns the last sub-pixel's (F, S) of each pixel (P,), which C
+    reports with the maximum.
     """
     n = inp.oversample
     dtype = inp.pix0.dtype
     sub = inp.pixel_size / n
-    steps = torch.arange(n, device=fpix.device, dtype=dtype)
-    fd = sub * (fpix.to(dtype)[:, None] * n + steps) + sub / 2.0  # (P, n)
-    sd = sub * (spix.to(dtype)[:, None] * n + steps) + sub / 2.0
-    fd = fd[:, None, :].expand(-1, n, -1).reshape(len(fpix), 1, n * n)
-    sd = sd[:, :, None].expand(-1, -1, n).reshape(len(fpix), 1, n * n)
-    depth = inp.thick_offsets[None, :, None]
+    steps = torch.arange(n, device=fpix.device, dtype=dtype)[:, None]
+    fd = sub * (fpix.to(dtype) * n + steps) + sub / 2.0  # (n, P)
+    sd = sub * (spix.to(dtype) * n + steps) + sub / 2.0
+    fd = fd[None, :, :].expand(n, -1, -1).reshape(1, n * n, -1)  # subF varies fastest
+    sd = sd[:, None, :].expand(-1, n, -1).reshape(1, n * n, -1)
+    depth = inp.thick_offsets[:, None, None]
     pos = tuple(inp.pix0[i] + fd * inp.fdet[i] + sd * inp.sdet[i] + depth * inp.odet[i] for i in range(3))
     if inp.curved:
         pos = _curve(inp, pos)
-    return pos, fd[:, 0, -1], sd[:, 0, -1]
+    return pos, fd[0, -1], sd[0, -1]
 
 
 def _curve(inp: RenderInputs, pos):
@@ -68,41 +64,41 @@ def _curve(inp: RenderInputs, pos):
     """
     base = inp.distance * inp.beam
     step1 = rotate_axis(base, inp.sdet, pos[1] / inp.distance)
-    out = rotate_axis(step1, inp.fdet, pos[2] / inp.distance)
-    return out.unbind(-1)
+    return rotate_axis(step1, inp.fdet, pos[2] / inp.distance).unbind(-1)
 
 
 def pixel_factors(inp: RenderInputs, pos):
-    """Diffracted unit vector components, solid angles and capture fractions on (P, T, O).
+    """Diffracted unit vector components, solid angles and capture fractions, each (K, P).
 
     omega = pixel^2 / R^2 * close_distance / R (1/R^2 with -point_pixel);
     capture = exp(-t*dt*mu/p) - exp(-(t+1)*dt*mu/p), p = diffracted . odet.
     """
+    t, o, p = pos[0].shape
     airpath = torch.sqrt(_dot(pos, pos))
-    diffracted = tuple(c / airpath for c in pos)
+    diffracted = tuple((c / airpath).reshape(t * o, p) for c in pos)
     if inp.point_pixel:
         omega = 1.0 / (airpath * airpath)
     else:
         omega = inp.pixel_size * inp.pixel_size / (airpath * airpath) * inp.close_distance / airpath
     if inp.absorb:
-        parallax = _dot(diffracted, inp.odet)
-        layer = torch.arange(len(inp.thick_offsets), device=airpath.device, dtype=airpath.dtype)[None, :, None]
+        parallax = _dot(tuple(c.reshape(t, o, p) for c in diffracted), inp.odet)
+        layer = torch.arange(t, device=airpath.device, dtype=airpath.dtype)[:, None, None]
         depth = inp.thickstep * inp.mu / parallax
         capture = torch.exp(-layer * depth) - torch.exp(-(layer + 1) * depth)
     else:
         capture = torch.ones_like(omega)
-    return diffracted, omega, capture
+    return diffracted, omega.reshape(t * o, p), capture.reshape(t * o, p)
 
 
 def scattering_terms(inp: RenderInputs, d, src: slice):
-    """Scattering vector components on (P, K, S), and the -dmin cut mask (or None).
+    """Scattering vector components on (K, S, P), and the -dmin cut mask (or None).
 
     q = (diffracted - incident)/lambda, incident = -source direction;
     a source is cut when dmin > 0 and 1/(2 stol) < dmin, stol = |q|/2.
     """
     incident = -inp.source_dirs[src]
-    inv_lam = 1.0 / inp.source_lambdas[src]
-    q = tuple((d[i][:, :, None] - incident[:, i]) * inv_lam for i in range(3))
+    inv_lam = (1.0 / inp.source_lambdas[src])[:, None]
+    q = tuple((d[i][:, None, :] - incident[:, i, None]) * inv_lam for i in range(3))
     cut = None
     if inp.dmin > 0:
         stol = 0.5 * torch.sqrt(_dot(q, q))
@@ -111,13 +107,14 @@ def scattering_terms(inp: RenderInputs, d, src: slice):
 
 
 def miller_indices(q, cells: torch.Tensor) -> tuple:
-    """Fractional h, k, l, each (P, K, S, C): (a, b, c) . q, as plain products so compiled code fuses them."""
-    qx, qy, qz = (c[..., None] for c in q)
-    return tuple(qx * cells[:, i, 0] + qy * cells[:, i, 1] + qz * cells[:, i, 2] for i in range(3))
+    """Fractional h, k, l, each (K, S, C, P): (a, b, c) . q, as plain products so compiled code fuses them."""
+    qx, qy, qz = (c[:, :, None, :] for c in q)
+    return tuple(qx * cells[:, i, 0, None] + qy * cells[:, i, 1, None] + qz * cells[:, i, 2, None]
+                 for i in range(3))
 
 
 def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool):
-    """F_cell^2 F_latt^2 on (P, K, S, C), F_latt (for C's zero-lattice skip), and the interpolation state.
+    """F_cell^2 F_latt^2 on (K, S, C, P), F_latt (for C's zero-lattice skip), and the interpolation state.
 
     h = a . q (a in metres, q in 1/m), h0 = ceil(h - 1/2), as in C.
     """
@@ -127,98 +124,101 @@ def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool):
 
     def dstar_sq(f):
         r = inp.recip
-        return _dot(*[tuple(f[0] * r[0, i] + f[1] * r[1, i] + f[2] * r[2, i] for i in range(3))] * 2)
+        d = tuple(f[0] * r[0, i] + f[1] * r[1, i] + f[2] * r[2, i] for i in range(3))
+        return _dot(d, d)
 
     f_latt = lattice_factor(inp.shape, frac, inp.N, dstar_sq, inp.fudge, inp.N_axes)
+    if not inp.ftable.populated:
+        return (inp.ftable.default_F * f_latt) ** 2, f_latt, False
     counted = None
     if interp_on:
         counted = (f_latt != 0) | inp.water
-        counted = counted if cut is None else counted & ~cut[..., None]
-    if inp.ftable.populated:
-        f_cell, interp_on = structure_factor(torch.stack(hkl, -1), torch.stack(h0, -1).long(), inp.ftable,
-                                             interp_on, counted)
-    else:
-        f_cell = inp.ftable.default_F
-    interp_on = interp_on and inp.ftable.populated
+        counted = counted if cut is None else counted & ~cut[:, :, None, :]
+    f_cell, interp_on = structure_factor(hkl, h0, inp.ftable, interp_on, counted)
     return (f_cell * f_latt) ** 2, f_latt, interp_on
 
 
 def _polar(inp, d, incident):
-    """Kahn factor for diffracted components d (broadcastable) and incident vectors (..., 3)."""
+    """Kahn factor for diffracted components d (each (K, 1, P)) and incident vectors (S, 3): (K, S, P)."""
     e_in, b_in = polarization_axes(incident, inp.polar_vector)
-    comps = lambda v: tuple(v[..., i] for i in range(3))  # noqa: E731
+    comps = lambda v: tuple(v[:, i, None] for i in range(3))  # noqa: E731
     return kahn_factor(inp.kahn, _dot(d, comps(incident)), _dot(d, comps(e_in)), _dot(d, comps(b_in)))
 
 
 def _first_polar(inp, d, cut):
-    """C's cached polarization: computed at the first (layer, sub-pixel, source) not cut."""
+    """C's cached polarization (P,): computed at the first (layer, sub-pixel, source) not cut."""
     if inp.nopolar:
-        return torch.ones_like(d[0][:, 0])
+        return torch.ones_like(d[0][0])
     incident = -inp.source_dirs
     if cut is None:
-        return _polar(inp, tuple(c[:, 0] for c in d), incident[0])
-    pol = _polar(inp, tuple(c[:, :, None] for c in d), incident)  # (P, K, S)
-    ok = ~cut.reshape(len(pol), -1)
-    first = torch.argmax(ok.to(torch.int8), dim=1)
-    chosen = pol.reshape(len(pol), -1).gather(1, first[:, None])[:, 0]
-    return torch.where(ok.any(1), chosen, torch.zeros_like(chosen))
+        return _polar(inp, tuple(c[:1, None, :] for c in d), incident[:1])[0, 0]
+    pol = _polar(inp, tuple(c[:, None, :] for c in d), incident)  # (K, S, P)
+    ok = ~cut.reshape(-1, cut.shape[-1])
+    first = torch.argmax(ok.to(torch.int8), dim=0)
+    chosen = pol.reshape(-1, pol.shape[-1]).gather(0, first[None, :])[0]
+    return torch.where(ok.any(0), chosen, torch.zeros_like(chosen))
 
 
 def _batch_major(x: torch.Tensor, batch: int) -> torch.Tensor:
-    """(P, K, S, B*C) -> (P, B, K*S*C): each orientation's terms in C's loop order."""
-    p, k, s, bc = x.shape
-    return x.reshape(p, k, s, batch, bc // batch).permute(0, 3, 1, 2, 4).reshape(p, batch, -1)
+    """(K, S, B*C, P) -> (B, K*S*C, P): each orientation's terms in C's loop order."""
+    k, s, bc, p = x.shape
+    return x.reshape(k, s, batch, bc // batch, p).permute(2, 0, 1, 3, 4).reshape(batch, -1, p)
 
 
 def _recurrent_sum(carry, term, mult, batch: int):
     """C's running sum with a per-term multiplier: I <- (I + t_n) * m_n, over n in loop order.
 
-    Closed form per pixel and orientation: I = carry * prod(m) + sum_n t_n prod_{j>=n} m_j;
-    carry is (P, B), term and mult (P, K, S, B*C).
+    Closed form per orientation and pixel: I = carry * prod(m) + sum_n t_n prod_{j>=n} m_j;
+    carry is (B, P), term and mult (K, S, B*C, P).
     """
     t, m = _batch_major(term, batch), _batch_major(mult, batch)
-    suffix = torch.flip(torch.cumprod(torch.flip(m, [2]), 2), [2])
-    return carry * suffix[..., 0] + (t * suffix).sum(2)
+    suffix = torch.flip(torch.cumprod(torch.flip(m, [1]), 1), [1])
+    return carry * suffix[:, 0] + (t * suffix).sum(1)
 
 
 def _block_multiplier(inp, omega, capture, polar, shape):
-    """Per-term factor m for the recurrent path, broadcast to (P, K, S, C)."""
+    """Per-term factor m for the recurrent path, broadcast to (K, S, C, P)."""
     m = torch.ones(shape, dtype=omega.dtype, device=omega.device)
     if inp.oversample_thick:
-        m = m * capture[:, :, None, None]
+        m = m * capture[:, None, None, :]
     if inp.oversample_polar:
-        m = m * polar[..., None]
+        m = m * polar[:, :, None, :]
     if inp.oversample_omega:
-        m = m * omega[:, :, None, None]
+        m = m * omega[:, None, None, :]
     return m
 
 
+def _recurrent_block(inp, dks, src, omega, capture, term, f_latt, cut, carry):
+    """One block of the -oversample_* recurrence (C multiplies the running sum after each term)."""
+    polar = None
+    if inp.oversample_polar:
+        polar = (torch.ones_like(term[:, :, 0]) if inp.nopolar else
+                 _polar(inp, tuple(c[:, None, :] for c in dks), -inp.source_dirs[src]))
+    mult = _block_multiplier(inp, omega, capture, polar, term.shape)
+    skip = (f_latt == 0) if not inp.water else torch.zeros_like(term, dtype=torch.bool)
+    if cut is not None:
+        skip = skip | cut[:, :, None, :]
+    term = torch.where(skip, torch.zeros_like(term), term)
+    mult = torch.where(skip, torch.ones_like(mult), mult)
+    return _recurrent_sum(carry, term, mult, inp.batch)
+
+
 def _accumulate(inp, d, omega, capture, blocks, carry, interp_on):
-    """Sum the intensity terms of all (K, S) blocks into ``carry`` (P,); returns it, the cuts and interp state."""
+    """Sum the intensity terms of all (K, S) blocks into ``carry`` (B, P); returns it, the cuts and interp state."""
     cuts = []
     for ks, src in blocks:
-        dks = tuple(c[:, ks] for c in d)
+        dks = tuple(c[ks] for c in d)
         q, cut = scattering_terms(inp, dks, src)
         term, f_latt, interp_on = intensity_terms(inp, q, cut, interp_on)
         if cut is not None:
             cuts.append((ks, src, cut))
-        if not inp.recurrent:
-            if cut is not None:
-                term = term * (~cut)[..., None]
-            p, k, s, bc = term.shape
-            carry = carry + term.reshape(p, k, s, inp.batch, bc // inp.batch).sum((1, 2, 4))
+        if inp.recurrent:
+            carry = _recurrent_block(inp, dks, src, omega[ks], capture[ks], term, f_latt, cut, carry)
             continue
-        polar = None
-        if inp.oversample_polar:
-            polar = (torch.ones_like(q[0]) if inp.nopolar else
-                     _polar(inp, tuple(c[:, :, None] for c in dks), -inp.source_dirs[src]))
-        mult = _block_multiplier(inp, omega[:, ks], capture[:, ks], polar, term.shape)
-        skip = (f_latt == 0) if not inp.water else torch.zeros_like(term, dtype=torch.bool)
         if cut is not None:
-            skip = skip | cut[..., None]
-        term = torch.where(skip, torch.zeros_like(term), term)
-        mult = torch.where(skip, torch.ones_like(mult), mult)
-        carry = _recurrent_sum(carry, term, mult, inp.batch)
+            term = term * (~cut)[:, :, None, :]
+        k, s, bc, p = term.shape
+        carry = carry + term.reshape(k, s, inp.batch, bc // inp.batch, p).sum((0, 1, 3))
     return carry, cuts, interp_on
 
 
@@ -233,29 +233,28 @@ def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blo
     omitted when its ``-oversample_*`` flag applied it inside the sum.
     """
     pos, f_last, s_last = subpixel_positions(inp, fpix, spix)
-    diffracted, omega, capture = pixel_factors(inp, pos)
-    p, t, o = omega.shape
-    d = tuple(c.reshape(p, t * o) for c in diffracted)
-    omega, capture = omega.reshape(p, t * o), capture.reshape(p, t * o)
-    carry = inp.I_bg.expand(p, inp.batch).clone()
+    d, omega, capture = pixel_factors(inp, pos)
+    k, p = omega.shape
+    carry = inp.I_bg.expand(inp.batch, p).clone()
     interp_on = inp.interpolate if interp_on is None else interp_on
     carry, cuts, interp_on = _accumulate(inp, d, omega, capture, blocks, carry, interp_on)
     value = inp.scale * carry
     if not inp.oversample_thick:
-        value = value * capture[:, (t - 1) * o, None]
+        value = value * capture[k - inp.oversample ** 2]
     if not inp.oversample_polar:
-        value = value * _first_polar_from(inp, d, cuts)[:, None]
+        value = value * _first_polar_from(inp, d, cuts)
     if not inp.oversample_omega:
-        value = value * omega[:, 0, None]
-    omega_total = omega.sum(1) if inp.oversample_omega else omega[:, 0] * (t * o)
-    return value, f_last, s_last, omega_total, interp_on
+        value = value * omega[0]
+    omega_total = omega.sum(0) if inp.oversample_omega else omega[0] * k
+    return value.T, f_last, s_last, omega_total, interp_on
 
 
 def _first_polar_from(inp, d, cuts):
-    """Assemble the full (P, K, S) cut mask when -dmin is active, then pick C's cached polarization."""
+    """Assemble the full (K, S, P) cut mask when -dmin is active, then pick C's cached polarization."""
     if not cuts:
         return _first_polar(inp, d, None)
-    full = torch.zeros(d[0].shape[0], d[0].shape[1], len(inp.source_dirs), dtype=torch.bool, device=d[0].device)
+    k, p = d[0].shape
+    full = torch.zeros(k, len(inp.source_dirs), p, dtype=torch.bool, device=d[0].device)
     for ks, src, cut in cuts:
-        full[:, ks, src] = cut
+        full[ks, src] = cut
     return _first_polar(inp, d, full)

@@ -34,19 +34,17 @@ class FTable:
         return cls(zero, (0, 0, 0), (0, 0, 0), torch.as_tensor(default_F, dtype=dtype, device=device), False)
 
 
-def _flat_index(idx: torch.Tensor, shape) -> torch.Tensor:
-    return (idx[..., 0] * shape[1] + idx[..., 1]) * shape[2] + idx[..., 2]
-
-
-def nearest_F(h0: torch.Tensor, table: FTable) -> torch.Tensor:
-    """F at integer indices h0 (..., 3); default_F outside [lo, hi] (C's nearest-neighbour branch)."""
+def nearest_F(h0: tuple, table: FTable) -> torch.Tensor:
+    """F at whole indices h0 (three tensors, float or int); default_F outside [lo, hi] (C's nearest branch)."""
     if not table.populated:
-        return table.default_F.to(h0.device).expand(h0.shape[:-1]).to(table.grid.dtype)
-    lo = torch.tensor(table.lo, device=h0.device, dtype=h0.dtype)
-    hi = torch.tensor(table.hi, device=h0.device, dtype=h0.dtype)
-    inside = ((h0 >= lo) & (h0 <= hi)).all(-1)
-    idx = torch.where(inside.unsqueeze(-1), h0 - lo, torch.zeros_like(h0))
-    values = table.grid.reshape(-1)[_flat_index(idx, table.grid.shape)]
+        return table.default_F.expand(h0[0].shape)
+    shape = table.grid.shape
+    idx = [h.long() - lo for h, lo in zip(h0, table.lo)]
+    inside = (idx[0] >= 0) & (idx[1] >= 0) & (idx[2] >= 0)
+    for i, (lo, hi) in enumerate(zip(table.lo, table.hi)):
+        inside = inside & (idx[i] <= hi - lo)
+    flat = (idx[0] * shape[1] + idx[1]) * shape[2] + idx[2]
+    values = table.grid.reshape(-1)[torch.where(inside, flat, torch.zeros_like(flat))]
     return torch.where(inside, values, table.default_F.to(values.dtype))
 
 
@@ -57,19 +55,22 @@ def _lagrange_weights(x: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     return torch.stack([d1 * d2 * d3 / -6.0, d0 * d2 * d3 / 2.0, d0 * d1 * d3 / -2.0, d0 * d1 * d2 / 6.0], -1)
 
 
-def interpolation_inside(hkl: torch.Tensor, table: FTable) -> torch.Tensor:
+def interpolation_inside(hkl: tuple, table: FTable) -> torch.Tensor:
     """C's safety test for tricubic interpolation: the 4-point stencil stays in the grid."""
-    lo = torch.tensor(table.lo, dtype=hkl.dtype, device=hkl.device)
-    rng = torch.tensor([h - l + 1 for h, l in zip(table.hi, table.lo)], dtype=hkl.dtype, device=hkl.device)
-    return ((hkl - lo + 3 <= rng) & (hkl - 2 >= lo)).all(-1)
+    inside = None
+    for h, lo, hi in zip(hkl, table.lo, table.hi):
+        ok = (h - lo + 3 <= hi - lo + 1) & (h - 2 >= lo)
+        inside = ok if inside is None else inside & ok
+    return inside
 
 
-def tricubic_F(hkl: torch.Tensor, table: FTable) -> torch.Tensor:
-    """Tricubic (4x4x4 Lagrange) interpolation of F at fractional hkl (..., 3).
+def tricubic_F(hkl: tuple, table: FTable) -> torch.Tensor:
+    """Tricubic (4x4x4 Lagrange) interpolation of F at fractional (h, k, l) (C ``polin3``).
 
     Points whose stencil leaves the grid are evaluated on a clamped stencil;
     callers replace them with the nearest lookup (see ``structure_factor``).
     """
+    hkl = torch.stack(hkl, -1)
     base = torch.floor(hkl)
     w = _lagrange_weights(hkl, base)  # (..., 3, 4)
     lo = torch.tensor(table.lo, dtype=torch.long, device=hkl.device)
@@ -85,15 +86,16 @@ def tricubic_F(hkl: torch.Tensor, table: FTable) -> torch.Tensor:
     return (values * weights).sum((-1, -2, -3))
 
 
-def structure_factor(hkl: torch.Tensor, h0: torch.Tensor, table: FTable, interpolate: bool,
+def structure_factor(hkl: tuple, h0: tuple, table: FTable, interpolate: bool,
                      counted: torch.Tensor | None = None) -> tuple[torch.Tensor, bool]:
-    """F_cell at fractional hkl with nearest indices h0 (both (..., 3)), and whether interpolation stays on.
+    """F_cell at fractional (h, k, l) with nearest indices h0 (three tensors each), and whether interpolation stays on.
 
     C switches interpolation off for good (a shared flag) at the first point,
     in loop order, whose stencil leaves the grid; that point and all later
-    ones take the nearest lookup. The leading axes of ``hkl`` must be in C's
-    loop order; ``counted`` (same leading shape) marks the points C reaches
-    (it skips the lookup after a -dmin cut or a zero lattice factor).
+    ones take the nearest lookup. ``order`` of the points is C's loop order
+    along the leading axes (K, S, C) for each pixel, pixels last; ``counted``
+    marks the points C reaches (it skips the lookup after a -dmin cut or a
+    zero lattice factor).
     """
     near = nearest_F(h0, table)
     if not (interpolate and table.populated):
@@ -101,9 +103,10 @@ def structure_factor(hkl: torch.Tensor, h0: torch.Tensor, table: FTable, interpo
     leaving = ~interpolation_inside(hkl, table)
     if counted is not None:
         leaving = leaving & counted
-    flat = leaving.reshape(-1)
-    if not bool(flat.any()):
+    if not bool(leaving.any()):
         return tricubic_F(hkl, table), True
-    first = int(torch.argmax(flat.to(torch.int8)))
-    before = (torch.arange(flat.numel(), device=flat.device) < first).reshape(leaving.shape)
-    return torch.where(before, tricubic_F(hkl, table), near), False
+    # C's loop order is pixel-major: move the pixel axis (last) to the front before flattening.
+    order = leaving.movedim(-1, 0).reshape(-1)
+    first = int(torch.argmax(order.to(torch.int8)))
+    rank = torch.arange(order.numel(), device=order.device).reshape(leaving.movedim(-1, 0).shape).movedim(0, -1)
+    return torch.where(rank < first, tricubic_F(hkl, table), near), False
