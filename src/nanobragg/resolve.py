@@ -72,6 +72,11 @@ def _t(x, dtype=torch.float64, device=None):
     return torch.as_tensor(x, dtype=dtype, device=device)
 
 
+def _num(x) -> float:
+    """A plain number for decisions and reports, without touching the autograd graph."""
+    return float(x.detach()) if isinstance(x, torch.Tensor) else float(x)
+
+
 def _length(v: torch.Tensor) -> float:
     """Length of a cell vector (m); for a batch of orientations, all have the same length."""
     return float(v.detach().reshape(-1, 3)[0].norm())
@@ -99,7 +104,7 @@ def _fluence(exp: Experiment) -> tuple[float, list]:
 
 def _check_inputs(exp: Experiment):
     xtal = exp.crystal
-    if xtal.fgrid is None and float(xtal.default_F) == 0.0:
+    if xtal.fgrid is None and _num(xtal.default_F) == 0.0:
         raise ConfigError("structure factors are needed: give -hkl, an Fdump.bin file, or a non-zero -default_F")
     if xtal.cell is None and xtal.matrix is None:
         raise ConfigError("a unit cell is needed: give -cell or -mat")
@@ -133,8 +138,8 @@ def _sources(exp, vecs, lam0):
 
 def _oversample(sampling, cell, N, lam0, distance, pixel):
     """C's recommended oversampling: ceil(3 * max crystal size / (lambda * distance / pixel))."""
-    size = max(_length(cell.a) * float(N[0]), _length(cell.b) * float(N[1]), _length(cell.c) * float(N[2]))
-    recommended = math.ceil(3.0 * size / (float(lam0) * float(distance) / float(pixel)))
+    size = max(_length(cell.a) * _num(N[0]), _length(cell.b) * _num(N[1]), _length(cell.c) * _num(N[2]))
+    recommended = math.ceil(3.0 * size / (_num(lam0) * _num(distance) / _num(pixel)))
     recommended = max(recommended, 1)
     return (sampling.oversample if sampling.oversample > 0 else recommended), recommended
 
@@ -181,7 +186,7 @@ def _interpolation_choice(xtal) -> bool:
     """C decides interpolation from -N before -xtalsize turns sizes into cell counts."""
     if xtal.interpolate is not None:
         return bool(xtal.interpolate)
-    return any(float(n) <= 2 for n in (xtal.Na, xtal.Nb, xtal.Nc))
+    return any(_num(n) <= 2 for n in (xtal.Na, xtal.Nb, xtal.Nc))
 
 
 def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, device=None) -> Resolved:
@@ -197,7 +202,7 @@ def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, devic
     f64 = torch.float64
     vecs = convention_vectors(det, beam.beam_vector, beam.polar_vector, xtal.spindle_axis,
                               dtype=f64, device=device)
-    phisteps, osc, phistep = auto.phi_steps(xtal.phisteps, float(xtal.osc), float(xtal.phistep))
+    phisteps, osc, phistep = auto.phi_steps(xtal.phisteps, _num(xtal.osc), _num(xtal.phistep))
     tsteps, thick, tstep, mu = _thickness(det)
     domains, spread, warn = auto.mosaic_steps(xtal.mosaic_domains, xtal.mosaic_spread)
     notes += warn
@@ -217,7 +222,7 @@ def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, devic
     cells = rotated_cells(cell, vecs.spindle, phis, umats)
     n_src = len(lams)
     steps = n_src * len(umats) * phisteps * oversample * oversample
-    water = float(xtal.water_size)
+    water = _num(xtal.water_size)
     i_bg = WATER_F ** 2 * R_E_SQR * _t(fluence) * water ** 3 * 1e6 * AVOGADRO / WATER_MW
     inputs = RenderInputs(
         pix0=geom.pix0, fdet=geom.fdet, sdet=geom.sdet, odet=geom.odet, beam=vecs.beam,
@@ -227,18 +232,18 @@ def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, devic
         mu=_t(mu, f64, device), absorb=thick != 0.0, curved=det.curved, point_pixel=det.point_pixel,
         source_dirs=dirs, source_lambdas=lams, cells=cells,
         recip=torch.stack([_first(cell.a_star), _first(cell.b_star), _first(cell.c_star)]),
-        N=torch.stack([_t(n, f64, device) for n in N]), N_axes=tuple(float(n) > 1 for n in N), shape=xtal.shape, fudge=_t(xtal.fudge, f64, device),
+        N=torch.stack([_t(n, f64, device) for n in N]), N_axes=tuple(_num(n) > 1 for n in N), shape=xtal.shape, fudge=_t(xtal.fudge, f64, device),
         ftable=ftable, interpolate=interpolate, kahn=_t(beam.polarization, f64, device),
-        polar_vector=vecs.polar, nopolar=beam.nopolar, dmin=float(smp.dmin),
+        polar_vector=vecs.polar, nopolar=beam.nopolar, dmin=_num(smp.dmin),
         oversample_thick=smp.oversample_thick, oversample_polar=smp.oversample_polar,
         oversample_omega=smp.oversample_omega, water=water != 0.0, I_bg=_t(i_bg, f64, device),
         scale=R_E_SQR * _t(fluence, f64, device) / steps,
     ).to(dtype=dtype)
     return Resolved(
-        inputs=inputs, detector=geom, cell=cell, wavelength=float(beam.wavelength), fluence=float(fluence),
-        phi0=float(xtal.phi0), osc=osc, phistep=phistep, phisteps=phisteps, domains=len(umats),
+        inputs=inputs, detector=geom, cell=cell, wavelength=_num(beam.wavelength), fluence=_num(fluence),
+        phi0=_num(xtal.phi0), osc=osc, phistep=phistep, phisteps=phisteps, domains=len(umats),
         mosaic_spread=spread, sources=n_src, divsteps=divsteps, dispsteps=disp[0], dispersion=disp[1],
         hdiv=hdiv, vdiv=vdiv, thicksteps=tsteps, thickness=thick, thickstep=tstep, mu=mu,
-        oversample=oversample, steps=steps, N=tuple(float(n) for n in N),
+        oversample=oversample, steps=steps, N=tuple(_num(n) for n in N),
         roi=_roi(det, geom.fpixels, geom.spixels), mask=det.mask, interpolate=interpolate,
         misset_deg=misset_deg, notes=notes)

@@ -8,7 +8,7 @@ The parser (:mod:`nanobragg.cli.parser`) reads this table and nothing else.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from . import units as u

@@ -56,32 +56,46 @@ def apply_smv_header(settings: Settings, path: str, is_mask: bool) -> np.ndarray
     return data
 
 
-def load_structure_factors(settings: Settings, log) -> None:
-    """Fill crystal.fgrid from -hkl (writing the dump file) or from an existing dump file."""
+def load_structure_factors(settings: Settings, log) -> bool:
+    """Fill crystal.fgrid from -hkl or from an existing dump file; True when the dump is to be written."""
     xtal, files, out = settings.experiment.crystal, settings.files, settings.output
     if files.hkl is not None:
         table = read_hkl(files.hkl)
         for line in table.warnings:
             log(line)
         xtal.fgrid = hkl_grid(table, float(xtal.default_F), files.hkl)
-        try:
-            write_fdump(out.dumpfile, xtal.fgrid)
-            log(f"writing dump file for next time: {out.dumpfile}")
-        except InputError:
-            log(f"WARNING: unable to open dump file: {out.dumpfile}")
-    elif os.path.exists(out.dumpfile):
+        return True
+    if os.path.exists(out.dumpfile):
         log(f"reading Fs from {out.dumpfile}")
         xtal.fgrid = read_fdump(out.dumpfile)
+    return False
 
 
-def load_inputs(settings: Settings, log) -> None:
-    """Read matrix, structure factors, sources and stol files named on the command line."""
+def write_dump(settings: Settings, log) -> None:
+    """Cache the structure factors read from -hkl in the dump file; a failure is only a warning (as in C)."""
+    path = settings.output.dumpfile
+    try:
+        write_fdump(path, settings.experiment.crystal.fgrid)
+        log(f"writing dump file for next time: {path}")
+    except InputError:
+        log(f"WARNING: unable to open dump file: {path}")
+
+
+def load_inputs(settings: Settings, log) -> bool:
+    """Read matrix, structure factors, sources and stol files named on the command line.
+
+    Returns True when the structure factors came from -hkl and are to be
+    cached with :func:`write_dump`; the caller does that once the whole
+    configuration has been accepted, so that bad input leaves no file behind.
+    """
     files, exp = settings.files, settings.experiment
     if files.mat is not None:
         log(f"reading {files.mat}")
         exp.crystal.matrix = read_mosflm_matrix(files.mat)
-    load_structure_factors(settings, log)
+    dump = load_structure_factors(settings, log)
     if files.sourcefile is not None:
         exp.beam.sources = read_source_file(files.sourcefile)
     if files.stol is not None:
+        log(f"reading {files.stol}")
         read_text_columns(files.stol, 2)
+    return dump

@@ -6,7 +6,6 @@ output file is written.
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -60,10 +59,10 @@ def run(argv: list[str], log=print) -> int:
             print(usage_text())
             return 0
         validate(settings)
-        load_inputs(settings, log)
+        dump = load_inputs(settings, log)
         seed = _seed(settings)
         from .simulate import simulate_and_write
-        return simulate_and_write(settings, seed, log)
+        return simulate_and_write(settings, seed, log, dump)
     except (UsageError, InputError, ConfigError) as exc:
         return _fail(str(exc))
 

@@ -19,12 +19,16 @@ def header_values(res: Resolved, noise: bool) -> dict:
         close_distance=f(g.close_distance), phi0=res.phi0, osc=res.osc, twotheta=f(g.twotheta), noise=noise)
 
 
-def write_outputs(out, res: Resolved, image32: np.ndarray, stats, log) -> None:
-    """Write every requested file, each atomically, printing C's lines about them."""
-    roi = res.roi
+def write_float(out, image32: np.ndarray, log) -> None:
+    """The float image (C writes it between computing and printing the statistics)."""
     if out.floatfile:
         log(f"writing {out.floatfile} as {image32.size} 4-byte floats")
         write_float_image(out.floatfile, image32)
+
+
+def write_outputs(out, res: Resolved, image32: np.ndarray, stats, log) -> None:
+    """Write the SMV, PGM and noise files, each atomically, printing C's lines about them."""
+    roi = res.roi
     scale = auto_int_scale(stats.max_I, out.intfile_scale)
     log(f"intfile_scale = {scale:g}")
     if out.intfile:

@@ -6,13 +6,13 @@ import os
 import sys
 import time
 
-import numpy as np
 import torch
 
 from ..engine.image import render_image
 from ..resolve import Resolved, resolve
 from ..stats import image_stats
-from .outputs import write_outputs, write_png
+from .loaders import write_dump
+from .outputs import write_float, write_outputs, write_png
 from .report import report_setup
 from .settings import Settings
 from .trace_output import print_trace
@@ -71,11 +71,13 @@ def render(settings: Settings, res: Resolved, device: torch.device):
     return out
 
 
-def simulate_and_write(settings: Settings, seed: int, log) -> int:
-    """Resolve, render, print C's statistics and write the output files."""
+def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False) -> int:
+    """Resolve, render, print C's statistics and write the output files (and the Fdump cache when ``dump``)."""
     dtype = torch.float64 if settings.run.dtype == "float64" else torch.float32
     device = pick_device(settings.run.device)
     res = resolve(settings.experiment, seed=seed, dtype=dtype)
+    if dump:
+        write_dump(settings, log)
     report_setup(res, settings, log)
     out = render(settings, res, device)
     print_trace(res, settings, out.image, log)
@@ -84,6 +86,7 @@ def simulate_and_write(settings: Settings, seed: int, log) -> int:
     log(f"solid angle subtended by detector = {omega:g} steradian ( {100 * omega / 4 / math.pi:g}% sphere)")
     stats = image_stats(image32, out.active.cpu().numpy(), res.roi, out.last_sub_f.cpu().numpy(),
                         out.last_sub_s.cpu().numpy())
+    write_float(settings.output, image32, log)
     log(f"max_I = {stats.max_I:g}  at {stats.max_x:g} {stats.max_y:g}")
     log(f"mean= {stats.mean:g} rms= {stats.rms:g} rmsd= {stats.rmsd:g}")
     write_outputs(settings.output, res, image32, stats, log)

@@ -8,8 +8,19 @@ from .parser import UsageError
 from .settings import Settings
 
 
+def _check_mask(settings: Settings) -> None:
+    """The -mask image must have the detector's pixel counts (flags after it may change them)."""
+    det = settings.experiment.detector
+    if det.mask is None:
+        return
+    masks, maskf = det.mask.shape
+    if (det.spixels, det.fpixels) != (masks, maskf):
+        raise UsageError(f"-mask {settings.files.mask}: mask has {maskf}x{masks} pixels, "
+                         f"the detector {det.fpixels}x{det.spixels}")
+
+
 def validate(settings: Settings) -> None:
-    """Refuse non-positive sizes and counts, inverted ROIs and unwritable output folders."""
+    """Refuse non-positive sizes and counts, inverted ROIs, a mask of the wrong size and unwritable output folders."""
     det = settings.experiment.detector
     if det.roi is not None:
         xmin, xmax, ymin, ymax = det.roi
@@ -20,6 +31,7 @@ def validate(settings: Settings) -> None:
             raise UsageError(f"{name}: must be positive")
     if settings.experiment.sampling.oversample == 0:
         raise UsageError("-oversample: must be positive")
+    _check_mask(settings)
     out = settings.output
     for path in (out.floatfile, out.intfile, out.pgmfile if out.write_pgm else None,
                  out.noisefile if out.calculate_noise else None, out.pngfile):

@@ -114,7 +114,7 @@ def orient_cell(cell=None, matrix=None, wavelength=None, misset=None, dtype=torc
 def cells_in_crystal(sample_size: float, length_m: float, n_given):
     """Number of cells along one axis: ceil(size/length) when a size is given, at least 1."""
     n = math.ceil(sample_size / length_m) if sample_size > 0 else n_given
-    return n if float(n) > 1.0 else 1.0
+    return n if float(n.detach() if isinstance(n, torch.Tensor) else n) > 1.0 else 1.0
 
 
 def rotated_cells(cell: CellVectors, spindle, phis, umats) -> torch.Tensor:
@@ -128,10 +128,8 @@ def rotated_cells(cell: CellVectors, spindle, phis, umats) -> torch.Tensor:
     """
     abc = torch.stack([cell.a, cell.b, cell.c], -2)  # (..., 3, 3)
     steps = [rotate_axis(abc, spindle, phi) for phi in phis]
-    zero = [float(phi) == 0.0 for phi in phis]
-    if all(zero):
-        steps = [abc for _ in phis]
-    else:
+    zero = [float(phi.detach() if isinstance(phi, torch.Tensor) else phi) == 0.0 for phi in phis]
+    if not all(zero):  # all zero: every step is the (exact) identity rotation, kept for its gradient
         for i in range(len(steps)):
             if zero[i]:
                 j = i - 1

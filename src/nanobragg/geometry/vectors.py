@@ -21,8 +21,10 @@ def cross(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def norm(u: torch.Tensor) -> torch.Tensor:
-    """Euclidean length over the last axis (C ``magnitude``)."""
-    return torch.sqrt(dot(u, u))
+    """Euclidean length over the last axis (C ``magnitude``); zero length has a zero, not infinite, gradient."""
+    sq = dot(u, u)
+    pos = sq > 0
+    return torch.where(pos, torch.sqrt(torch.where(pos, sq, torch.ones_like(sq))), torch.zeros_like(sq))
 
 
 def unitize(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

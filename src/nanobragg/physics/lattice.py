@@ -19,13 +19,18 @@ def sincg_frac(frac: torch.Tensor, n) -> torch.Tensor:
 
     Equal to C's ``sincg(pi*h, N)`` up to sign for integer N, but computed
     from f in (-1/2, 1/2] so it stays accurate in float32 far from the
-    origin. At f = 0 the limit N is returned with a finite gradient.
+    origin. Near f = 0 (|N pi f| < 0.1) the Taylor series
+    N (1 - (N^2-1) x^2/6 + (N^2-1)(3N^2-7) x^4/360), x = pi f, replaces the
+    ratio, whose derivative loses all its digits there.
     """
     x = math.pi * frac
-    zero = frac == 0
-    safe = torch.where(zero, torch.full_like(x, 0.5), x)
+    n = torch.as_tensor(n, dtype=x.dtype, device=x.device)
+    small = (n * x).abs() < 0.1
+    safe = torch.where(small, torch.full_like(x, 0.5), x)
     ratio = torch.sin(n * safe) / torch.sin(safe)
-    return torch.where(zero, torch.as_tensor(n, dtype=x.dtype, device=x.device).expand_as(x), ratio)
+    x2, n2 = x * x, n * n
+    series = n * (1 - (n2 - 1) * x2 / 6 + (n2 - 1) * (3 * n2 - 7) * x2 * x2 / 360)
+    return torch.where(small, series, ratio)
 
 
 def sincg(x: torch.Tensor, n) -> torch.Tensor:
@@ -38,14 +43,15 @@ def sincg(x: torch.Tensor, n) -> torch.Tensor:
 def sinc3_sq(u: torch.Tensor) -> torch.Tensor:
     """C ``sinc3`` as a function of u = x^2: 3 (sin x / x - cos x) / x^2.
 
-    Below u = 1e-4 the Taylor series 1 - u/10 + u^2/280 replaces the
-    cancelling closed form; this keeps the value and gradient finite at 0.
+    Below u = 0.1 the Taylor series 1 - u/10 + u^2/280 - u^3/15120 replaces
+    the cancelling closed form, whose float32 derivative is garbage there;
+    this keeps the value and gradient finite and accurate at 0.
     """
-    small = u < 1e-4
+    small = u < 0.1
     safe = torch.where(small, torch.ones_like(u), u)
     x = torch.sqrt(safe)
     closed = 3.0 * (torch.sin(x) / x - torch.cos(x)) / safe
-    series = 1.0 - u / 10.0 + u * u / 280.0
+    series = 1.0 - u / 10.0 + u * u / 280.0 - u * u * u / 15120.0
     return torch.where(small, series, closed)
 
 
