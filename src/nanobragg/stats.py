@@ -21,7 +21,15 @@ class ImageStats:
     rmsd: float
 
 
-def image_stats(image32: np.ndarray, active: np.ndarray, roi, last_f: np.ndarray, last_s: np.ndarray) -> ImageStats:
+def last_subpixel(index: int, fpixels: int, pixel_size: float, oversample: int) -> tuple[float, float]:
+    """(F, S) in metres of a pixel's last sub-pixel, where C reports the maximum."""
+    sub = pixel_size / oversample
+    s, f = divmod(index, fpixels)
+    return (sub * (f * oversample + oversample - 1) + sub / 2.0,
+            sub * (s * oversample + oversample - 1) + sub / 2.0)
+
+
+def image_stats(image32: np.ndarray, active: np.ndarray, roi, pixel_size: float, oversample: int) -> ImageStats:
     """C's max_I, mean, rms and rmsd for a float32 image (S, F).
 
     mean = sum/n, rms = sqrt(sum v^2/(n-1)) over rendered pixels;
@@ -37,7 +45,8 @@ def image_stats(image32: np.ndarray, active: np.ndarray, roi, last_f: np.ndarray
     masked = np.where(active, image32, -np.inf).reshape(-1)
     k = int(np.argmax(masked)) if masked.size else 0
     if masked.size and masked[k] > 0.0:
-        max_I, mx, my = float(masked[k]), last_f.reshape(-1)[k], last_s.reshape(-1)[k]
+        max_I = float(masked[k])
+        mx, my = last_subpixel(k, image32.shape[1], pixel_size, oversample)
     else:
         max_I, mx, my = 0.0, 0.0, 0.0
     return ImageStats(float(max_I), float(mx), float(my), float(mean), float(rms), float(rmsd))

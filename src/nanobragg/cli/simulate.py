@@ -84,8 +84,7 @@ def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False) -
     image32 = out.image.to(torch.float32).cpu().numpy()
     omega = float(out.omega_sum) / res.steps
     log(f"solid angle subtended by detector = {omega:g} steradian ( {100 * omega / 4 / math.pi:g}% sphere)")
-    stats = image_stats(image32, out.active.cpu().numpy(), res.roi, out.last_sub_f.cpu().numpy(),
-                        out.last_sub_s.cpu().numpy())
+    stats = image_stats(image32, out.active.cpu().numpy(), res.roi, float(res.detector.pixel_size), res.oversample)
     write_float(settings.output, image32, log)
     log(f"max_I = {stats.max_I:g}  at {stats.max_x:g} {stats.max_y:g}")
     log(f"mean= {stats.mean:g} rms= {stats.rms:g} rmsd= {stats.rmsd:g}")

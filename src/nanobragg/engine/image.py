@@ -21,8 +21,6 @@ from .render import render_pixels
 class RenderedImage:
     image: torch.Tensor  #: (spixels, fpixels), or (B, spixels, fpixels) for a batch; zero outside rendered pixels
     active: torch.Tensor  #: (spixels, fpixels) bool, pixels C renders
-    last_sub_f: torch.Tensor  #: (spixels, fpixels) m, fast position of each pixel's last sub-pixel
-    last_sub_s: torch.Tensor
     omega_sum: torch.Tensor  #: () sum of C's omega_pixel over all sub-pixels and layers
     compiled: bool = False  #: whether the torch.compile'd kernel rendered it
 
@@ -44,48 +42,51 @@ def _pad(flat: torch.Tensor, chunk: int) -> torch.Tensor:
     return torch.cat([flat, flat[-1:].expand(extra)]) if extra else flat
 
 
+def _choose_kernel(inp: RenderInputs, pixels: int, chunk: int, device, compile: bool | None):
+    """The eager kernel, or the compiled one for large renders without gradients."""
+    K = len(inp.thick_offsets) * inp.oversample ** 2
+    terms = float(pixels) * K * len(inp.source_dirs) * len(inp.orientations)
+    if not torch.is_grad_enabled() and worth_compiling(terms, device, compile):
+        return compiled_kernel()
+    return render_pixels
+
+
 def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,
                  progress: Optional[Callable[[int], None]] = None, compile: bool | None = None) -> RenderedImage:
     """Render every active pixel; ``progress(n)`` is called after each chunk of n pixels.
 
     ``compile``: True/False forces torch.compile on or off; None compiles
-    only large renders (see :mod:`nanobragg.engine.compiled`).
+    only large renders (see :mod:`nanobragg.engine.compiled`). Without
+    gradients, chunks are written into the image in place (bounded memory);
+    with gradients they are concatenated, so the graph stays intact.
     """
     device = inp.pix0.device
     active = active_pixels(inp.fpixels, inp.spixels, roi, mask, device)
     flat = torch.nonzero(active.reshape(-1))[:, 0]
-    K = len(inp.thick_offsets) * inp.oversample ** 2
-    C = len(inp.orientations)
     if inp.cells.dim() == 4 and inp.interpolate:
         raise ValueError("a batch of orientations cannot use tricubic interpolation (C's fallback is per image)")
-    p = plan(K, len(inp.source_dirs), C, inp.pix0.element_size(), inp.interpolate, budget)
-    terms = float(len(flat)) * K * len(inp.source_dirs) * C
-    kernel, real = render_pixels, len(flat)
-    if not torch.is_grad_enabled() and worth_compiling(terms, device, compile):
-        kernel = compiled_kernel()
+    K = len(inp.thick_offsets) * inp.oversample ** 2
+    p = plan(K, len(inp.source_dirs), len(inp.orientations), inp.pix0.element_size(), inp.interpolate, budget)
+    kernel, real = _choose_kernel(inp, len(flat), p.pixels, device, compile), len(flat)
+    if kernel is not render_pixels:
         flat = _pad(flat, p.pixels)
+    grad = torch.is_grad_enabled()
     n = inp.fpixels * inp.spixels
     out = torch.zeros(n, inp.batch, dtype=inp.pix0.dtype, device=device)
-    lf = torch.zeros(n, dtype=inp.pix0.dtype, device=device)
-    ls = torch.zeros_like(lf)
-    pieces = []
-    omega_sum = torch.zeros((), dtype=lf.dtype, device=device)
-    interp_on = inp.interpolate
+    pieces, omega_sum, interp_on = [], torch.zeros((), dtype=out.dtype, device=device), inp.interpolate
     for start in range(0, len(flat), p.pixels):
         idx = flat[start:start + p.pixels]
-        value, f_last, s_last, omega, interp_on = kernel(
-            inp, idx % inp.fpixels, idx // inp.fpixels, p.blocks, interp_on)
+        value, _, _, omega, interp_on = kernel(inp, idx % inp.fpixels, idx // inp.fpixels, p.blocks, interp_on)
         keep = min(len(idx), real - start)  # drop the padding of the last compiled chunk
-        pieces.append((idx[:keep], value[:keep], f_last[:keep], s_last[:keep]))
+        if grad:
+            pieces.append((idx[:keep], value[:keep]))
+        else:
+            out[idx[:keep]] = value[:keep]
         omega_sum = omega_sum + omega[:keep].sum()
         if progress is not None:
             progress(keep)
     if pieces:
-        idx = torch.cat([q[0] for q in pieces])
-        out = out.index_put((idx,), torch.cat([q[1] for q in pieces]))
-        lf = lf.index_put((idx,), torch.cat([q[2] for q in pieces]))
-        ls = ls.index_put((idx,), torch.cat([q[3] for q in pieces]))
+        out = out.index_put((torch.cat([q[0] for q in pieces]),), torch.cat([q[1] for q in pieces]))
     shape = (inp.spixels, inp.fpixels)
     image = out.T.reshape(inp.batch, *shape) if inp.cells.dim() == 4 else out[:, 0].reshape(shape)
-    return RenderedImage(image, active, lf.reshape(shape), ls.reshape(shape), omega_sum,
-                         kernel is not render_pixels)
+    return RenderedImage(image, active, omega_sum, kernel is not render_pixels)

@@ -1,0 +1,657 @@
+"""``nanobragg-bench``: time the whole ``nanoBragg`` process on fixed workloads.
+
+Usage::
+
+    nanobragg-bench [--workloads NAME,...] [--repeats N] [--out DIR] [--quick]
+                    [--docs] [--device cpu|cuda] [--threads N] [--budget S]
+                    [--no-cold] [--c-bin PATH] [--py-bin PATH] [--cache-dir DIR]
+
+(also ``python -m nanobragg.bench``).  Every workload of
+:mod:`nanobragg.tools.bench_workloads` runs in a temporary folder, the
+process timed from start to exit (start-up included): one warm-up run, then
+the median of ``--repeats`` runs.  Peak resident memory comes from
+``os.wait4`` on the child.  With ``NB_TIMING=1`` the command prints its
+engine time and start-up time on stderr; they are parsed from there.  The
+first run with an empty compile cache is timed once per workload whose
+kernel is compiled (a fresh ``TORCHINDUCTOR_CACHE_DIR``); every other run
+uses a persistent cache folder.
+
+With a C nanoBragg (``--c-bin`` or ``$NB_C_BIN``) the same workloads run
+through it too, alternating with this project run by run, and the report
+gives the ratios C time / our time.  The C program has no timer, so its
+engine time is estimated as its whole-process time minus its time on the
+same workload at ``-detpixels 8`` (its fixed start-up).
+
+Within ``--budget`` seconds (default 780) the number of timed runs is
+planned after the warm-ups: each workload gets one, and further rounds up
+to ``--repeats`` go to the cheapest workloads while the estimate fits.
+
+Writes ``bench.json`` and ``performance.md`` to ``--out`` (default
+``benchmarks/YYYYMMDD-HHMMSS``); ``--docs`` also writes the project's
+``docs/performance.md``.  Exit codes: 0 success (also ``--device cuda``
+without a GPU: nothing to do), 1 usage error, 2 a program failed or is missing.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from nanobragg.tools.bench_workloads import FLOATFILE, TINY_DETPIXELS, WORKLOADS, Workload, select
+
+EXIT_OK, EXIT_USAGE, EXIT_RUNNER = 0, 1, 2
+DEFAULT_REPEATS = 3
+DEFAULT_BUDGET_S = 780.0
+DEFAULT_THREADS = 2
+TINY_RUNS = 3
+ENGINE_RE = re.compile(r"^engine: rendered (\d+) pixels in ([0-9.eE+-]+) s \(compiled: (yes|no), "
+                       r"dtype (\w+), device (\w+), threads (\d+)\)", re.MULTILINE)
+STARTUP_RE = re.compile(r"^startup: first pixel at ([0-9.eE+-]+) s after import torch", re.MULTILINE)
+
+
+class BenchError(Exception):
+    """A program failed, or could not be found or started."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument parser whose errors exit with status 1 instead of 2."""
+
+    def error(self, message):
+        """Print usage and ``message`` to stderr, then exit 1."""
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def log(message: str) -> None:
+    """One progress line on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's option parser."""
+    p = _Parser(prog="nanobragg-bench", description="Time the nanoBragg command on fixed "
+                "workloads; with a C nanoBragg, compare.")
+    p.add_argument("--workloads", help="comma list of workloads or families (default all; "
+                   "see --list)")
+    p.add_argument("--list", action="store_true", help="list the workloads and exit")
+    p.add_argument("--repeats", type=int, help=f"timed runs per workload (default "
+                   f"{DEFAULT_REPEATS}, 1 with --quick; fewer when --budget is short)")
+    p.add_argument("--out", type=Path, help="folder for bench.json and performance.md "
+                   "(default benchmarks/YYYYMMDD-HHMMSS)")
+    p.add_argument("--quick", action="store_true", help="detector sizes / 16, one timed run, "
+                   "no cold-cache run (for testing)")
+    p.add_argument("--docs", action="store_true", help="also write docs/performance.md")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where nanoBragg renders (default cpu; cuda is skipped without a GPU)")
+    p.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                   help="OMP_NUM_THREADS of both programs (default %(default)s)")
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, metavar="S",
+                   help="seconds the whole benchmark should take; 0 = no limit "
+                   "(default %(default)s)")
+    p.add_argument("--no-cold", action="store_true", help="skip the empty-cache runs")
+    p.add_argument("--c-bin", help="C nanoBragg to compare with (default $NB_C_BIN; none: "
+                   "no comparison)")
+    p.add_argument("--py-bin", help="program under test (default $NB_PY_BIN or this "
+                   "project's nanoBragg command)")
+    p.add_argument("--cache-dir", type=Path, help="persistent TORCHINDUCTOR_CACHE_DIR of the "
+                   "warm runs (default ~/.cache/nanobragg/bench-inductor)")
+    return p
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse and check the options; usage errors exit 1."""
+    parser = build_parser()
+    opts = parser.parse_args(argv)
+    if opts.repeats is None:
+        opts.repeats = 1 if opts.quick else DEFAULT_REPEATS
+    if opts.repeats < 1 or opts.threads < 1 or opts.budget < 0:
+        parser.error("--repeats and --threads must be >= 1, --budget >= 0")
+    try:
+        opts.selected = select(opts.workloads)
+    except KeyError as exc:
+        parser.error(f"unknown workload {exc.args[0]!r} (see --list)")
+    opts.cold = not (opts.no_cold or opts.quick)
+    return opts
+
+
+# ------------------------------------------------------------------ programs
+
+
+def _executable(name: str) -> str | None:
+    """Absolute path of ``name`` (a path, or a command on PATH), or None."""
+    if os.sep in name:
+        path = Path(name).expanduser().resolve()
+        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+    return shutil.which(name)
+
+
+def own_command(py_bin: str | None) -> list[str]:
+    """The program under test: ``py_bin``/``$NB_PY_BIN``, else the installed ``nanoBragg``."""
+    chosen = py_bin or os.environ.get("NB_PY_BIN")
+    if chosen:
+        path = _executable(chosen)
+        if path is None:
+            raise BenchError(f"program not found: {chosen}")
+        return [path]
+    beside = Path(sys.executable).parent / "nanoBragg"  # skips shims that wrap the script
+    if beside.is_file():
+        return [str(beside)]
+    found = shutil.which("nanoBragg")
+    return [found] if found else [sys.executable, "-m", "nanobragg"]
+
+
+def c_command(c_bin: str | None) -> list[str] | None:
+    """The C program named by ``c_bin`` or ``$NB_C_BIN``; None when neither is set."""
+    chosen = c_bin or os.environ.get("NB_C_BIN")
+    if not chosen:
+        return None
+    path = _executable(chosen)
+    if path is None:
+        raise BenchError(f"C program not found: {chosen}")
+    return [path]
+
+
+def default_cache_dir() -> Path:
+    """The persistent compile cache of the warm runs."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nanobragg" / "bench-inductor"
+
+
+def program_env(threads: int, cache_dir: Path) -> dict[str, str]:
+    """Environment of every run: thread count, timing lines on, the given compile cache."""
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), NB_TIMING="1",
+               TORCHINDUCTOR_CACHE_DIR=str(cache_dir))
+    return env
+
+
+# ------------------------------------------------------------------ one run
+
+
+@dataclass
+class Run:
+    """One timed process: wall seconds, peak RSS and what its stderr said."""
+
+    wall_s: float
+    maxrss_kb: int
+    engine: dict | None = None
+    startup_s: float | None = None
+
+
+def parse_engine(stderr: str) -> dict | None:
+    """The ``engine: rendered N pixels in T s (...)`` line as a dict, or None."""
+    m = ENGINE_RE.search(stderr)
+    if not m:
+        return None
+    return {"pixels": int(m[1]), "seconds": float(m[2]), "compiled": m[3] == "yes",
+            "dtype": m[4], "device": m[5], "threads": int(m[6])}
+
+
+def parse_startup(stderr: str) -> float | None:
+    """Seconds of the ``startup: first pixel at T s after import torch`` line, or None."""
+    m = STARTUP_RE.search(stderr)
+    return float(m[1]) if m else None
+
+
+def run_once(cmd: list[str], env: dict[str, str], cwd: Path) -> Run:
+    """Run ``cmd`` in ``cwd`` to its exit; time it and read its peak RSS with ``os.wait4``."""
+    (cwd / FLOATFILE).unlink(missing_ok=True)
+    with open(cwd / "stdout.txt", "wb") as out, open(cwd / "stderr.txt", "wb") as err:
+        start = time.perf_counter()
+        try:
+            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=err)
+        except OSError as exc:
+            raise BenchError(f"could not start {cmd[0]}: {exc}") from exc
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    stderr = (cwd / "stderr.txt").read_text(errors="replace")
+    if proc.returncode != 0:
+        tail = "\n".join(stderr.strip().splitlines()[-5:])
+        raise BenchError(f"{Path(cmd[0]).name} exited {proc.returncode}: {' '.join(cmd)}\n{tail}")
+    return Run(wall, usage.ru_maxrss, parse_engine(stderr), parse_startup(stderr))
+
+
+# ------------------------------------------------------------------ a workload's runs
+
+
+@dataclass
+class Trial:
+    """Everything run for one workload."""
+
+    workload: Workload
+    detpixels: int
+    warm: Run | None = None
+    cold: Run | None = None
+    cold_note: str = ""
+    runs: list[Run] = field(default_factory=list)
+    c_warm: Run | None = None
+    c_runs: list[Run] = field(default_factory=list)
+    c_tiny: list[Run] = field(default_factory=list)
+
+    def cost(self) -> float:
+        """Estimated seconds of one more timed round (ours, C and C tiny)."""
+        runs = [self.warm, self.c_warm] + self.c_tiny[:1]
+        return sum(r.wall_s for r in runs if r is not None)
+
+
+@dataclass
+class Bench:
+    """The programs, environments and folders shared by every run."""
+
+    ours: list[str]
+    c: list[str] | None
+    device: str
+    env: dict[str, str]
+    workdir: Path
+
+    def ours_argv(self, trial: Trial) -> list[str]:
+        """Our command line for a workload."""
+        return [*self.ours, "-device", self.device, *trial.workload.argv(trial.detpixels)]
+
+    def run_ours(self, trial: Trial, label: str, env: dict[str, str] | None = None) -> Run:
+        """One run of this project's program."""
+        run = run_once(self.ours_argv(trial), env or self.env, self._folder(trial, "ours"))
+        log(f"{trial.workload.name:18s} ours {label:8s} {run.wall_s:8.2f} s")
+        return run
+
+    def run_c(self, trial: Trial, label: str, detpixels: int | None = None) -> Run:
+        """One run of the C program (at the workload size, or ``detpixels``)."""
+        argv = [*self.c, *trial.workload.argv(detpixels or trial.detpixels)]
+        run = run_once(argv, self.env, self._folder(trial, "c"))
+        log(f"{trial.workload.name:18s} C    {label:8s} {run.wall_s:8.2f} s")
+        return run
+
+    def _folder(self, trial: Trial, side: str) -> Path:
+        """The run folder of one program on one workload."""
+        folder = self.workdir / trial.workload.name / side
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+def warm_up(bench: Bench, trial: Trial) -> None:
+    """One untimed run of each program (fills the compile cache; gives cost estimates)."""
+    trial.warm = bench.run_ours(trial, "warm-up")
+    if bench.c:
+        trial.c_warm = bench.run_c(trial, "warm-up")
+        trial.c_tiny.append(bench.run_c(trial, "tiny", TINY_DETPIXELS))
+
+
+def cold_run(bench: Bench, trial: Trial) -> None:
+    """Time one run with an empty compile cache, unless the warm-up did not compile."""
+    engine = trial.warm.engine if trial.warm else None
+    if engine is not None and not engine["compiled"]:
+        trial.cold_note = "kernel not compiled: no compile cache involved"
+        return
+    with tempfile.TemporaryDirectory(prefix="inductor-cold-") as cache:
+        env = dict(bench.env, TORCHINDUCTOR_CACHE_DIR=cache)
+        trial.cold = bench.run_ours(trial, "cold", env)
+
+
+def timed_runs(bench: Bench, trial: Trial, repeats: int, tiny_runs: int) -> None:
+    """``repeats`` timed runs, C and ours alternating; then the C tiny runs still missing."""
+    trial.c_tiny.clear()  # the warm-up's tiny run was untimed
+    for i in range(repeats):
+        if bench.c:
+            trial.c_runs.append(bench.run_c(trial, f"run {i + 1}"))
+        trial.runs.append(bench.run_ours(trial, f"run {i + 1}"))
+        if bench.c and len(trial.c_tiny) < tiny_runs:
+            trial.c_tiny.append(bench.run_c(trial, "tiny", TINY_DETPIXELS))
+    while bench.c and len(trial.c_tiny) < tiny_runs:
+        trial.c_tiny.append(bench.run_c(trial, "tiny", TINY_DETPIXELS))
+
+
+def plan_repeats(costs: dict[str, float], max_repeats: int, seconds: float | None) -> dict[str, int]:
+    """Timed runs per workload: one each, then rounds up to ``max_repeats``, cheapest first,
+    while the summed cost fits in ``seconds`` (None: no limit)."""
+    if seconds is None:
+        return {name: max_repeats for name in costs}
+    repeats = {name: 1 for name in costs}
+    spent = sum(costs.values())
+    for _ in range(max_repeats - 1):
+        for name in sorted(costs, key=costs.get):
+            if spent + costs[name] <= seconds:
+                repeats[name] += 1
+                spent += costs[name]
+    return repeats
+
+
+# ------------------------------------------------------------------ summaries
+
+
+def _median(values: list[float]) -> float | None:
+    """Median, or None for an empty list."""
+    return statistics.median(values) if values else None
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    """num / den when both are positive, else None."""
+    return num / den if num and den and num > 0 and den > 0 else None
+
+
+def _per_s(pixels: int, seconds: float | None) -> float | None:
+    """Pixels per second, or None."""
+    return pixels / seconds if seconds else None
+
+
+def summarise_ours(trial: Trial, pixels: int) -> dict:
+    """Our figures: medians of the timed runs, peak RSS, what the engine line said."""
+    runs = trial.runs
+    engines = [r.engine for r in runs if r.engine]
+    engine_s = _median([e["seconds"] for e in engines]) if len(engines) == len(runs) else None
+    startups = [r.startup_s for r in runs if r.startup_s is not None]
+    wall = _median([r.wall_s for r in runs])
+    last = engines[-1] if engines else {}
+    return {
+        "wall_s": wall, "wall_runs": [r.wall_s for r in runs],
+        "pixels_per_s": _per_s(pixels, wall),
+        "engine_s": engine_s, "engine_runs": [e["seconds"] for e in engines],
+        "engine_pixels_per_s": _per_s(pixels, engine_s),
+        "startup_s": _median(startups) if len(startups) == len(runs) else None,
+        "cold_cache_s": trial.cold.wall_s if trial.cold else None,
+        "cold_cache_note": trial.cold_note or None,
+        "peak_rss_mb": max(r.maxrss_kb for r in runs) / 1024.0,
+        "compiled": last.get("compiled"), "dtype": last.get("dtype"),
+        "device": last.get("device"), "threads": last.get("threads"),
+    }
+
+
+def summarise_c(trial: Trial, pixels: int) -> dict | None:
+    """The C program's figures, its engine time estimated as wall - tiny-run wall."""
+    if not trial.c_runs:
+        return None
+    wall = _median([r.wall_s for r in trial.c_runs])
+    tiny = _median([r.wall_s for r in trial.c_tiny])
+    return {
+        "wall_s": wall, "wall_runs": [r.wall_s for r in trial.c_runs],
+        "pixels_per_s": _per_s(pixels, wall),
+        "startup_s": tiny, "tiny_runs": [r.wall_s for r in trial.c_tiny],
+        "engine_s_est": wall - tiny, "peak_rss_mb": max(r.maxrss_kb for r in trial.c_runs) / 1024.0,
+    }
+
+
+def summarise(bench: Bench, trial: Trial) -> dict:
+    """The JSON entry of one workload."""
+    pixels = trial.detpixels ** 2
+    ours = summarise_ours(trial, pixels)
+    c = summarise_c(trial, pixels)
+    ratios = None if c is None else {
+        "wall": _ratio(c["wall_s"], ours["wall_s"]),
+        "engine": _ratio(c["engine_s_est"], ours["engine_s"]),
+    }
+    w = trial.workload
+    return {"name": w.name, "family": w.family, "note": w.note, "detpixels": trial.detpixels,
+            "pixels": pixels, "args": bench.ours_argv(trial)[len(bench.ours):],
+            "repeats": len(trial.runs), "ours": ours, "c": c, "ratios": ratios}
+
+
+def cubic_growth(entries: list[dict]) -> dict | None:
+    """Cubic 2048 -> 4096 added seconds of each program and C growth / our growth."""
+    by_name = {e["name"]: e for e in entries}
+    small, large = by_name.get("cubic-2048"), by_name.get("cubic-4096")
+    if not small or not large:
+        return None
+    ours = large["ours"]["wall_s"] - small["ours"]["wall_s"]
+    c = large["c"]["wall_s"] - small["c"]["wall_s"] if small["c"] and large["c"] else None
+    return {"from": small["detpixels"], "to": large["detpixels"], "ours_s": ours, "c_s": c,
+            "ratio": _ratio(c, ours)}
+
+
+# ------------------------------------------------------------------ machine and report
+
+
+def machine_info(device: str) -> dict:
+    """CPU model, cores, memory, and the GPU in cuda mode."""
+    info = {"cpu": _cpuinfo_model(), "cores": os.cpu_count(),
+            "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "memory_gib": _memory_gib(), "platform": platform.platform()}
+    if device == "cuda":
+        import torch
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _cpuinfo_model() -> str:
+    """The ``model name`` of /proc/cpuinfo, else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float | None:
+    """MemTotal of /proc/meminfo in GiB, or None."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2 ** 20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _version(package: str) -> str | None:
+    """Installed version of ``package``, or None."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _fmt(value, spec: str = ".3g") -> str:
+    """A table cell: the formatted number, or an en dash for None."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return format(value, spec)
+
+
+TABLE_HEADER = ("| workload | pixels | runs | wall (s) | Mpx/s | engine (s) | engine Mpx/s | "
+                "start-up (s) | cold cache (s) | peak RSS (MiB) | compiled | dtype / device / "
+                "threads | C wall (s) | C engine est. (s) | C/ours wall | C/ours engine |")
+
+
+def table_row(e: dict) -> str:
+    """One Markdown table row."""
+    o, c, r = e["ours"], e["c"] or {}, e["ratios"] or {}
+    mpx = lambda v: None if v is None else v / 1e6  # noqa: E731
+    setup = f"{o['dtype'] or '–'} / {o['device'] or '–'} / {o['threads'] or '–'}"
+    cells = [e["name"], f"{e['pixels']:,}", str(e["repeats"]), _fmt(o["wall_s"]),
+             _fmt(mpx(o["pixels_per_s"])), _fmt(o["engine_s"]), _fmt(mpx(o["engine_pixels_per_s"])),
+             _fmt(o["startup_s"]), _fmt(o["cold_cache_s"]), _fmt(o["peak_rss_mb"], ".0f"),
+             _fmt(o["compiled"]), setup, _fmt(c.get("wall_s")), _fmt(c.get("engine_s_est")),
+             _fmt(r.get("wall")), _fmt(r.get("engine"))]
+    return "| " + " | ".join(cells) + " |"
+
+
+def markdown_table(report: dict) -> str:
+    """The results table, one row per workload."""
+    sep = "|" + "---|" * TABLE_HEADER.count(" | ") + "---|"
+    return "\n".join([TABLE_HEADER, sep, *(table_row(e) for e in report["workloads"])]) + "\n"
+
+
+def growth_text(g: dict | None) -> str:
+    """The cubic growth sentence."""
+    if g is None:
+        return "Cubic growth: not measured (needs cubic-2048 and cubic-4096).\n"
+    c = f"C +{_fmt(g['c_s'])} s" if g["c_s"] is not None else "C not run"
+    return (f"Cubic growth {g['from']} -> {g['to']} pixels: ours +{_fmt(g['ours_s'])} s, {c}; "
+            f"C growth / our growth = {_fmt(g['ratio'])}.\n")
+
+
+METHOD = """\
+## Method
+
+- Each figure is a whole `nanoBragg` process, start-up included, run with `-nonoise -nopgm
+  -floatfile f.bin` in a temporary folder: one warm-up run, then the median of the timed runs
+  (column *runs*). The C program and ours alternate run by run.
+- *engine* is the rendering alone, from the line `engine: rendered N pixels in T s (...)` that
+  `nanoBragg` prints on stderr under `NB_TIMING=1`; *start-up* is from
+  `startup: first pixel at T s after import torch` (time from the end of `import torch` to the
+  first pixel).
+- *cold cache* is one run with an empty `TORCHINDUCTOR_CACHE_DIR` (compilation included); it is
+  skipped (–) where the kernel is not compiled. Other runs share a persistent compile cache.
+- *peak RSS* is `ru_maxrss` of the process from `os.wait4`, the largest of the timed runs.
+- The C program has no timer: its *engine est.* is its whole-process time minus its time on the
+  same workload at `-detpixels 8` (its fixed start-up: reading flags, setting up, writing).
+  Where that estimate is not positive (tiny cases) no engine ratio is given.
+- Ratios are C time / our time: above 1 means this project is faster.
+- Cubic growth compares the time added from 2048 to 4096 pixels square: C growth / our growth.
+- Runs use `OMP_NUM_THREADS` (both programs) as shown. Within the time budget every workload gets
+  one timed run after the warm-ups; further runs up to `--repeats` go to the cheapest workloads
+  first, so the largest cases may have fewer runs than the others.
+"""
+
+
+def _budget_text(budget: float | None) -> str:
+    """``budget N s`` or ``no time budget``."""
+    return f"budget {budget:.0f} s" if budget else "no time budget"
+
+
+def render_markdown(report: dict) -> str:
+    """The whole performance report (``performance.md``)."""
+    m = report["machine"]
+    c_name = Path(report["c_bin"]).name if report["c_bin"] else None
+    lines = [
+        "# Performance", "",
+        f"Generated by `nanobragg-bench{' --quick' if report['quick'] else ''}` on "
+        f"{report['date']} in {report['elapsed_s']:.0f} s ({_budget_text(report['budget_s'])}).", "",
+        f"- machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
+        f"{m['memory_gib']} GiB memory{', GPU ' + m['gpu'] if m.get('gpu') else ''}",
+        f"- nanobragg {report['nanobragg']}, torch {report['torch']}, Python {report['python']}",
+        f"- device `{report['device']}`, {report['threads']} threads (`OMP_NUM_THREADS`)",
+        f"- C reference: {('`' + c_name + '` (C nanoBragg, OpenMP)') if c_name else 'not run'}",
+        "", markdown_table(report), growth_text(report["growth"]), METHOD,
+    ]
+    return "\n".join(lines)
+
+
+def repo_root() -> Path:
+    """The project folder holding pyproject.toml above this file, else the current folder."""
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "pyproject.toml").is_file() and (parent / "src" / "nanobragg").is_dir():
+            return parent
+    return Path.cwd()
+
+
+def write_report(report: dict, out: Path, docs: bool) -> None:
+    """bench.json and performance.md in ``out``; docs/performance.md with ``docs``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = render_markdown(report)
+    (out / "performance.md").write_text(text)
+    log(f"wrote {out / 'bench.json'} and {out / 'performance.md'}")
+    if docs:
+        target = repo_root() / "docs" / "performance.md"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        log(f"wrote {target}")
+
+
+# ------------------------------------------------------------------ the benchmark
+
+
+def run_all(bench: Bench, trials: list[Trial], opts: argparse.Namespace, deadline: float | None) -> None:
+    """Warm-ups, cold-cache runs, the repeat plan, then the timed runs."""
+    for trial in trials:
+        warm_up(bench, trial)
+    if opts.cold:
+        for trial in trials:
+            cold_run(bench, trial)
+    left = None if deadline is None else max(0.0, 0.95 * (deadline - time.perf_counter()))
+    costs = {t.workload.name: t.cost() for t in trials}
+    plan = plan_repeats(costs, opts.repeats, left)
+    log("timed runs per workload: " + ", ".join(f"{k} {v}" for k, v in plan.items()))
+    tiny_runs = opts.repeats if opts.quick else max(TINY_RUNS, opts.repeats)
+    for trial in trials:
+        timed_runs(bench, trial, plan[trial.workload.name], tiny_runs)
+
+
+def make_report(bench: Bench, trials: list[Trial], opts, started: float, date: str) -> dict:
+    """The JSON report."""
+    entries = [summarise(bench, t) for t in trials]
+    return {
+        "tool": "nanobragg-bench", "format": 1, "date": date, "quick": opts.quick,
+        "device": opts.device, "threads": opts.threads, "budget_s": opts.budget or None,
+        "elapsed_s": time.perf_counter() - started, "max_repeats": opts.repeats,
+        "machine": machine_info(opts.device), "python": platform.python_version(),
+        "torch": _version("torch"), "nanobragg": _version("nanobragg"),
+        "ours_cmd": bench.ours, "c_bin": bench.c[0] if bench.c else None,
+        "workloads": entries, "growth": cubic_growth(entries),
+    }
+
+
+def _cuda_available() -> bool:
+    """True when torch sees a CUDA device."""
+    import torch
+    return torch.cuda.is_available()
+
+
+def benchmark(opts: argparse.Namespace) -> int:
+    """Run the selected workloads and write the reports."""
+    started = time.perf_counter()
+    date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    cache = opts.cache_dir or default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    deadline = started + opts.budget if opts.budget else None
+    with tempfile.TemporaryDirectory(prefix="nanobragg-bench-") as work:
+        bench = Bench(own_command(opts.py_bin), c_command(opts.c_bin), opts.device,
+                      program_env(opts.threads, cache), Path(work))
+        trials = [Trial(w, w.size(opts.quick)) for w in opts.selected]
+        run_all(bench, trials, opts, deadline)
+        report = make_report(bench, trials, opts, started, date)
+    out = opts.out or Path("benchmarks") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    write_report(report, out, opts.docs)
+    print(markdown_table(report) + growth_text(report["growth"]), end="")
+    if opts.budget and report["elapsed_s"] > opts.budget:
+        log(f"note: took {report['elapsed_s']:.0f} s, over the {opts.budget:.0f} s budget")
+    return EXIT_OK
+
+
+def list_workloads() -> None:
+    """Print every workload's name and flags."""
+    for w in WORKLOADS:
+        print(f"{w.name:18s} {' '.join(w.argv(w.detpixels))}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point."""
+    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    if opts.list:
+        list_workloads()
+        return EXIT_OK
+    if opts.device == "cuda" and not _cuda_available():
+        log("nanobragg-bench: --device cuda: no CUDA device here; nothing to benchmark")
+        return EXIT_OK
+    try:
+        return benchmark(opts)
+    except BenchError as exc:
+        log(f"nanobragg-bench: error: {exc}")
+        return EXIT_RUNNER
+    except KeyboardInterrupt:
+        log("nanobragg-bench: interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
