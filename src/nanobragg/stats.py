@@ -6,9 +6,11 @@ maximum with the position of that pixel's last sub-pixel.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 
 @dataclass
@@ -34,19 +36,22 @@ def image_stats(image32: np.ndarray, active: np.ndarray, roi, pixel_size: float,
 
     mean = sum/n, rms = sqrt(sum v^2/(n-1)) over rendered pixels;
     rmsd = sqrt(sum (v-mean)^2/(m-1)) over the m ROI pixels (n, m at least 1 and 2).
+    Sums are taken in float64 with torch (multi-threaded); the maximum is the
+    first in row-major order, as C's strictly-greater test finds it.
     """
-    act = image32[active].astype(np.float64)
-    n = max(act.size, 1)
-    mean = act.sum() / n
-    rms = np.sqrt(np.dot(act, act) / (max(act.size, 2) - 1))
+    v = torch.from_numpy(np.ascontiguousarray(image32, dtype=np.float32))
+    act = torch.from_numpy(np.asarray(active, dtype=bool))
+    full = bool(act.all())
+    vals = (v.reshape(-1) if full else v[act]).double()
+    n = max(vals.numel(), 1)
+    mean = float(vals.sum()) / n
+    rms = math.sqrt(float((vals * vals).sum()) / (max(vals.numel(), 2) - 1))
     xmin, xmax, ymin, ymax = roi
-    window = image32[max(ymin, 0):ymax + 1, max(xmin, 0):xmax + 1].astype(np.float64).reshape(-1) - mean
-    rmsd = np.sqrt(np.dot(window, window) / (max(window.size, 2) - 1))
-    masked = np.where(active, image32, -np.inf).reshape(-1)
-    k = int(np.argmax(masked)) if masked.size else 0
-    if masked.size and masked[k] > 0.0:
-        max_I = float(masked[k])
+    window = v[max(ymin, 0):ymax + 1, max(xmin, 0):xmax + 1].double() - mean
+    rmsd = math.sqrt(float((window * window).sum()) / (max(window.numel(), 2) - 1))
+    masked = (v if full else torch.where(act, v, torch.tensor(-math.inf))).reshape(-1)
+    k = int(torch.argmax(masked)) if masked.numel() else 0
+    if masked.numel() and float(masked[k]) > 0.0:
         mx, my = last_subpixel(k, image32.shape[1], pixel_size, oversample)
-    else:
-        max_I, mx, my = 0.0, 0.0, 0.0
-    return ImageStats(float(max_I), float(mx), float(my), float(mean), float(rms), float(rmsd))
+        return ImageStats(float(masked[k]), mx, my, mean, rms, rmsd)
+    return ImageStats(0.0, 0.0, 0.0, mean, rms, rmsd)

@@ -1,45 +1,118 @@
-"""Optional compilation of the per-chunk kernel with ``torch.compile``.
+"""Ahead-of-time compiled chunk kernel, cached on disk across runs.
 
-Compiled, the engine's element-wise arithmetic fuses into one vectorised
-loop per chunk (float32 SIMD lanes instead of one double at a time). It
-pays back only on large renders: compilation costs seconds even with a warm
-on-disk cache, so :func:`worth_compiling` decides from the amount of work.
-Compilation needs a C++ compiler at run time; without one the engine stays
-in eager mode.
+Compiled, the engine's element-wise arithmetic fuses into vectorised loops
+(float32 SIMD lanes instead of one double at a time). ``torch.compile``
+re-traces the Python code in every process (seconds), so instead the chunk
+kernel is exported once (``torch.export``) and built with AOTInductor into
+a package under the cache folder; later runs with the same structure (flags,
+crystal shape, step counts, dtype, chunk shape: not the detector size or
+the parameter values) load it in milliseconds.
+
+Building costs tens of seconds, so on a cache miss the engine compiles only
+when asked (``-compile``) or when the render is large enough to pay the
+build back within the run; on a hit it always uses the package. Exported
+kernels need a C++ compiler at build time and a static control flow, so
+tricubic interpolation (C's data-dependent fallback) and gradients stay in
+eager mode, as does CUDA (whose eager kernels are already fast).
 """
 from __future__ import annotations
 
-import functools
+import dataclasses
+import hashlib
 import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import torch
 
+from ..physics.structure_factors import FTable
+from .inputs import RenderInputs
 from .render import render_pixels
 
-#: Below this many (pixel x layer x sub-pixel x source x orientation) terms, eager mode is faster overall.
-COMPILE_THRESHOLD = 3e7
+#: Terms (pixel x layer x sub-pixel x source x orientation) above which a cold build pays back within the run.
+COLD_THRESHOLD = 5e8
 
 
-def compiler_available(device: torch.device) -> bool:
-    """True when torch.compile can build kernels here (a C++ compiler for CPU, Triton for CUDA)."""
-    if device.type == "cuda":
-        try:
-            import triton  # noqa: F401
-        except ImportError:
-            return False
-        return True
+def cache_dir() -> Path:
+    """Folder of compiled kernels: $NB_CACHE_DIR, else ~/.cache/nanobragg/kernels."""
+    base = os.environ.get("NB_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "nanobragg", "kernels")
+    return Path(base)
+
+
+def _tensor_fields(inp: RenderInputs) -> list[str]:
+    return [f.name for f in dataclasses.fields(inp) if isinstance(getattr(inp, f.name), torch.Tensor)]
+
+
+def _static_key(inp: RenderInputs, blocks, pixels: int) -> str:
+    """Hash of everything the compiled graph bakes in: non-tensor fields, tensor shapes, chunk plan."""
+    parts = [torch.__version__, str(inp.pix0.dtype), str(pixels), repr(blocks)]
+    for f in dataclasses.fields(inp):
+        value = getattr(inp, f.name)
+        if isinstance(value, torch.Tensor):
+            parts.append(f"{f.name}:{tuple(value.shape)}")
+        elif isinstance(value, FTable):
+            parts.append(f"ftable:{value.lo}:{value.hi}:{value.populated}:{tuple(value.grid.shape)}")
+        elif f.name not in ("fpixels", "spixels"):
+            parts.append(f"{f.name}:{value!r}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+class _ChunkKernel(torch.nn.Module):
+    """render_pixels with the static configuration baked in and every tensor an argument."""
+
+    def __init__(self, template: RenderInputs, blocks):
+        super().__init__()
+        self.template, self.blocks, self.names = template, blocks, _tensor_fields(template)
+
+    def forward(self, fpix, spix, grid, default_F, *tensors):
+        t = self.template
+        table = FTable(grid, t.ftable.lo, t.ftable.hi, default_F, t.ftable.populated)
+        inp = dataclasses.replace(t, ftable=table, **dict(zip(self.names, tensors)))
+        value, f_last, s_last, omega, _ = render_pixels(inp, fpix, spix, self.blocks, False)
+        # outputs must be dense: the package returns buffers without the strides of a transposed view
+        return value.contiguous(), f_last.contiguous(), s_last.contiguous(), omega.contiguous()
+
+
+def _arguments(inp: RenderInputs, fpix, spix) -> tuple:
+    return (fpix, spix, inp.ftable.grid, inp.ftable.default_F, *[getattr(inp, n) for n in _tensor_fields(inp)])
+
+
+def compiler_available() -> bool:
+    """True when a C++ compiler is on the PATH (AOTInductor builds C++)."""
     return any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++"))
 
 
-def worth_compiling(terms: float, device: torch.device, requested: bool | None) -> bool:
-    """Compile when asked (``requested`` True), never when refused (False), else when the work is large."""
-    if requested is False or not compiler_available(device):
-        return False
-    return bool(requested) or terms >= COMPILE_THRESHOLD
+def _build(inp: RenderInputs, blocks, pixels: int, path: Path) -> None:
+    """Export the chunk kernel and build its package at ``path`` (atomically)."""
+    idx = torch.zeros(pixels, dtype=torch.long)
+    # distinct copies: export would merge arguments that are the same tensor object
+    example = tuple(t.clone() for t in _arguments(inp, idx, idx))
+    program = torch.export.export(_ChunkKernel(inp, blocks), example)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        built = torch._inductor.aoti_compile_and_package(program, package_path=os.path.join(tmp, "kernel.pt2"))
+        os.replace(built, path)
 
 
-@functools.lru_cache(maxsize=None)
-def compiled_kernel():
-    """``render_pixels`` compiled for fixed chunk shapes (the caller pads the last chunk)."""
-    return torch.compile(render_pixels, dynamic=False)
+def compiled_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, requested: bool | None, device):
+    """A callable with render_pixels' signature running the cached compiled kernel, or None for eager mode.
+
+    ``requested``: True builds on a cache miss, False never uses compiled
+    code, None uses a cached package and builds only for renders of at
+    least ``COLD_THRESHOLD`` terms.
+    """
+    if requested is False or torch.is_grad_enabled() or inp.interpolate or device.type != "cpu":
+        return None
+    path = cache_dir() / f"{_static_key(inp, blocks, pixels)}.pt2"
+    if not path.exists():
+        if not (requested or terms >= COLD_THRESHOLD) or not compiler_available():
+            return None
+        _build(inp, blocks, pixels, path)
+    # The C++ loader directly: importing torch._inductor to load a package would cost seconds.
+    loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
+
+    def run(inp2, fpix, spix, blocks2, interp_on):
+        value, f_last, s_last, omega = loader.boxed_run(list(_arguments(inp2, fpix, spix)))
+        return value, f_last, s_last, omega, False
+    return run

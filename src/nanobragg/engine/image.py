@@ -13,7 +13,7 @@ import torch
 
 from .chunks import plan
 from .inputs import RenderInputs
-from .compiled import compiled_kernel, worth_compiling
+from .compiled import compiled_kernel
 from .render import render_pixels
 
 
@@ -38,36 +38,45 @@ def active_pixels(fpixels: int, spixels: int, roi, mask: Optional[np.ndarray], d
 
 def _pad(flat: torch.Tensor, chunk: int) -> torch.Tensor:
     """Pad the pixel list to a whole number of chunks by repeating its last pixel (one compiled shape)."""
-    extra = (-len(flat)) % chunk if len(flat) > chunk else 0
+    extra = (-len(flat)) % chunk
     return torch.cat([flat, flat[-1:].expand(extra)]) if extra else flat
 
 
-def _choose_kernel(inp: RenderInputs, pixels: int, chunk: int, device, compile: bool | None):
-    """The eager kernel, or the compiled one for large renders without gradients."""
+def _contiguous_span(inp: RenderInputs, roi, mask):
+    """(first, end) flat indices when the rendered pixels are whole rows without a mask, else None."""
+    xmin, xmax, ymin, ymax = roi
+    if mask is not None or xmin > 0 or xmax < inp.fpixels - 1:
+        return None
+    return max(ymin, 0) * inp.fpixels, (min(ymax, inp.spixels - 1) + 1) * inp.fpixels
+
+
+def _choose_kernel(inp: RenderInputs, pixels: int, plan_, device, compile: bool | None):
+    """The cached compiled kernel when there is one (or one is worth building), else the eager one."""
     K = len(inp.thick_offsets) * inp.oversample ** 2
     terms = float(pixels) * K * len(inp.source_dirs) * len(inp.orientations)
-    if not torch.is_grad_enabled() and worth_compiling(terms, device, compile):
-        return compiled_kernel()
-    return render_pixels
+    kernel = compiled_kernel(inp, plan_.blocks, plan_.pixels, terms, compile, device)
+    return kernel or render_pixels
 
 
 def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,
                  progress: Optional[Callable[[int], None]] = None, compile: bool | None = None) -> RenderedImage:
     """Render every active pixel; ``progress(n)`` is called after each chunk of n pixels.
 
-    ``compile``: True/False forces torch.compile on or off; None compiles
-    only large renders (see :mod:`nanobragg.engine.compiled`). Without
+    ``compile``: True builds the compiled kernel if it is not cached, False
+    never uses it, None uses a cached one and builds only for very large
+    renders (see :mod:`nanobragg.engine.compiled`). Without
     gradients, chunks are written into the image in place (bounded memory);
     with gradients they are concatenated, so the graph stays intact.
     """
     device = inp.pix0.device
     active = active_pixels(inp.fpixels, inp.spixels, roi, mask, device)
-    flat = torch.nonzero(active.reshape(-1))[:, 0]
+    span = _contiguous_span(inp, roi, mask)
+    flat = torch.nonzero(active.reshape(-1))[:, 0] if span is None else torch.arange(*span, device=device)
     if inp.cells.dim() == 4 and inp.interpolate:
         raise ValueError("a batch of orientations cannot use tricubic interpolation (C's fallback is per image)")
     K = len(inp.thick_offsets) * inp.oversample ** 2
     p = plan(K, len(inp.source_dirs), len(inp.orientations), inp.pix0.element_size(), inp.interpolate, budget)
-    kernel, real = _choose_kernel(inp, len(flat), p.pixels, device, compile), len(flat)
+    kernel, real = _choose_kernel(inp, len(flat), p, device, compile), len(flat)
     if kernel is not render_pixels:
         flat = _pad(flat, p.pixels)
     grad = torch.is_grad_enabled()
@@ -80,6 +89,8 @@ def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,
         keep = min(len(idx), real - start)  # drop the padding of the last compiled chunk
         if grad:
             pieces.append((idx[:keep], value[:keep]))
+        elif span is not None:
+            out[span[0] + start:span[0] + start + keep] = value[:keep]
         else:
             out[idx[:keep]] = value[:keep]
         omega_sum = omega_sum + omega[:keep].sum()

@@ -256,11 +256,15 @@ def int_image_from_float(float_img, scale, adc=40.0, roi=None):
     x86-64.
     """
     img = np.asarray(float_img, dtype=np.float32)
-    test = img.astype(np.float64) * float(scale) + float(adc)
-    test = np.where(test > 65535.0, 65535.0, test)
-    test = np.where(test < 0.0, 0.0, test)
-    rounded = np.floor((test + 0.5).astype(np.float32))
-    rounded = np.where(np.isnan(rounded), 0.0, rounded)
+    test = img.astype(np.float64)  # in-place from here on: large images are tens of millions of pixels
+    test *= float(scale)
+    test += float(adc)
+    np.minimum(test, 65535.0, out=test)
+    np.maximum(test, 0.0, out=test)  # NaN stays NaN
+    test += 0.5
+    rounded = test.astype(np.float32)
+    np.floor(rounded, out=rounded)
+    rounded[np.isnan(rounded)] = 0.0
     out = rounded.astype(np.uint16)
     out[~roi_mask(img.shape, roi)] = 0
     return out

@@ -12,9 +12,11 @@ process timed from start to exit (start-up included): one warm-up run, then
 the median of ``--repeats`` runs.  Peak resident memory comes from
 ``os.wait4`` on the child.  With ``NB_TIMING=1`` the command prints its
 engine time and start-up time on stderr; they are parsed from there.  The
-first run with an empty compile cache is timed once per workload whose
-kernel is compiled (a fresh ``TORCHINDUCTOR_CACHE_DIR``); every other run
-uses a persistent cache folder.
+warm-up run is given ``-compile``, so it builds the compiled kernel into the
+persistent kernel cache (``NB_CACHE_DIR``) as a user's first ``-compile``
+run would; the timed runs are plain command lines that find it there. The
+first run with an empty cache (a fresh ``NB_CACHE_DIR``, with ``-compile``,
+build included) is timed once per workload whose kernel is compiled.
 
 With a C nanoBragg (``--c-bin`` or ``$NB_C_BIN``) the same workloads run
 through it too, alternating with this project run by run, and the report
@@ -108,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "no comparison)")
     p.add_argument("--py-bin", help="program under test (default $NB_PY_BIN or this "
                    "project's nanoBragg command)")
-    p.add_argument("--cache-dir", type=Path, help="persistent TORCHINDUCTOR_CACHE_DIR of the "
+    p.add_argument("--cache-dir", type=Path, help="persistent NB_CACHE_DIR (kernel cache) of the "
                    "warm runs (default ~/.cache/nanobragg/bench-inductor)")
     return p
 
@@ -167,16 +169,16 @@ def c_command(c_bin: str | None) -> list[str] | None:
 
 
 def default_cache_dir() -> Path:
-    """The persistent compile cache of the warm runs."""
+    """The persistent kernel cache of the warm runs."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "nanobragg" / "bench-inductor"
+    return Path(base) / "nanobragg" / "bench-kernels"
 
 
 def program_env(threads: int, cache_dir: Path) -> dict[str, str]:
-    """Environment of every run: thread count, timing lines on, the given compile cache."""
+    """Environment of every run: thread count, timing lines on, the given kernel cache."""
     env = dict(os.environ)
     env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), NB_TIMING="1",
-               TORCHINDUCTOR_CACHE_DIR=str(cache_dir))
+               NB_CACHE_DIR=str(cache_dir))
     return env
 
 
@@ -265,9 +267,9 @@ class Bench:
         """Our command line for a workload."""
         return [*self.ours, "-device", self.device, *trial.workload.argv(trial.detpixels)]
 
-    def run_ours(self, trial: Trial, label: str, env: dict[str, str] | None = None) -> Run:
-        """One run of this project's program."""
-        run = run_once(self.ours_argv(trial), env or self.env, self._folder(trial, "ours"))
+    def run_ours(self, trial: Trial, label: str, env: dict[str, str] | None = None, extra=()) -> Run:
+        """One run of this project's program (``extra`` flags appended)."""
+        run = run_once([*self.ours_argv(trial), *extra], env or self.env, self._folder(trial, "ours"))
         log(f"{trial.workload.name:18s} ours {label:8s} {run.wall_s:8.2f} s")
         return run
 
@@ -286,8 +288,8 @@ class Bench:
 
 
 def warm_up(bench: Bench, trial: Trial) -> None:
-    """One untimed run of each program (fills the compile cache; gives cost estimates)."""
-    trial.warm = bench.run_ours(trial, "warm-up")
+    """One untimed run of each program (ours with -compile: fills the kernel cache; gives cost estimates)."""
+    trial.warm = bench.run_ours(trial, "warm-up", extra=("-compile",))
     if bench.c:
         trial.c_warm = bench.run_c(trial, "warm-up")
         trial.c_tiny.append(bench.run_c(trial, "tiny", TINY_DETPIXELS))
@@ -299,9 +301,9 @@ def cold_run(bench: Bench, trial: Trial) -> None:
     if engine is not None and not engine["compiled"]:
         trial.cold_note = "kernel not compiled: no compile cache involved"
         return
-    with tempfile.TemporaryDirectory(prefix="inductor-cold-") as cache:
-        env = dict(bench.env, TORCHINDUCTOR_CACHE_DIR=cache)
-        trial.cold = bench.run_ours(trial, "cold", env)
+    with tempfile.TemporaryDirectory(prefix="kernels-cold-") as cache:
+        env = dict(bench.env, NB_CACHE_DIR=cache)
+        trial.cold = bench.run_ours(trial, "cold", env, extra=("-compile",))
 
 
 def timed_runs(bench: Bench, trial: Trial, repeats: int, tiny_runs: int) -> None:
@@ -509,8 +511,11 @@ METHOD = """\
   `nanoBragg` prints on stderr under `NB_TIMING=1`; *start-up* is from
   `startup: first pixel at T s after import torch` (time from the end of `import torch` to the
   first pixel).
-- *cold cache* is one run with an empty `TORCHINDUCTOR_CACHE_DIR` (compilation included); it is
-  skipped (–) where the kernel is not compiled. Other runs share a persistent compile cache.
+- The warm-up run of each workload is given `-compile`: it builds the compiled kernel into the
+  persistent kernel cache (`NB_CACHE_DIR`), as a user's first `-compile` run does. The timed runs
+  are the plain command lines, which load the cached kernel in milliseconds.
+- *cold cache* is one `-compile` run with an empty `NB_CACHE_DIR` (kernel build included); it is
+  skipped (–) where the kernel is not compiled (tricubic interpolation, CUDA).
 - *peak RSS* is `ru_maxrss` of the process from `os.wait4`, the largest of the timed runs.
 - The C program has no timer: its *engine est.* is its whole-process time minus its time on the
   same workload at `-detpixels 8` (its fixed start-up: reading flags, setting up, writing).
