@@ -262,6 +262,7 @@ class Bench:
     device: str
     env: dict[str, str]
     workdir: Path
+    warmup_flags: tuple = ("-compile",)  #: --quick leaves them out (no kernel build in tests)
 
     def ours_argv(self, trial: Trial) -> list[str]:
         """Our command line for a workload."""
@@ -289,7 +290,7 @@ class Bench:
 
 def warm_up(bench: Bench, trial: Trial) -> None:
     """One untimed run of each program (ours with -compile: fills the kernel cache; gives cost estimates)."""
-    trial.warm = bench.run_ours(trial, "warm-up", extra=("-compile",))
+    trial.warm = bench.run_ours(trial, "warm-up", extra=bench.warmup_flags)
     if bench.c:
         trial.c_warm = bench.run_c(trial, "warm-up")
         trial.c_tiny.append(bench.run_c(trial, "tiny", TINY_DETPIXELS))
@@ -621,7 +622,7 @@ def benchmark(opts: argparse.Namespace) -> int:
     deadline = started + opts.budget if opts.budget else None
     with tempfile.TemporaryDirectory(prefix="nanobragg-bench-") as work:
         bench = Bench(own_command(opts.py_bin), c_command(opts.c_bin), opts.device,
-                      program_env(opts.threads, cache), Path(work))
+                      program_env(opts.threads, cache), Path(work), () if opts.quick else ("-compile",))
         trials = [Trial(w, w.size(opts.quick)) for w in opts.selected]
         run_all(bench, trials, opts, deadline)
         report = make_report(bench, trials, opts, started, date)
