@@ -180,3 +180,27 @@ def test_batch_of_orientations(rendered):
         assert t["final_pixel_value"] == (float(images[b, s, f]),)
         assert t["steps"] == (res.steps,)
     assert _as_dict(trace_pixel(inp, s, f, batch=1))["a"] == tuple(float(v) for v in cells[-1, 0])
+
+
+def test_printout_pixel_prints_c_block(tmp_path):
+    """-printout_pixel F S (fast first) prints C's block for that pixel, its last line the image value."""
+    import os
+
+    import numpy as np
+
+    from nanobragg.cli.main import run
+
+    lines = []
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        args = ("-default_F 100 -cell 100 100 100 90 90 90 -lambda 6.2 -N 5 -distance 100 -detpixels 32 "
+                "-nonoise -nopgm -floatfile f.bin -dtype float64 -printout_pixel 10 20").split()
+        assert run(args, log=lines.append) == 0
+    finally:
+        os.chdir(cwd)
+    head = next(i for i, line in enumerate(lines) if line.startswith("  10   20 : stol = "))
+    assert lines[head + 2].startswith("hkl= ") and lines[head + 9] == "real-space cell vectors (Angstrom):"
+    pixel = float(lines[head + 8].split()[1])
+    image = np.fromfile(tmp_path / "f.bin", dtype="<f4").reshape(32, 32)
+    assert pixel == pytest.approx(float(image[20, 10]), rel=1e-6)

@@ -15,7 +15,7 @@ from .loaders import write_dump
 from .outputs import write_float, write_outputs, write_png
 from .report import report_setup
 from .settings import Settings
-from .trace_output import print_trace
+from .trace_output import print_printout, print_trace
 
 
 def pick_device(name: str) -> torch.device:
@@ -81,6 +81,7 @@ def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False) -
     report_setup(res, settings, log)
     out = render(settings, res, device)
     print_trace(res, settings, out.image, log)
+    print_printout(res, settings, out.image, log)
     image32 = out.image.to(torch.float32).cpu().numpy()
     omega = float(out.omega_sum) / res.steps
     log(f"solid angle subtended by detector = {omega:g} steradian ( {100 * omega / 4 / math.pi:g}% sphere)")

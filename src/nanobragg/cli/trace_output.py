@@ -53,3 +53,35 @@ def print_trace(res: Resolved, settings: Settings, image, log=print) -> None:
         log(f"note: pixel {slow} {fast} is outside the ROI or masked; the image holds 0 there")
     for text in format_trace(lines):
         log(text)
+
+
+def print_printout(res: Resolved, settings: Settings, image, log=print) -> None:
+    """C's ``-printout_pixel F S`` block (fast index first), in C's words, from the pixel's trace.
+
+    C prints the values of its last loop iteration for that pixel; the
+    quantities here are those of the first (layer, sub-pixel, source,
+    orientation), as ``-trace_pixel`` reports them. ``-printout`` without a
+    pixel (C's dump of every pixel) prints nothing: use ``-trace_pixel``.
+    """
+    where = settings.output.printout_pixel
+    g = res.detector
+    if not settings.output.printout or where is None:
+        return
+    fast, slow = (int(v) for v in where)
+    if not (0 <= slow < g.spixels and 0 <= fast < g.fpixels):
+        return
+    t = dict(traced_lines(res, slow, fast, image))
+    stol = float(t["stol"][0])
+    h, n = t["hkl_frac"], t["hkl_nearest"]
+    log("%4d %4d : stol = %g or %g" % (fast, slow, stol, stol * 1e-10))
+    log("at %g %g %g" % tuple(t["pixel_pos"]))
+    log("hkl= %f %f %f  hkl0= %d %d %d" % (*h, *n))
+    log(" F_cell=%g  F_latt=%g   I = %g" % (t["F_cell"][0], t["F_latt"][0], t["I"][0]))
+    for name, key in (("I/steps", None), ("polar  ", "polar"), ("omega  ", "omega"),
+                      ("capfrac", "capture_fraction"), ("pixel  ", "final_pixel_value")):
+        value = t["I"][0] / t["steps"][0] if key is None else t[key][0]
+        log("%s %15.10g" % (name, value))
+    log("real-space cell vectors (Angstrom):")
+    log("     %-10s  %-10s  %-10s" % ("a", "b", "c"))
+    for axis, i in (("X", 0), ("Y", 1), ("Z", 2)):
+        log("%s: %11.8f %11.8f %11.8f" % (axis, t["a"][i] * 1e10, t["b"][i] * 1e10, t["c"][i] * 1e10))

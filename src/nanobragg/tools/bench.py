@@ -52,6 +52,7 @@ from importlib import metadata
 from pathlib import Path
 
 from nanobragg.tools.bench_workloads import FLOATFILE, TINY_DETPIXELS, WORKLOADS, Workload, select
+from nanobragg.tools.bench_batch import batch_text, batch_timing
 
 EXIT_OK, EXIT_USAGE, EXIT_RUNNER = 0, 1, 2
 DEFAULT_REPEATS = 3
@@ -547,7 +548,7 @@ def render_markdown(report: dict) -> str:
         f"- nanobragg {report['nanobragg']}, torch {report['torch']}, Python {report['python']}",
         f"- device `{report['device']}`, {report['threads']} threads (`OMP_NUM_THREADS`)",
         f"- C reference: {('`' + c_name + '` (C nanoBragg, OpenMP)') if c_name else 'not run'}",
-        "", markdown_table(report), growth_text(report["growth"]), METHOD,
+        "", markdown_table(report), growth_text(report["growth"]), batch_text(report.get("batch")), METHOD,
     ]
     return "\n".join(lines)
 
@@ -604,6 +605,7 @@ def make_report(bench: Bench, trials: list[Trial], opts, started: float, date: s
         "torch": _version("torch"), "nanobragg": _version("nanobragg"),
         "ours_cmd": bench.ours, "c_bin": bench.c[0] if bench.c else None,
         "workloads": entries, "growth": cubic_growth(entries),
+        "batch": None if opts.quick else batch_timing(device=opts.device),
     }
 
 
