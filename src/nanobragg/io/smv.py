@@ -253,18 +253,28 @@ def int_image_from_float(float_img, scale, adc=40.0, roi=None):
     Per pixel: ``value*scale + adc`` in double, clipped to [0, 65535], then
     rounded as C's ``floorf(test + 0.5)`` (the sum is rounded to float32
     first).  Pixels outside ``roi`` (see roi_mask) are 0; NaN gives 0 as on
-    x86-64.
+    x86-64.  Computed with torch's multi-threaded element-wise kernels:
+    images can be tens of millions of pixels.
     """
-    img = np.asarray(float_img, dtype=np.float32)
-    test = img.astype(np.float64)  # in-place from here on: large images are tens of millions of pixels
-    test *= float(scale)
-    test += float(adc)
-    np.minimum(test, 65535.0, out=test)
-    np.maximum(test, 0.0, out=test)  # NaN stays NaN
-    test += 0.5
-    rounded = test.astype(np.float32)
-    np.floor(rounded, out=rounded)
-    rounded[np.isnan(rounded)] = 0.0
-    out = rounded.astype(np.uint16)
-    out[~roi_mask(img.shape, roi)] = 0
+    import torch
+
+    img = np.ascontiguousarray(float_img, dtype=np.float32)
+    test = torch.from_numpy(img).double()
+    test.mul_(float(scale)).add_(float(adc))
+    test = torch.where(test > 65535.0, 65535.0, test)
+    test = torch.where(test < 0.0, 0.0, test)  # NaN fails both tests and stays NaN, as in C
+    rounded = torch.nan_to_num(torch.floor((test + 0.5).float()), nan=0.0)
+    out = rounded.to(torch.int32).numpy().astype(np.uint16)
+    zero_outside_roi(out, roi)
     return out
+
+
+def zero_outside_roi(image, roi):
+    """Set pixels outside C's inclusive ROI (xmin, xmax, ymin, ymax) to 0, in place; None keeps all."""
+    if roi is None:
+        return
+    xmin, xmax, ymin, ymax = roi
+    image[:max(ymin, 0)] = 0
+    image[max(ymax + 1, 0):] = 0
+    image[:, :max(xmin, 0)] = 0
+    image[:, max(xmax + 1, 0):] = 0
