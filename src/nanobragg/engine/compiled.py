@@ -30,6 +30,8 @@ from ..physics.structure_factors import FTable
 from .inputs import RenderInputs
 from .render import render_pixels
 
+#: Bumped whenever the kernel's arguments or outputs change, so that older packages are not loaded.
+KERNEL_FORMAT = "nanobragg-kernel-2"
 #: Terms (pixel x layer x sub-pixel x source x orientation) above which a cold build pays back within the run.
 COLD_THRESHOLD = 5e8
 
@@ -46,7 +48,7 @@ def _tensor_fields(inp: RenderInputs) -> list[str]:
 
 def _static_key(inp: RenderInputs, blocks, pixels: int) -> str:
     """Hash of everything the compiled graph bakes in: non-tensor fields, tensor shapes, chunk plan."""
-    parts = [torch.__version__, str(inp.pix0.dtype), str(pixels), repr(blocks)]
+    parts = [KERNEL_FORMAT, torch.__version__, str(inp.pix0.dtype), str(pixels), repr(blocks)]
     for f in dataclasses.fields(inp):
         value = getattr(inp, f.name)
         if isinstance(value, torch.Tensor):
@@ -65,17 +67,18 @@ class _ChunkKernel(torch.nn.Module):
         super().__init__()
         self.template, self.blocks, self.names = template, blocks, _tensor_fields(template)
 
-    def forward(self, fpix, spix, grid, default_F, *tensors):
+    def forward(self, idx, fpixels, grid, default_F, *tensors):
         t = self.template
         table = FTable(grid, t.ftable.lo, t.ftable.hi, default_F, t.ftable.populated)
         inp = dataclasses.replace(t, ftable=table, **dict(zip(self.names, tensors)))
-        value, f_last, s_last, omega, _ = render_pixels(inp, fpix, spix, self.blocks, False)
+        # the pixel's fast/slow indices are computed here, fused into the kernel
+        value, _, _, omega, _ = render_pixels(inp, idx % fpixels, idx // fpixels, self.blocks, False)
         # outputs must be dense: the package returns buffers without the strides of a transposed view
-        return value.contiguous(), f_last.contiguous(), s_last.contiguous(), omega.contiguous()
+        return value.contiguous(), omega.contiguous()
 
 
-def _arguments(inp: RenderInputs, fpix, spix) -> tuple:
-    return (fpix, spix, inp.ftable.grid, inp.ftable.default_F, *[getattr(inp, n) for n in _tensor_fields(inp)])
+def _arguments(inp: RenderInputs, idx, fpixels) -> tuple:
+    return (idx, fpixels, inp.ftable.grid, inp.ftable.default_F, *[getattr(inp, n) for n in _tensor_fields(inp)])
 
 
 def compiler_available() -> bool:
@@ -85,9 +88,9 @@ def compiler_available() -> bool:
 
 def _build(inp: RenderInputs, blocks, pixels: int, path: Path) -> None:
     """Export the chunk kernel and build its package at ``path`` (atomically)."""
-    idx = torch.zeros(pixels, dtype=torch.long)
+    idx = torch.arange(pixels, dtype=torch.long)
     # distinct copies: export would merge arguments that are the same tensor object
-    example = tuple(t.clone() for t in _arguments(inp, idx, idx))
+    example = tuple(t.clone() for t in _arguments(inp, idx, torch.tensor(max(inp.fpixels, 2))))
     program = torch.export.export(_ChunkKernel(inp, blocks), example)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
@@ -96,7 +99,8 @@ def _build(inp: RenderInputs, blocks, pixels: int, path: Path) -> None:
 
 
 def compiled_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, requested: bool | None, device):
-    """A callable with render_pixels' signature running the cached compiled kernel, or None for eager mode.
+    """A callable ``(inputs, flat pixel indices) -> (values (P, B), solid angles (P,))`` running the
+    cached compiled kernel, or None for eager mode.
 
     ``requested``: True builds on a cache miss, False never uses compiled
     code, None uses a cached package and builds only for renders of at
@@ -112,7 +116,7 @@ def compiled_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, reques
     # The C++ loader directly: importing torch._inductor to load a package would cost seconds.
     loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
 
-    def run(inp2, fpix, spix, blocks2, interp_on):
-        value, f_last, s_last, omega = loader.boxed_run(list(_arguments(inp2, fpix, spix)))
-        return value, f_last, s_last, omega, False
+    def run(inp2, idx):
+        value, omega = loader.boxed_run(list(_arguments(inp2, idx, torch.tensor(inp2.fpixels))))
+        return value, omega
     return run

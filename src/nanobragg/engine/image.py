@@ -36,10 +36,23 @@ def active_pixels(fpixels: int, spixels: int, roi, mask: Optional[np.ndarray], d
     return active
 
 
-def _pad(flat: torch.Tensor, chunk: int) -> torch.Tensor:
-    """Pad the pixel list to a whole number of chunks by repeating its last pixel (one compiled shape)."""
-    extra = (-len(flat)) % chunk
-    return torch.cat([flat, flat[-1:].expand(extra)]) if extra else flat
+#: Pixels per call of the compiled kernel (fewer, larger calls; its memory per pixel is small).
+COMPILED_CHUNK = 1 << 18
+
+
+def _chunks(flat, span, chunk: int, pad: bool, device):
+    """(indices, count kept) per chunk; padded to a full chunk for the fixed-shape compiled kernel."""
+    total = span[1] - span[0] if span is not None else len(flat)
+    for start in range(0, total, chunk):
+        keep = min(chunk, total - start)
+        if span is not None:
+            first = span[0] + start
+            idx = torch.arange(first, first + (chunk if pad else keep), device=device)
+        else:
+            idx = flat[start:start + keep]
+            if pad and keep < chunk:
+                idx = torch.cat([idx, idx[-1:].expand(chunk - keep)])
+        yield idx, keep
 
 
 def _contiguous_span(inp: RenderInputs, roi, mask):
@@ -50,12 +63,14 @@ def _contiguous_span(inp: RenderInputs, roi, mask):
     return max(ymin, 0) * inp.fpixels, (min(ymax, inp.spixels - 1) + 1) * inp.fpixels
 
 
-def _choose_kernel(inp: RenderInputs, pixels: int, plan_, device, compile: bool | None):
-    """The cached compiled kernel when there is one (or one is worth building), else the eager one."""
+def _kernel_and_plan(inp: RenderInputs, pixels: int, device, budget, compile: bool | None):
+    """The cached compiled kernel and its plan when one is used, else (None, the eager plan)."""
     K = len(inp.thick_offsets) * inp.oversample ** 2
-    terms = float(pixels) * K * len(inp.source_dirs) * len(inp.orientations)
-    kernel = compiled_kernel(inp, plan_.blocks, plan_.pixels, terms, compile, device)
-    return kernel or render_pixels
+    S, C = len(inp.source_dirs), len(inp.orientations)
+    eager = plan(K, S, C, inp.pix0.element_size(), inp.interpolate, budget)
+    fast = plan(K, S, C, inp.pix0.element_size(), inp.interpolate, budget, max_pixels=COMPILED_CHUNK)
+    kernel = compiled_kernel(inp, fast.blocks, fast.pixels, float(pixels) * K * S * C, compile, device)
+    return (kernel, fast) if kernel is not None else (None, eager)
 
 
 def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,
@@ -64,33 +79,31 @@ def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,
 
     ``compile``: True builds the compiled kernel if it is not cached, False
     never uses it, None uses a cached one and builds only for very large
-    renders (see :mod:`nanobragg.engine.compiled`). Without
-    gradients, chunks are written into the image in place (bounded memory);
-    with gradients they are concatenated, so the graph stays intact.
+    renders (see :mod:`nanobragg.engine.compiled`). Without gradients,
+    chunks are written into the image in place (bounded memory); with
+    gradients they are concatenated, so the graph stays intact.
     """
+    if inp.cells.dim() == 4 and inp.interpolate:
+        raise ValueError("a batch of orientations cannot use tricubic interpolation (C's fallback is per image)")
     device = inp.pix0.device
     active = active_pixels(inp.fpixels, inp.spixels, roi, mask, device)
     span = _contiguous_span(inp, roi, mask)
-    flat = torch.nonzero(active.reshape(-1))[:, 0] if span is None else torch.arange(*span, device=device)
-    if inp.cells.dim() == 4 and inp.interpolate:
-        raise ValueError("a batch of orientations cannot use tricubic interpolation (C's fallback is per image)")
-    K = len(inp.thick_offsets) * inp.oversample ** 2
-    p = plan(K, len(inp.source_dirs), len(inp.orientations), inp.pix0.element_size(), inp.interpolate, budget)
-    kernel, real = _choose_kernel(inp, len(flat), p, device, compile), len(flat)
-    if kernel is not render_pixels:
-        flat = _pad(flat, p.pixels)
+    flat = None if span is not None else torch.nonzero(active.reshape(-1))[:, 0]
+    count = span[1] - span[0] if span is not None else len(flat)
+    kernel, p = _kernel_and_plan(inp, count, device, budget, compile)
     grad = torch.is_grad_enabled()
-    n = inp.fpixels * inp.spixels
-    out = torch.zeros(n, inp.batch, dtype=inp.pix0.dtype, device=device)
+    out = torch.zeros(inp.fpixels * inp.spixels, inp.batch, dtype=inp.pix0.dtype, device=device)
     pieces, omega_sum, interp_on = [], torch.zeros((), dtype=out.dtype, device=device), inp.interpolate
-    for start in range(0, len(flat), p.pixels):
-        idx = flat[start:start + p.pixels]
-        value, _, _, omega, interp_on = kernel(inp, idx % inp.fpixels, idx // inp.fpixels, p.blocks, interp_on)
-        keep = min(len(idx), real - start)  # drop the padding of the last compiled chunk
+    for idx, keep in _chunks(flat, span, p.pixels, kernel is not None, device):
+        if kernel is not None:
+            value, omega = kernel(inp, idx)
+        else:
+            value, _, _, omega, interp_on = render_pixels(inp, idx % inp.fpixels, idx // inp.fpixels, p.blocks,
+                                                          interp_on)
         if grad:
             pieces.append((idx[:keep], value[:keep]))
         elif span is not None:
-            out[span[0] + start:span[0] + start + keep] = value[:keep]
+            out[int(idx[0]):int(idx[0]) + keep] = value[:keep]
         else:
             out[idx[:keep]] = value[:keep]
         omega_sum = omega_sum + omega[:keep].sum()
@@ -100,4 +113,4 @@ def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,
         out = out.index_put((torch.cat([q[0] for q in pieces]),), torch.cat([q[1] for q in pieces]))
     shape = (inp.spixels, inp.fpixels)
     image = out.T.reshape(inp.batch, *shape) if inp.cells.dim() == 4 else out[:, 0].reshape(shape)
-    return RenderedImage(image, active, omega_sum, kernel is not render_pixels)
+    return RenderedImage(image, active, omega_sum, kernel is not None)
