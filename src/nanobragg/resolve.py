@@ -114,7 +114,7 @@ def _misset(exp: Experiment, seed: int | None):
     """Misset angles (rad), drawing C's random orientation when asked."""
     m = exp.crystal.misset
     if isinstance(m, str):
-        from .rng.cran import random_misset  # numba loads only when a random orientation is drawn
+        from .rng.orientation import random_misset
 
         mseed = exp.crystal.misset_seed if exp.crystal.misset_seed is not None else seed
         _, angles = random_misset(mseed)
@@ -148,7 +148,7 @@ def _domain_rotations(spread: float, domains: int, seed: int) -> np.ndarray:
     """C's mosaic domain rotations; a single domain is always the identity, so no generator is needed."""
     if domains == 1:
         return np.eye(3)[None]
-    from .rng.cran import mosaic_umats  # numba loads only when domains are drawn
+    from .rng.orientation import mosaic_umats
 
     return mosaic_umats(spread, domains, seed)
 
