@@ -32,6 +32,10 @@ _SOURCES = ("-default_F", "100", "-cell", "100", "100", "100", "90", "90", "90",
             "-lambda", "1.0", "-N", "5", "-distance", "100",
             "-hdivrange", "0.3", "-hdivsteps", "7", "-vdivrange", "0.3", "-vdivsteps", "7",
             "-square_div", "-dispersion", "2", "-dispsteps", "3", "-oversample", "1")
+_SOURCES_1000 = ("-default_F", "100", "-cell", "100", "100", "100", "90", "90", "90",
+                 "-lambda", "1.0", "-N", "5", "-distance", "100",
+                 "-hdivrange", "0.3", "-hdivsteps", "10", "-vdivrange", "0.3", "-vdivsteps", "10",
+                 "-square_div", "-dispersion", "2", "-dispsteps", "10", "-oversample", "1")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("sources", _SOURCES, 1024, "147 sources (7 x 7 divergence x 3 wavelengths)"),
     Workload("large", _CUBIC + ("-pixel", "0.025", "-oversample", "2"), 4096,
              "cubic at 0.025 mm pixels, 2 x 2 sub-pixels"),
+    Workload("sources1000", _SOURCES_1000, 1024,
+             "1000 sources (10 x 10 divergence x 10 wavelengths): the memory bound"),
 )
 
 
