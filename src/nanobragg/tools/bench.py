@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import re
@@ -48,11 +47,13 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 from nanobragg.tools.bench_workloads import FLOATFILE, TINY_DETPIXELS, WORKLOADS, Workload, select
-from nanobragg.tools.bench_batch import batch_text, batch_timing
+from nanobragg.tools.bench_batch import batch_timing
+from nanobragg.tools.bench_report import (METHOD, TABLE_HEADER, _version, growth_text,  # noqa: F401 (re-exported)
+                                         machine_info, markdown_table, render_markdown, repo_root,
+                                         table_row, write_report)
 
 EXIT_OK, EXIT_USAGE, EXIT_RUNNER = 0, 1, 2
 DEFAULT_REPEATS = 3
@@ -415,164 +416,6 @@ def cubic_growth(entries: list[dict]) -> dict | None:
     c = large["c"]["wall_s"] - small["c"]["wall_s"] if small["c"] and large["c"] else None
     return {"from": small["detpixels"], "to": large["detpixels"], "ours_s": ours, "c_s": c,
             "ratio": _ratio(c, ours)}
-
-
-# ------------------------------------------------------------------ machine and report
-
-
-def machine_info(device: str) -> dict:
-    """CPU model, cores, memory, and the GPU in cuda mode."""
-    info = {"cpu": _cpuinfo_model(), "cores": os.cpu_count(),
-            "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "memory_gib": _memory_gib(), "platform": platform.platform()}
-    if device == "cuda":
-        import torch
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
-def _cpuinfo_model() -> str:
-    """The ``model name`` of /proc/cpuinfo, else the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _memory_gib() -> float | None:
-    """MemTotal of /proc/meminfo in GiB, or None."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 2 ** 20, 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _version(package: str) -> str | None:
-    """Installed version of ``package``, or None."""
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _fmt(value, spec: str = ".3g") -> str:
-    """A table cell: the formatted number, or an en dash for None."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return format(value, spec)
-
-
-TABLE_HEADER = ("| workload | pixels | runs | wall (s) | Mpx/s | engine (s) | engine Mpx/s | "
-                "start-up (s) | cold cache (s) | peak RSS (MiB) | compiled | dtype / device / "
-                "threads | C wall (s) | C engine est. (s) | C/ours wall | C/ours engine |")
-
-
-def table_row(e: dict) -> str:
-    """One Markdown table row."""
-    o, c, r = e["ours"], e["c"] or {}, e["ratios"] or {}
-    mpx = lambda v: None if v is None else v / 1e6  # noqa: E731
-    setup = f"{o['dtype'] or '–'} / {o['device'] or '–'} / {o['threads'] or '–'}"
-    cells = [e["name"], f"{e['pixels']:,}", str(e["repeats"]), _fmt(o["wall_s"]),
-             _fmt(mpx(o["pixels_per_s"])), _fmt(o["engine_s"]), _fmt(mpx(o["engine_pixels_per_s"])),
-             _fmt(o["startup_s"]), _fmt(o["cold_cache_s"]), _fmt(o["peak_rss_mb"], ".0f"),
-             _fmt(o["compiled"]), setup, _fmt(c.get("wall_s")), _fmt(c.get("engine_s_est")),
-             _fmt(r.get("wall")), _fmt(r.get("engine"))]
-    return "| " + " | ".join(cells) + " |"
-
-
-def markdown_table(report: dict) -> str:
-    """The results table, one row per workload."""
-    sep = "|" + "---|" * TABLE_HEADER.count(" | ") + "---|"
-    return "\n".join([TABLE_HEADER, sep, *(table_row(e) for e in report["workloads"])]) + "\n"
-
-
-def growth_text(g: dict | None) -> str:
-    """The cubic growth sentence."""
-    if g is None:
-        return "Cubic growth: not measured (needs cubic-2048 and cubic-4096).\n"
-    c = f"C +{_fmt(g['c_s'])} s" if g["c_s"] is not None else "C not run"
-    return (f"Cubic growth {g['from']} -> {g['to']} pixels: ours +{_fmt(g['ours_s'])} s, {c}; "
-            f"C growth / our growth = {_fmt(g['ratio'])}.\n")
-
-
-METHOD = """\
-## Method
-
-- Each figure is a whole `nanoBragg` process, start-up included, run with `-nonoise -nopgm
-  -floatfile f.bin` in a temporary folder: one warm-up run, then the median of the timed runs
-  (column *runs*). The C program and ours alternate run by run.
-- *engine* is the rendering alone, from the line `engine: rendered N pixels in T s (...)` that
-  `nanoBragg` prints on stderr under `NB_TIMING=1`; *start-up* is from
-  `startup: first pixel at T s after import torch` (time from the end of `import torch` to the
-  first pixel).
-- The warm-up run of each workload is given `-compile`: it builds the compiled kernel into the
-  persistent kernel cache (`NB_CACHE_DIR`), as a user's first `-compile` run does. The timed runs
-  are the plain command lines, which load the cached kernel in milliseconds.
-- *cold cache* is one `-compile` run with an empty `NB_CACHE_DIR` (kernel build included); it is
-  skipped (–) where the kernel is not compiled (tricubic interpolation, CUDA).
-- *peak RSS* is `ru_maxrss` of the process from `os.wait4`, the largest of the timed runs.
-- The C program has no timer: its *engine est.* is its whole-process time minus its time on the
-  same workload at `-detpixels 8` (its fixed start-up: reading flags, setting up, writing).
-  Where that estimate is not positive (tiny cases) no engine ratio is given.
-- Ratios are C time / our time: above 1 means this project is faster.
-- Cubic growth compares the time added from 2048 to 4096 pixels square: C growth / our growth.
-- Runs use `OMP_NUM_THREADS` (both programs) as shown. Within the time budget every workload gets
-  one timed run after the warm-ups; further runs up to `--repeats` go to the cheapest workloads
-  first, so the largest cases may have fewer runs than the others.
-"""
-
-
-def _budget_text(budget: float | None) -> str:
-    """``budget N s`` or ``no time budget``."""
-    return f"budget {budget:.0f} s" if budget else "no time budget"
-
-
-def render_markdown(report: dict) -> str:
-    """The whole performance report (``performance.md``)."""
-    m = report["machine"]
-    c_name = Path(report["c_bin"]).name if report["c_bin"] else None
-    lines = [
-        "# Performance", "",
-        f"Generated by `nanobragg-bench{' --quick' if report['quick'] else ''}` on "
-        f"{report['date']} in {report['elapsed_s']:.0f} s ({_budget_text(report['budget_s'])}).", "",
-        f"- machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
-        f"{m['memory_gib']} GiB memory{', GPU ' + m['gpu'] if m.get('gpu') else ''}",
-        f"- nanobragg {report['nanobragg']}, torch {report['torch']}, Python {report['python']}",
-        f"- device `{report['device']}`, {report['threads']} threads (`OMP_NUM_THREADS`)",
-        f"- C reference: {('`' + c_name + '` (C nanoBragg, OpenMP)') if c_name else 'not run'}",
-        "", markdown_table(report), growth_text(report["growth"]), batch_text(report.get("batch")), METHOD,
-    ]
-    return "\n".join(lines)
-
-
-def repo_root() -> Path:
-    """The project folder holding pyproject.toml above this file, else the current folder."""
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "pyproject.toml").is_file() and (parent / "src" / "nanobragg").is_dir():
-            return parent
-    return Path.cwd()
-
-
-def write_report(report: dict, out: Path, docs: bool) -> None:
-    """bench.json and performance.md in ``out``; docs/performance.md with ``docs``."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    text = render_markdown(report)
-    (out / "performance.md").write_text(text)
-    log(f"wrote {out / 'bench.json'} and {out / 'performance.md'}")
-    if docs:
-        target = repo_root() / "docs" / "performance.md"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-        log(f"wrote {target}")
 
 
 # ------------------------------------------------------------------ the benchmark
