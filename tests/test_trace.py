@@ -81,7 +81,7 @@ def test_geometry_matches_detector(rendered):
     for name in ("pix0", "fdet", "sdet", "odet"):
         assert t[name] == pytest.approx([float(v) for v in getattr(g, name)], abs=0, rel=1e-15)
     first = [(i + 0.5 / res.oversample) * float(g.pixel_size) for i in (f, s)]  # first sub-pixel centre
-    pos = [float(p) + first[0] * fd + first[1] * sd for p, fd, sd in zip(g.pix0, g.fdet, g.sdet)]
+    pos = [p + first[0] * fd + first[1] * sd for p, fd, sd in zip(g.pix0.tolist(), g.fdet.tolist(), g.sdet.tolist())]
     assert t["pixel_pos"] == pytest.approx(pos, rel=1e-12)
     airpath = math.sqrt(sum(p * p for p in pos))
     assert t["diffracted"] == pytest.approx([p / airpath for p in pos], rel=1e-12)
