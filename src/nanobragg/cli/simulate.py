@@ -65,7 +65,8 @@ def render(settings: Settings, res: Resolved, device: torch.device):
         if bar is not None:
             bar.close()
     if timing:
-        print(f"engine: rendered {int(out.active.sum())} pixels in {time.perf_counter() - start:.3f} s "
+        elapsed = time.perf_counter() - start
+        print(f"engine: rendered {int(out.active.sum())} pixels in {elapsed:.3f} s "
               f"(compiled: {'yes' if out.compiled else 'no'}, dtype {str(inp.pix0.dtype).replace('torch.', '')}, "
               f"device {device.type}, threads {torch.get_num_threads()})", file=sys.stderr)
     return out
