@@ -72,7 +72,7 @@ class _ChunkKernel(torch.nn.Module):
         table = FTable(grid, t.ftable.lo, t.ftable.hi, default_F, t.ftable.populated)
         inp = dataclasses.replace(t, ftable=table, **dict(zip(self.names, tensors)))
         # the pixel's fast/slow indices are computed here, fused into the kernel
-        value, _, _, omega, _ = render_pixels(inp, idx % fpixels, idx // fpixels, self.blocks, False)
+        value, omega, _ = render_pixels(inp, idx % fpixels, idx // fpixels, self.blocks, False)
         # outputs must be dense: the package returns buffers without the strides of a transposed view
         return value.contiguous(), omega.contiguous()
 

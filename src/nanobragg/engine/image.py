@@ -22,7 +22,7 @@ class RenderedImage:
     image: torch.Tensor  #: (spixels, fpixels), or (B, spixels, fpixels) for a batch; zero outside rendered pixels
     active: torch.Tensor  #: (spixels, fpixels) bool, pixels C renders
     omega_sum: torch.Tensor  #: () sum of C's omega_pixel over all sub-pixels and layers
-    compiled: bool = False  #: whether the torch.compile'd kernel rendered it
+    compiled: bool = False  #: whether the ahead-of-time compiled kernel rendered it
 
 
 def active_pixels(fpixels: int, spixels: int, roi, mask: Optional[np.ndarray], device=None) -> torch.Tensor:
@@ -98,7 +98,7 @@ def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,
         if kernel is not None:
             value, omega = kernel(inp, idx)
         else:
-            value, _, _, omega, interp_on = render_pixels(inp, idx % inp.fpixels, idx // inp.fpixels, p.blocks,
+            value, omega, interp_on = render_pixels(inp, idx % inp.fpixels, idx // inp.fpixels, p.blocks,
                                                           interp_on)
         if grad:
             pieces.append((idx[:keep], value[:keep]))

@@ -38,8 +38,6 @@ def subpixel_positions(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor
 
     F = sub*(fpixel*n + subF) + sub/2, S likewise, sub = pixel/n (C's Fdet, Sdet);
     pos = pix0 + F fdet + S sdet + depth odet. O enumerates (subS, subF), subS-major.
-    Also returns the last sub-pixel's (F, S) of each pixel (P,), which C
-    reports with the maximum.
     """
     n = inp.oversample
     dtype = inp.pix0.dtype
@@ -53,7 +51,7 @@ def subpixel_positions(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor
     pos = tuple(inp.pix0[i] + fd * inp.fdet[i] + sd * inp.sdet[i] + depth * inp.odet[i] for i in range(3))
     if inp.curved:
         pos = _curve(inp, pos)
-    return pos, fd[0, -1], sd[0, -1]
+    return pos
 
 
 def _curve(inp: RenderInputs, pos):
@@ -223,7 +221,7 @@ def _accumulate(inp, d, omega, capture, blocks, carry, interp_on):
 
 
 def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blocks, interp_on: bool | None = None):
-    """Pixel values (P, B), each pixel's last sub-pixel (F, S) and its summed solid angle (P,).
+    """Pixel values (P, B), each pixel's summed solid angle (P,), and the interpolation state.
 
     ``blocks`` lists (layer-subpixel slice, source slice) pairs in C loop
     order, from :func:`nanobragg.engine.chunks.plan`. ``interp_on`` is C's
@@ -232,7 +230,7 @@ def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blo
     value = scale * I * capture_last * polar_first * omega_first, each factor
     omitted when its ``-oversample_*`` flag applied it inside the sum.
     """
-    pos, f_last, s_last = subpixel_positions(inp, fpix, spix)
+    pos = subpixel_positions(inp, fpix, spix)
     d, omega, capture = pixel_factors(inp, pos)
     k, p = omega.shape
     carry = inp.I_bg.expand(inp.batch, p).clone()
@@ -246,7 +244,7 @@ def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blo
     if not inp.oversample_omega:
         value = value * omega[0]
     omega_total = omega.sum(0) if inp.oversample_omega else omega[0] * k
-    return value.T, f_last, s_last, omega_total, interp_on
+    return value.T, omega_total, interp_on
 
 
 def _first_polar_from(inp, d, cuts):

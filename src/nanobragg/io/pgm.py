@@ -4,7 +4,7 @@ import numpy as np
 
 from .atomic import atomic_write
 from .cformat import c_g
-from .smv import roi_mask
+from .smv import zero_outside_roi
 
 
 def auto_pgm_scale(intfile_scale, rmsd, user_scale=0.0):
@@ -29,7 +29,7 @@ def pgm_pixels(float_img, pgm_scale, roi=None):
     ``value*pgm_scale`` in double, capped at 255, then converted like C's
     ``(unsigned char)`` cast on x86-64: truncation toward zero to a 32-bit
     int whose low byte is kept (so a small negative value wraps, NaN gives
-    0).  Pixels outside ``roi`` (see smv.roi_mask) are 0.
+    0).  Pixels outside ``roi`` (see smv.zero_outside_roi) are 0.
     """
     img = np.asarray(float_img, dtype=np.float32)
     test = img.astype(np.float64) * float(pgm_scale)
@@ -37,7 +37,7 @@ def pgm_pixels(float_img, pgm_scale, roi=None):
     bad = ~np.isfinite(test) | (test < -2.0**31)
     truncated = np.trunc(np.where(bad, 0.0, test)).astype(np.int64)
     out = (truncated & 0xFF).astype(np.uint8)
-    out[~roi_mask(img.shape, roi)] = 0
+    zero_outside_roi(out, roi)
     return out
 
 

@@ -225,21 +225,6 @@ def read_smv(path):
     return header, data.astype(np.uint16).reshape(height, width)
 
 
-def roi_mask(shape, roi):
-    """Boolean (slow, fast) mask of C's inclusive ROI, or all True for None.
-
-    ``roi = (xmin, xmax, ymin, ymax)`` in pixels, x fast and y slow,
-    inclusive on both ends like C's ``-roi``.
-    """
-    inside = np.ones(shape, dtype=bool)
-    if roi is None:
-        return inside
-    xmin, xmax, ymin, ymax = roi
-    slow = np.arange(shape[0])[:, None]
-    fast = np.arange(shape[1])[None, :]
-    return (fast >= xmin) & (fast <= xmax) & (slow >= ymin) & (slow <= ymax)
-
-
 def auto_int_scale(max_I, user_scale=0.0):
     """C's intfile scale: ``user_scale`` if > 0, else 55000/max_I (1 if max_I <= 0)."""
     if not user_scale <= 0.0:
@@ -252,7 +237,7 @@ def int_image_from_float(float_img, scale, adc=40.0, roi=None):
 
     Per pixel: ``value*scale + adc`` in double, clipped to [0, 65535], then
     rounded as C's ``floorf(test + 0.5)`` (the sum is rounded to float32
-    first).  Pixels outside ``roi`` (see roi_mask) are 0; NaN gives 0 as on
+    first).  Pixels outside ``roi`` (see zero_outside_roi) are 0; NaN gives 0 as on
     x86-64.  Computed with torch's multi-threaded element-wise kernels:
     images can be tens of millions of pixels.
     """
