@@ -2,7 +2,9 @@
 
 C accumulates over the float (32-bit) image: mean and rms over the pixels it
 rendered (ROI and mask), rmsd over all ROI pixels about that mean, and the
-maximum with the position of that pixel's last sub-pixel.
+maximum with the position of that pixel's last sub-pixel. The sums come from
+the engine's running totals (:mod:`nanobragg.engine.totals`), so a large
+image is not read again.
 """
 from __future__ import annotations
 
@@ -11,6 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+#: Below this ratio sum((v-mean)^2) / sum(v^2), rmsd is summed again from the pixels
+#: (the closed form would lose more than 6 of float64's 16 digits).
+CANCELLATION_LIMIT = 1e-6
+#: Rows per block of the exact rmsd pass (keeps the float64 copy in cache).
+_ROWS = 1 << 16
 
 
 @dataclass
@@ -31,27 +39,44 @@ def last_subpixel(index: int, fpixels: int, pixel_size: float, oversample: int) 
             sub * (s * oversample + oversample - 1) + sub / 2.0)
 
 
-def image_stats(image32: np.ndarray, active: np.ndarray, roi, pixel_size: float, oversample: int) -> ImageStats:
-    """C's max_I, mean, rms and rmsd for a float32 image (S, F).
+def _window(roi, shape):
+    xmin, xmax, ymin, ymax = roi
+    return slice(max(ymin, 0), max(ymax + 1, 0)), slice(max(xmin, 0), max(xmax + 1, 0))
 
-    mean = sum/n, rms = sqrt(sum v^2/(n-1)) over rendered pixels;
-    rmsd = sqrt(sum (v-mean)^2/(m-1)) over the m ROI pixels (n, m at least 1 and 2).
-    Sums are taken in float64 with torch (multi-threaded); the maximum is the
+
+def _sum_sq_about(image32: np.ndarray, rows: slice, cols: slice, mean: float) -> float:
+    """sum (v - mean)^2 over image32[rows, cols] in float64, a block of rows at a time."""
+    window = torch.from_numpy(image32)[rows, cols]
+    step = max(1, _ROWS // max(window.shape[1], 1))
+    total = 0.0
+    for block in window.split(step):
+        d = block.double() - mean
+        total += float((d * d).sum())
+    return total
+
+
+def image_stats(image32: np.ndarray, totals, roi, pixel_size: float, oversample: int) -> ImageStats:
+    """C's max_I, mean, rms and rmsd for a float32 image (S, F) and its engine totals.
+
+    mean = sum/n, rms = sqrt(sum v^2/(n-1)) over the n rendered pixels;
+    rmsd = sqrt(sum (v-mean)^2/(m-1)) over the m ROI pixels (n, m at least 1
+    and 2). Skipped pixels are 0, so the ROI sums of v and v^2 equal the
+    rendered ones and sum (v-mean)^2 = S2 - 2 mean S1 + m mean^2; where that
+    cancels badly it is summed from the pixels instead. The maximum is the
     first in row-major order, as C's strictly-greater test finds it.
     """
-    v = torch.from_numpy(np.ascontiguousarray(image32, dtype=np.float32))
-    act = torch.from_numpy(np.asarray(active, dtype=bool))
-    full = bool(act.all())
-    vals = (v.reshape(-1) if full else v[act]).double()
-    n = max(vals.numel(), 1)
-    mean = float(vals.sum()) / n
-    rms = math.sqrt(float((vals * vals).sum()) / (max(vals.numel(), 2) - 1))
-    xmin, xmax, ymin, ymax = roi
-    window = v[max(ymin, 0):ymax + 1, max(xmin, 0):xmax + 1].double() - mean
-    rmsd = math.sqrt(float((window * window).sum()) / (max(window.numel(), 2) - 1))
-    masked = (v if full else torch.where(act, v, torch.tensor(-math.inf))).reshape(-1)
-    k = int(torch.argmax(masked)) if masked.numel() else 0
-    if masked.numel() and float(masked[k]) > 0.0:
-        mx, my = last_subpixel(k, image32.shape[1], pixel_size, oversample)
-        return ImageStats(float(masked[k]), mx, my, mean, rms, rmsd)
+    rows, cols = _window(roi, image32.shape)
+    m = len(range(*rows.indices(image32.shape[0]))) * len(range(*cols.indices(image32.shape[1])))
+    n = max(totals.count, 1)
+    s1, s2 = float(totals.sum[0]), float(totals.sum_sq[0])
+    mean = s1 / n
+    rms = math.sqrt(s2 / (max(totals.count, 2) - 1))
+    dev = s2 - 2.0 * mean * s1 + m * mean * mean
+    if not dev > CANCELLATION_LIMIT * s2:
+        dev = _sum_sq_about(image32, rows, cols, mean)
+    rmsd = math.sqrt(max(dev, 0.0) / (max(m, 2) - 1))
+    top = float(totals.max[0])
+    if top > 0.0:
+        mx, my = last_subpixel(int(totals.argmax[0]), image32.shape[1], pixel_size, oversample)
+        return ImageStats(top, mx, my, mean, rms, rmsd)
     return ImageStats(0.0, 0.0, 0.0, mean, rms, rmsd)

@@ -29,9 +29,10 @@ import torch
 from ..physics.structure_factors import FTable
 from .inputs import RenderInputs
 from .render import render_pixels
+from .totals import chunk_totals
 
 #: Bumped whenever the kernel's arguments or outputs change, so that older packages are not loaded.
-KERNEL_FORMAT = "nanobragg-kernel-2"
+KERNEL_FORMAT = "nanobragg-kernel-3"
 #: Terms (pixel x layer x sub-pixel x source x orientation) above which a cold build pays back within the run.
 COLD_THRESHOLD = 5e8
 
@@ -61,24 +62,36 @@ def _static_key(inp: RenderInputs, blocks, pixels: int) -> str:
 
 
 class _ChunkKernel(torch.nn.Module):
-    """render_pixels with the static configuration baked in and every tensor an argument."""
+    """render_pixels with the static configuration baked in and every tensor an argument.
+
+    Arguments: first (0-d int64), offsets (P,) int64, keep (0-d int64), out
+    (P, B), fpixels (0-d float64), the structure-factor grid and default,
+    then RenderInputs' tensors. Pixel first + offsets[i] is rendered into
+    out[i] in place (no copy afterwards); the result is chunk_totals over
+    the first ``keep`` pixels.
+    """
 
     def __init__(self, template: RenderInputs, blocks):
         super().__init__()
         self.template, self.blocks, self.names = template, blocks, _tensor_fields(template)
 
-    def forward(self, idx, fpixels, grid, default_F, *tensors):
+    def forward(self, first, offsets, keep, out, fpixels, grid, default_F, *tensors):
         t = self.template
         table = FTable(grid, t.ftable.lo, t.ftable.hi, default_F, t.ftable.populated)
         inp = dataclasses.replace(t, ftable=table, **dict(zip(self.names, tensors)))
-        # the pixel's fast/slow indices are computed here, fused into the kernel
-        value, omega, _ = render_pixels(inp, idx % fpixels, idx // fpixels, self.blocks, False)
-        # outputs must be dense: the package returns buffers without the strides of a transposed view
-        return value.contiguous(), omega.contiguous()
+        pixels = first + offsets
+        # slow/fast indices in float64: exact, and vectorised (integer division is not)
+        flat = pixels.to(torch.float64)
+        spix = torch.floor(flat / fpixels)
+        value, omega, _ = render_pixels(inp, flat - spix * fpixels, spix, self.blocks, False)
+        out.copy_(value)
+        return chunk_totals(value, omega, pixels, keep)
 
 
-def _arguments(inp: RenderInputs, idx, fpixels) -> tuple:
-    return (idx, fpixels, inp.ftable.grid, inp.ftable.default_F, *[getattr(inp, n) for n in _tensor_fields(inp)])
+def _arguments(inp: RenderInputs, first, offsets, keep, out, fpixels: int) -> tuple:
+    fpixels = torch.tensor(float(fpixels), dtype=torch.float64)
+    return (first, offsets, keep, out, fpixels, inp.ftable.grid, inp.ftable.default_F,
+            *[getattr(inp, n) for n in _tensor_fields(inp)])
 
 
 def compiler_available() -> bool:
@@ -88,9 +101,10 @@ def compiler_available() -> bool:
 
 def _build(inp: RenderInputs, blocks, pixels: int, path: Path) -> None:
     """Export the chunk kernel and build its package at ``path`` (atomically)."""
-    idx = torch.arange(pixels, dtype=torch.long)
+    scalar = torch.tensor(0, dtype=torch.long)
+    out = torch.zeros(pixels, inp.batch, dtype=inp.pix0.dtype)
     # distinct copies: export would merge arguments that are the same tensor object
-    example = tuple(t.clone() for t in _arguments(inp, idx, torch.tensor(max(inp.fpixels, 2))))
+    example = tuple(t.clone() for t in _arguments(inp, scalar, torch.arange(pixels), scalar, out, max(inp.fpixels, 2)))
     program = torch.export.export(_ChunkKernel(inp, blocks), example)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
@@ -99,8 +113,8 @@ def _build(inp: RenderInputs, blocks, pixels: int, path: Path) -> None:
 
 
 def compiled_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, requested: bool | None, device):
-    """A callable ``(inputs, flat pixel indices) -> (values (P, B), solid angles (P,))`` running the
-    cached compiled kernel, or None for eager mode.
+    """A callable ``(inputs, first, offsets, keep, out) -> chunk totals`` running the cached compiled
+    kernel (see _ChunkKernel), or None for eager mode.
 
     ``requested``: True builds on a cache miss, False never uses compiled
     code, None uses a cached package and builds only for renders of at
@@ -116,7 +130,6 @@ def compiled_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, reques
     # The C++ loader directly: importing torch._inductor to load a package would cost seconds.
     loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
 
-    def run(inp2, idx):
-        value, omega = loader.boxed_run(list(_arguments(inp2, idx, torch.tensor(inp2.fpixels))))
-        return value, omega
+    def run(inp2, first, offsets, keep, out):
+        return tuple(loader.boxed_run(list(_arguments(inp2, first, offsets, keep, out, inp2.fpixels))))
     return run
