@@ -32,13 +32,13 @@ def kernel_cache(tmp_path_factory):
         os.environ["NB_CACHE_DIR"] = old
 
 
-def _render(name, folder, compile_):
+def _render(name, folder, compile_, extra=()):
     for f in INPUTS.iterdir():
         shutil.copy(f, folder / f.name)
     cwd = os.getcwd()
     os.chdir(folder)
     try:
-        settings = build_settings(load_case(name)["args"])
+        settings = build_settings(list(load_case(name)["args"]) + list(extra))
         load_inputs(settings, lambda *_: None)
         res = resolve(settings.experiment, seed=-1, dtype=torch.float32)
         with torch.no_grad():
@@ -62,3 +62,28 @@ def test_cached_kernel_is_reused_and_refused_when_asked(tmp_path, kernel_cache):
     assert _render("comprehensive", tmp_path, None).compiled
     assert set(kernel_cache.iterdir()) == before
     assert not _render("comprehensive", tmp_path, False).compiled
+
+
+def _totals_from_image(image, active):
+    v = image.double()[active]
+    flat = torch.where(active.reshape(-1), image.reshape(-1), torch.tensor(-float("inf")))
+    return len(v), float(v.sum()), float((v * v).sum()), float(flat.max()), int(torch.argmax(flat))
+
+
+@pytest.mark.parametrize("roi", [None, ["-roi", "10", "300", "40", "400"]])
+def test_compiled_writes_in_place_and_totals_match_the_image(roi, tmp_path, kernel_cache):
+    """Whole rows (in place) and a column-limited ROI (scattered): same image and totals as eager mode."""
+    extra = roi or []
+    fast, slow = _render("comprehensive", tmp_path, True, extra), _render("comprehensive", tmp_path, False, extra)
+    assert fast.compiled and not slow.compiled
+    assert torch.equal(fast.active, slow.active)
+    assert float((fast.image - slow.image).abs().max()) <= 1e-4 * float(slow.image.abs().max())
+    assert not bool(fast.image[~fast.active].any())
+    assert bool(fast.active.all()) == (roi is None)
+    for out in (fast, slow):
+        count, total, squares, top, where = _totals_from_image(out.image, out.active)
+        t = out.totals
+        assert t.count == count
+        assert float(t.sum[0]) == pytest.approx(total, rel=1e-12)
+        assert float(t.sum_sq[0]) == pytest.approx(squares, rel=1e-12)
+        assert (float(t.max[0]), int(t.argmax[0])) == (top, where)

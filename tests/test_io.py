@@ -15,7 +15,7 @@ try:
 except ImportError:  # package not installed: use the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from nanobragg.io import (InputError, atomic_open, atomic_write, auto_int_scale,
+from nanobragg.io import (BackgroundWrites, InputError, atomic_open, atomic_write, auto_int_scale,
                           auto_pgm_scale, fdump_bytes, format_smv_header, hkl_grid,
                           int_image_from_float, pgm_bytes, read_fdump, read_float_image,
                           read_hkl, read_mosflm_matrix, read_smv, read_source_file,
@@ -331,6 +331,28 @@ def test_int_conversion_rounds_through_float32():
     assert ints.tolist() == [[0, 65535, 0]]
 
 
+def _int_reference(img, scale, adc):
+    """C's loop written out per pixel in plain Python floats (double) and numpy float32 (floorf)."""
+    out = np.zeros(img.shape, np.uint16)
+    for i, v in np.ndenumerate(img):
+        test = float(v) * scale + adc
+        test = 65535.0 if test > 65535.0 else test
+        test = 0.0 if test < 0.0 else test
+        out[i] = 0 if test != test else int(np.floor(np.float32(test + 0.5)))
+    return out
+
+
+def test_int_conversion_across_blocks_matches_c_loop(monkeypatch):
+    """Blocks of the conversion (made small here) join without seams; edge values as C's loop."""
+    monkeypatch.setattr("nanobragg.io.smv._INT_BLOCK", 64)
+    rng = np.random.default_rng(4)
+    img = (rng.standard_normal((23, 17)) * 300).astype(np.float32)
+    img[0, :4] = [np.nan, 1e9, -1e9, 0.0]
+    img[5, 5] = 238.49998  # sums to within a float32 rounding of an integer + 0.5
+    for scale, adc in ((1.0, 40.0), (55000.0 / 1111.0, 0.0), (0.49999999, 1.0)):
+        np.testing.assert_array_equal(int_image_from_float(img, scale, adc), _int_reference(img, scale, adc))
+
+
 def test_roi_zeroes_outside_pixels():
     img = np.full((4, 5), 10.0, np.float32)
     roi = (1, 3, 2, 3)  # x 1..3, y 2..3 inclusive
@@ -466,6 +488,29 @@ def test_atomic_write_failure_keeps_old_file(tmp_path):
             raise RuntimeError("boom")
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_background_writes_publish_every_file(tmp_path):
+    data = np.arange(1 << 20, dtype=np.float32)
+    with BackgroundWrites() as writes:
+        write_float_image(tmp_path / "a.bin", data, writes.submit)
+        writes.submit(tmp_path / "b.bin", b"head", b"tail")
+    assert (tmp_path / "b.bin").read_bytes() == b"headtail"
+    np.testing.assert_array_equal(read_float_image(tmp_path / "a.bin"), data)
+    assert sorted(os.listdir(tmp_path)) == ["a.bin", "b.bin"]
+
+
+def test_background_writes_fail_where_named_and_leave_nothing(tmp_path):
+    """A missing folder fails at submit; an error on a writer thread is raised on leaving the block."""
+    with pytest.raises(InputError, match="missing"):
+        with BackgroundWrites() as writes:
+            writes.submit(tmp_path / "missing" / "x.bin", b"data")
+    with pytest.raises(TypeError, match="bytes-like"):
+        with BackgroundWrites() as writes:
+            writes.submit(tmp_path / "ok.bin", b"data")
+            writes.submit(tmp_path / "bad.bin", b"data", object())  # not bytes-like: fails on the thread
+    assert (tmp_path / "ok.bin").read_bytes() == b"data"
+    assert os.listdir(tmp_path) == ["ok.bin"]
 
 
 def test_atomic_write_replaces(tmp_path):

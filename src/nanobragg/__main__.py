@@ -1,6 +1,4 @@
 """``python -m nanobragg``: the nanoBragg command."""
-import sys
+from .cli.main import console
 
-from .cli.main import main
-
-sys.exit(main())
+console()

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io import auto_int_scale, auto_pgm_scale, int_image_from_float, write_float_image, write_pgm, write_smv
+from ..io import (atomic_write, auto_int_scale, auto_pgm_scale, int_image_from_float, write_float_image, write_pgm,
+                  write_smv)
 from ..io.smv import smv_header_values
 from ..resolve import Resolved
 
@@ -19,31 +20,35 @@ def header_values(res: Resolved, noise: bool) -> dict:
         close_distance=f(g.close_distance), phi0=res.phi0, osc=res.osc, twotheta=f(g.twotheta), noise=noise)
 
 
-def write_float(out, image32: np.ndarray, log) -> None:
-    """The float image (C writes it between computing and printing the statistics)."""
+def write_float(out, image32: np.ndarray, log, write=atomic_write) -> None:
+    """The float image (C writes it between computing and printing the statistics).
+
+    ``write(path, *parts)`` stores each file (atomic_write, or a BackgroundWrites' submit).
+    """
     if out.floatfile:
         log(f"writing {out.floatfile} as {image32.size} 4-byte floats")
-        write_float_image(out.floatfile, image32)
+        write_float_image(out.floatfile, image32, write)
 
 
-def write_outputs(out, res: Resolved, image32: np.ndarray, stats, log) -> None:
+def write_outputs(out, res: Resolved, image32: np.ndarray, stats, log, write=atomic_write) -> None:
     """Write the SMV, PGM and noise files, each atomically, printing C's lines about them."""
     roi = res.roi
     scale = auto_int_scale(stats.max_I, out.intfile_scale)
     log(f"intfile_scale = {scale:g}")
     if out.intfile:
         log(f"writing {out.intfile} as 2-byte integers")
-        write_smv(out.intfile, header_values(res, noise=False), int_image_from_float(image32, scale, out.adc, roi))
+        write_smv(out.intfile, header_values(res, noise=False), int_image_from_float(image32, scale, out.adc, roi),
+                  write)
     if out.write_pgm and out.pgmfile:
         pgm_scale = auto_pgm_scale(scale, stats.rmsd, out.pgm_scale)
         log(f"pgm_scale = {pgm_scale:g}")
         log(f"writing {out.pgmfile} as 1-byte integers")
-        write_pgm(out.pgmfile, image32, pgm_scale, roi)
+        write_pgm(out.pgmfile, image32, pgm_scale, roi, write)
     if out.calculate_noise and out.noisefile:
-        write_noise(out, res, image32, log)
+        write_noise(out, res, image32, log, write)
 
 
-def write_noise(out, res: Resolved, image32: np.ndarray, log) -> None:
+def write_noise(out, res: Resolved, image32: np.ndarray, log, write=atomic_write) -> None:
     """Poisson noise image: C's generator bit for bit, or torch's (fast, not identical)."""
     from ..rng.noise import poisson_noise_c, poisson_noise_torch  # numba loads only when noise is made
 
@@ -56,7 +61,7 @@ def write_noise(out, res: Resolved, image32: np.ndarray, log) -> None:
         noise, photons, overloads = poisson_noise_c(image32, out.seed, res.roi, out.adc)
     log(f"{photons:.0f} photons on noise image ({overloads} overloads)")
     log(f"writing {out.noisefile} as 2-byte integers")
-    write_smv(out.noisefile, header_values(res, noise=True), noise)
+    write_smv(out.noisefile, header_values(res, noise=True), noise, write)
 
 
 def write_png(path: str, image32: np.ndarray, linear: bool) -> None:

@@ -9,6 +9,7 @@ import time
 import torch
 
 from ..engine.image import prepare_render, run_render
+from ..io import BackgroundWrites
 from ..resolve import Resolved, resolve
 from ..stats import image_stats
 from .loaders import write_dump
@@ -88,10 +89,11 @@ def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False) -
     omega = float(out.omega_sum) / res.steps
     log(f"solid angle subtended by detector = {omega:g} steradian ( {100 * omega / 4 / math.pi:g}% sphere)")
     stats = image_stats(image32, out.totals, res.roi, float(res.detector.pixel_size), res.oversample)
-    write_float(settings.output, image32, log)
-    log(f"max_I = {stats.max_I:g}  at {stats.max_x:g} {stats.max_y:g}")
-    log(f"mean= {stats.mean:g} rms= {stats.rms:g} rmsd= {stats.rmsd:g}")
-    write_outputs(settings.output, res, image32, stats, log)
-    if settings.output.pngfile:
-        write_png(settings.output.pngfile, image32, settings.output.png_linear)
+    with BackgroundWrites() as writes:  # each file is written while the next one is computed
+        write_float(settings.output, image32, log, writes.submit)
+        log(f"max_I = {stats.max_I:g}  at {stats.max_x:g} {stats.max_y:g}")
+        log(f"mean= {stats.mean:g} rms= {stats.rms:g} rmsd= {stats.rmsd:g}")
+        write_outputs(settings.output, res, image32, stats, log, writes.submit)
+        if settings.output.pngfile:
+            write_png(settings.output.pngfile, image32, settings.output.png_linear)
     return 0

@@ -18,6 +18,7 @@ eager mode, as does CUDA (whose eager kernels are already fast).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import shutil
@@ -47,9 +48,24 @@ def _tensor_fields(inp: RenderInputs) -> list[str]:
     return [f.name for f in dataclasses.fields(inp) if isinstance(getattr(inp, f.name), torch.Tensor)]
 
 
+#: Modules whose code the kernel is traced from: a change in any of them makes a new kernel.
+_TRACED = ("engine/render.py", "engine/totals.py", "engine/compiled.py", "engine/inputs.py",
+           "physics/lattice.py", "physics/polarization.py", "physics/structure_factors.py", "geometry/vectors.py")
+
+
+@functools.lru_cache(maxsize=1)
+def _source_hash() -> str:
+    """Hash of the traced modules' source, so that a changed engine never loads a stale kernel."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for name in _TRACED:
+        digest.update((root / name).read_bytes())
+    return digest.hexdigest()
+
+
 def _static_key(inp: RenderInputs, blocks, pixels: int) -> str:
-    """Hash of everything the compiled graph bakes in: non-tensor fields, tensor shapes, chunk plan."""
-    parts = [KERNEL_FORMAT, torch.__version__, str(inp.pix0.dtype), str(pixels), repr(blocks)]
+    """Hash of everything the compiled graph bakes in: engine source, non-tensor fields, tensor shapes, chunk plan."""
+    parts = [KERNEL_FORMAT, _source_hash(), torch.__version__, str(inp.pix0.dtype), str(pixels), repr(blocks)]
     for f in dataclasses.fields(inp):
         value = getattr(inp, f.name)
         if isinstance(value, torch.Tensor):

@@ -111,15 +111,24 @@ def orientations(inp: RenderInputs, batch: int = 0) -> torch.Tensor:
     return inp.cells[batch] if inp.cells.dim() == 4 else inp.cells
 
 
+#: Copies of a traced pixel rendered together (a multiple of every SIMD loop's step).
+VECTOR_BLOCK = 64
+
+
 def engine_value(inp: RenderInputs, slow: int, fast: int, interp_on=None, batch: int = 0) -> torch.Tensor:
-    """The pixel's value from the engine itself, rendered alone."""
+    """The pixel's value from the engine itself, bit for bit as in a whole image.
+
+    The pixel is rendered as a block of VECTOR_BLOCK copies: element-wise
+    kernels compute a lone element with scalar code (libm's sin, say) but a
+    whole image with vector code, which can differ in the last bit.
+    """
     K = len(inp.thick_offsets) * inp.oversample ** 2
     every = inp.cells.reshape(-1, 3, 3).shape[0]  # orientations of all crystals in a batch
     p = plan(K, len(inp.source_dirs), every, inp.pix0.element_size(), inp.interpolate)
-    fpix, spix = (torch.tensor([i], device=inp.pix0.device) for i in (fast, slow))
+    fpix, spix = (torch.full((VECTOR_BLOCK,), i, device=inp.pix0.device) for i in (fast, slow))
     with torch.no_grad():
         value = render_pixels(inp, fpix, spix, p.blocks, interp_on)[0]
-    return value.reshape(-1)[batch]
+    return value[0].reshape(-1)[batch]
 
 
 def accumulated_I(inp: RenderInputs, value, capture, polar, omega) -> float:

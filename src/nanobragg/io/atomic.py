@@ -3,6 +3,7 @@
 import contextlib
 import os
 import tempfile
+import threading
 
 from .errors import InputError
 
@@ -42,10 +43,10 @@ def atomic_open(path):
     except OSError as exc:
         raise InputError(path, f"cannot create file ({exc.strerror})") from exc
     try:
+        # no fsync: like C's fopen/fwrite, the data reach the disk when the
+        # system writes its cache back; the rename alone keeps readers safe
         with os.fdopen(fd, "wb") as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
         os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException as exc:
@@ -56,7 +57,57 @@ def atomic_open(path):
         raise
 
 
-def atomic_write(path, data):
-    """Write ``data`` (bytes-like) to ``path`` atomically; see atomic_open."""
+def atomic_write(path, *parts):
+    """Write ``parts`` (bytes-like objects, in order) to ``path`` atomically; see atomic_open."""
     with atomic_open(path) as handle:
-        handle.write(data)
+        for data in parts:
+            handle.write(data)
+
+
+class BackgroundWrites:
+    """Atomic writes on worker threads, so that writing one output overlaps computing the next.
+
+    Usage::
+
+        with BackgroundWrites() as writes:
+            write_float_image(path, image, write=writes.submit)
+            ...  # more work while the file is written
+
+    ``submit(path, *parts)`` checks the folder at once (so a bad path fails
+    where it is named) and writes on a thread; the callers must not modify
+    ``parts`` afterwards. Leaving the block waits for every write and
+    raises the first error, after all threads have finished.
+    """
+
+    def __init__(self):
+        self._threads, self._errors = [], []
+
+    def submit(self, path, *parts):
+        _check_folder(path)
+
+        def job():
+            try:
+                atomic_write(path, *parts)
+            except BaseException as exc:  # re-raised by the caller's thread in wait()
+                self._errors.append(exc)
+        thread = threading.Thread(target=job, name=f"write {os.path.basename(path)}")
+        thread.start()
+        self._threads.append(thread)
+
+    def wait(self):
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+        if self._errors:
+            raise self._errors[0]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is None:
+            self.wait()
+            return False
+        with contextlib.suppress(Exception):
+            self.wait()
+        return False

@@ -8,14 +8,15 @@ from .errors import InputError, read_bytes
 _DTYPE = np.dtype("<f4")
 
 
-def write_float_image(path, img):
+def write_float_image(path, img, write=atomic_write):
     """Write ``img`` as float32 little-endian, fast index varying fastest.
 
     ``img`` is (slow, fast) (any shape is written in C order); values are
-    rounded to float32 like C's ``float`` image.
+    rounded to float32 like C's ``float`` image. ``write(path, *parts)``
+    stores the bytes (default atomic_write; see BackgroundWrites).
     """
     data = np.ascontiguousarray(img, dtype=_DTYPE)
-    atomic_write(path, data.tobytes())
+    write(path, memoryview(data).cast("B"))
 
 
 def read_float_image(path, shape=None):

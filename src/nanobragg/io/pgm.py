@@ -48,6 +48,6 @@ def pgm_bytes(float_img, pgm_scale, roi=None):
     return pgm_header(width, height, pgm_scale) + pixels.tobytes()
 
 
-def write_pgm(path, float_img, pgm_scale, roi=None):
+def write_pgm(path, float_img, pgm_scale, roi=None, write=atomic_write):
     """Write the PGM preview atomically."""
-    atomic_write(path, pgm_bytes(float_img, pgm_scale, roi))
+    write(path, pgm_bytes(float_img, pgm_scale, roi))

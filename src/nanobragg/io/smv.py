@@ -123,8 +123,8 @@ def _data_dtype(byte_order):
     raise ValueError(f"unknown BYTE_ORDER {byte_order!r}")
 
 
-def smv_bytes(header_values, data):
-    """The bytes of an SMV file: header plus ``data`` (uint16, (slow, fast)).
+def smv_parts(header_values, data):
+    """(header bytes, pixel array) of an SMV file holding ``data`` (uint16, (slow, fast)).
 
     SIZE1/SIZE2 are taken from the data shape (overriding the dict) and the
     pixels are stored in the dict's BYTE_ORDER (default: this machine's).
@@ -136,12 +136,19 @@ def smv_bytes(header_values, data):
     values.setdefault("BYTE_ORDER", native_byte_order())
     values["SIZE1"], values["SIZE2"] = int(data.shape[1]), int(data.shape[0])
     pixels = np.ascontiguousarray(data, dtype=_data_dtype(values["BYTE_ORDER"]))
-    return format_smv_header(values) + pixels.tobytes()
+    return format_smv_header(values), pixels
 
 
-def write_smv(path, header_values, data):
-    """Write an SMV image atomically; see smv_bytes."""
-    atomic_write(path, smv_bytes(header_values, data))
+def smv_bytes(header_values, data):
+    """The bytes of an SMV file: header plus ``data``; see smv_parts."""
+    header, pixels = smv_parts(header_values, data)
+    return header + pixels.tobytes()
+
+
+def write_smv(path, header_values, data, write=atomic_write):
+    """Write an SMV image atomically, without copying the pixels; see smv_parts and write_float_image."""
+    header, pixels = smv_parts(header_values, data)
+    write(path, header, memoryview(pixels).cast("B"))
 
 
 def parse_smv_header(text):
@@ -232,24 +239,33 @@ def auto_int_scale(max_I, user_scale=0.0):
     return 55000.0 / max_I if max_I > 0.0 else 1.0
 
 
+#: Pixels per block of the int conversion (its float64 scratch stays in cache).
+_INT_BLOCK = 1 << 18
+
+
 def int_image_from_float(float_img, scale, adc=40.0, roi=None):
     """uint16 image as C converts the float image for the int file.
 
     Per pixel: ``value*scale + adc`` in double, clipped to [0, 65535], then
     rounded as C's ``floorf(test + 0.5)`` (the sum is rounded to float32
     first).  Pixels outside ``roi`` (see zero_outside_roi) are 0; NaN gives 0 as on
-    x86-64.  Computed with torch's multi-threaded element-wise kernels:
-    images can be tens of millions of pixels.
+    x86-64.  Computed with torch's element-wise kernels a block at a time,
+    so the float64 intermediate stays in cache: images can be tens of
+    millions of pixels.
     """
     import torch
 
     img = np.ascontiguousarray(float_img, dtype=np.float32)
-    test = torch.from_numpy(img).double()
-    test.mul_(float(scale)).add_(float(adc))
-    test = torch.where(test > 65535.0, 65535.0, test)
-    test = torch.where(test < 0.0, 0.0, test)  # NaN fails both tests and stays NaN, as in C
-    rounded = torch.nan_to_num(torch.floor((test + 0.5).float()), nan=0.0)
-    out = rounded.to(torch.int32).numpy().astype(np.uint16)
+    out = np.empty(img.shape, dtype=np.uint16)
+    src, dst = torch.from_numpy(img.reshape(-1)), torch.from_numpy(out.reshape(-1))
+    wide = torch.empty(min(_INT_BLOCK, src.numel()), dtype=torch.float64)
+    narrow = torch.empty(wide.numel(), dtype=torch.float32)
+    for start in range(0, src.numel(), _INT_BLOCK):
+        n = min(_INT_BLOCK, src.numel() - start)
+        test = wide[:n].copy_(src[start:start + n]).mul_(float(scale)).add_(float(adc))
+        test.clamp_(0.0, 65535.0).add_(0.5)  # NaN stays NaN, as C's two tests leave it
+        rounded = narrow[:n].copy_(test).floor_().nan_to_num_(0.0)
+        dst[start:start + n].copy_(rounded)
     zero_outside_roi(out, roi)
     return out
 
