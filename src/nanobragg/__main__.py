@@ -1,4 +1,4 @@
 """``python -m nanobragg``: the nanoBragg command."""
-from .cli.main import console
+from .cli.entry import console
 
 console()

@@ -6,7 +6,6 @@ output file is written.
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -78,16 +77,3 @@ def main(argv: list[str] | None = None) -> int:
         status = 130
     sys.stdout.flush()
     return status
-
-
-def console() -> None:
-    """Console entry point: main, then a prompt exit.
-
-    Every output file is complete and closed when main returns; tearing
-    down the interpreter (torch's modules and caches) would add about 0.3 s
-    to every run, so the process ends with os._exit after flushing.
-    """
-    status = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)

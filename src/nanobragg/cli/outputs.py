@@ -1,7 +1,10 @@
 """Writing the command line's output files: float, SMV, PGM, noise and PNG images."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
+import torch
 
 from ..io import (atomic_write, auto_int_scale, auto_pgm_scale, int_image_from_float, write_float_image, write_pgm,
                   write_smv)
@@ -18,6 +21,23 @@ def header_values(res: Resolved, noise: bool) -> dict:
         wavelength=res.wavelength, xbeam=f(g.beam_x), ybeam=f(g.beam_y), fbeam=f(g.Fbeam), sbeam=f(g.Sbeam),
         detsize_s=g.detsize_s, dials_origin=[f(v) for v in g.dials_origin], orgx=f(g.orgx), orgy=f(g.orgy),
         close_distance=f(g.close_distance), phi0=res.phi0, osc=res.osc, twotheta=f(g.twotheta), noise=noise)
+
+
+@contextlib.contextmanager
+def _leave_a_core(writing: bool):
+    """One torch thread fewer while a file is written on a background thread.
+
+    An OpenMP loop waits at its barrier for its slowest thread: one sharing
+    a core with the writer would stall the whole loop.
+    """
+    threads = torch.get_num_threads()
+    if writing and threads > 1:
+        torch.set_num_threads(threads - 1)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def write_float(out, image32: np.ndarray, log, write=atomic_write) -> None:
@@ -37,8 +57,9 @@ def write_outputs(out, res: Resolved, image32: np.ndarray, stats, log, write=ato
     log(f"intfile_scale = {scale:g}")
     if out.intfile:
         log(f"writing {out.intfile} as 2-byte integers")
-        write_smv(out.intfile, header_values(res, noise=False), int_image_from_float(image32, scale, out.adc, roi),
-                  write)
+        with _leave_a_core(write is not atomic_write):
+            ints = int_image_from_float(image32, scale, out.adc, roi)
+        write_smv(out.intfile, header_values(res, noise=False), ints, write)
     if out.write_pgm and out.pgmfile:
         pgm_scale = auto_pgm_scale(scale, stats.rmsd, out.pgm_scale)
         log(f"pgm_scale = {pgm_scale:g}")

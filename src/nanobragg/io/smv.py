@@ -264,8 +264,8 @@ def int_image_from_float(float_img, scale, adc=40.0, roi=None):
         n = min(_INT_BLOCK, src.numel() - start)
         test = wide[:n].copy_(src[start:start + n]).mul_(float(scale)).add_(float(adc))
         test.clamp_(0.0, 65535.0).add_(0.5)  # NaN stays NaN, as C's two tests leave it
-        rounded = narrow[:n].copy_(test).floor_().nan_to_num_(0.0)
-        dst[start:start + n].copy_(rounded)
+        rounded = narrow[:n].copy_(test).nan_to_num_(0.0)
+        dst[start:start + n].copy_(rounded)  # truncation: floorf, as every value is >= 0.5 (or a NaN's 0)
     zero_outside_roi(out, roi)
     return out
 
