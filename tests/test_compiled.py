@@ -7,14 +7,16 @@ sources (divergence, sourcefile), oversampling (oversample-2) and the
 import os
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
 from golden import INPUTS, c_image, compare, load_case
 from nanobragg.cli.loaders import load_inputs
 from nanobragg.cli.main import build_settings
-from nanobragg.engine.compiled import compiler_available
+from nanobragg.engine.compiled import compiled_int_kernel, compiler_available
 from nanobragg.engine.image import render_image
+from nanobragg.io import int_image_from_float
 from nanobragg.resolve import resolve
 
 pytestmark = pytest.mark.skipif(not compiler_available(), reason="no C++ compiler")
@@ -87,3 +89,15 @@ def test_compiled_writes_in_place_and_totals_match_the_image(roi, tmp_path, kern
         assert float(t.sum[0]) == pytest.approx(total, rel=1e-12)
         assert float(t.sum_sq[0]) == pytest.approx(squares, rel=1e-12)
         assert (float(t.max[0]), int(t.argmax[0])) == (top, where)
+
+
+def test_compiled_int_conversion_equals_the_eager_one(kernel_cache):
+    """The fused, packed int conversion gives C's values bit for bit, partial last block included."""
+    kernel = compiled_int_kernel(build=True)
+    assert kernel is not None and compiled_int_kernel(build=False) is not None
+    rng = np.random.default_rng(3)
+    img = (rng.standard_normal((700, 511)) * 3000).astype(np.float32)  # 1.4 blocks, odd width
+    img[0, :5] = [np.nan, 1e9, -1e9, 0.0, 238.49998]
+    for scale, adc in ((1.0, 40.0), (55000.0 / 1111.0, 0.0), (0.49999999, 1.0)):
+        np.testing.assert_array_equal(int_image_from_float(img, scale, adc, (3, 400, 2, 600), kernel),
+                                      int_image_from_float(img, scale, adc, (3, 400, 2, 600)))

@@ -344,7 +344,7 @@ def _int_reference(img, scale, adc):
 
 def test_int_conversion_across_blocks_matches_c_loop(monkeypatch):
     """Blocks of the conversion (made small here) join without seams; edge values as C's loop."""
-    monkeypatch.setattr("nanobragg.io.smv._INT_BLOCK", 64)
+    monkeypatch.setattr("nanobragg.io.smv.INT_BLOCK", 64)
     rng = np.random.default_rng(4)
     img = (rng.standard_normal((23, 17)) * 300).astype(np.float32)
     img[0, :4] = [np.nan, 1e9, -1e9, 0.0]

@@ -50,15 +50,18 @@ def write_float(out, image32: np.ndarray, log, write=atomic_write) -> None:
         write_float_image(out.floatfile, image32, write)
 
 
-def write_outputs(out, res: Resolved, image32: np.ndarray, stats, log, write=atomic_write) -> None:
-    """Write the SMV, PGM and noise files, each atomically, printing C's lines about them."""
+def write_outputs(out, res: Resolved, image32: np.ndarray, stats, log, write=atomic_write, int_kernel=None) -> None:
+    """Write the SMV, PGM and noise files, each atomically, printing C's lines about them.
+
+    ``int_kernel``: the compiled int conversion, or None (see int_image_from_float).
+    """
     roi = res.roi
     scale = auto_int_scale(stats.max_I, out.intfile_scale)
     log(f"intfile_scale = {scale:g}")
     if out.intfile:
         log(f"writing {out.intfile} as 2-byte integers")
         with _leave_a_core(write is not atomic_write):
-            ints = int_image_from_float(image32, scale, out.adc, roi)
+            ints = int_image_from_float(image32, scale, out.adc, roi, int_kernel)
         write_smv(out.intfile, header_values(res, noise=False), ints, write)
     if out.write_pgm and out.pgmfile:
         pgm_scale = auto_pgm_scale(scale, stats.rmsd, out.pgm_scale)

@@ -22,11 +22,13 @@ import functools
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
+from ..io.smv import c_int_values
 from ..physics.structure_factors import FTable
 from .inputs import RenderInputs
 from .render import render_pixels
@@ -50,7 +52,8 @@ def _tensor_fields(inp: RenderInputs) -> list[str]:
 
 #: Modules whose code the kernel is traced from: a change in any of them makes a new kernel.
 _TRACED = ("engine/render.py", "engine/totals.py", "engine/compiled.py", "engine/inputs.py",
-           "physics/lattice.py", "physics/polarization.py", "physics/structure_factors.py", "geometry/vectors.py")
+           "physics/lattice.py", "physics/polarization.py", "physics/structure_factors.py", "geometry/vectors.py",
+           "io/smv.py")
 
 
 @functools.lru_cache(maxsize=1)
@@ -115,17 +118,24 @@ def compiler_available() -> bool:
     return any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++"))
 
 
-def _build(inp: RenderInputs, blocks, pixels: int, path: Path) -> None:
-    """Export the chunk kernel and build its package at ``path`` (atomically)."""
-    scalar = torch.tensor(0, dtype=torch.long)
-    out = torch.zeros(pixels, inp.batch, dtype=inp.pix0.dtype)
+def _build(module: torch.nn.Module, example: tuple, path: Path) -> None:
+    """Export ``module`` on ``example`` arguments and build its package at ``path`` (atomically)."""
     # distinct copies: export would merge arguments that are the same tensor object
-    example = tuple(t.clone() for t in _arguments(inp, scalar, torch.arange(pixels), scalar, out, max(inp.fpixels, 2)))
-    program = torch.export.export(_ChunkKernel(inp, blocks), example)
+    program = torch.export.export(module, tuple(t.clone() for t in example))
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         built = torch._inductor.aoti_compile_and_package(program, package_path=os.path.join(tmp, "kernel.pt2"))
         os.replace(built, path)
+
+
+def _package(path: Path, build: bool, module_and_example):
+    """The loaded package at ``path``; built first if missing and ``build``; None if missing otherwise."""
+    if not path.exists():
+        if not build or not compiler_available():
+            return None
+        _build(*module_and_example(), path)
+    # The C++ loader directly: importing torch._inductor to load a package would cost seconds.
+    return torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
 
 
 def compiled_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, requested: bool | None, device):
@@ -138,14 +148,66 @@ def compiled_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, reques
     """
     if requested is False or torch.is_grad_enabled() or inp.interpolate or device.type != "cpu":
         return None
+    def module_and_example():
+        scalar = torch.tensor(0, dtype=torch.long)
+        out = torch.zeros(pixels, inp.batch, dtype=inp.pix0.dtype)
+        return _ChunkKernel(inp, blocks), _arguments(inp, scalar, torch.arange(pixels), scalar, out, max(inp.fpixels, 2))
+
     path = cache_dir() / f"{_static_key(inp, blocks, pixels)}.pt2"
-    if not path.exists():
-        if not (requested or terms >= COLD_THRESHOLD) or not compiler_available():
-            return None
-        _build(inp, blocks, pixels, path)
-    # The C++ loader directly: importing torch._inductor to load a package would cost seconds.
-    loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
+    loader = _package(path, bool(requested) or terms >= COLD_THRESHOLD, module_and_example)
+    if loader is None:
+        return None
 
     def run(inp2, first, offsets, keep, out):
         return tuple(loader.boxed_run(list(_arguments(inp2, first, offsets, keep, out, inp2.fpixels))))
+    return run
+
+
+#: Pixels per call of the compiled int conversion.
+INT_KERNEL_BLOCK = 1 << 18
+
+
+class _IntKernel(torch.nn.Module):
+    """C's int-file conversion (nanobragg.io.smv.c_int_values) of a block, packed two pixels to an int32.
+
+    ``out[i] = r[2i] | r[2i+1] << 16`` holds the little-endian uint16 pair:
+    written into an int32 view of the uint16 image, the stores stay
+    vectorised (2-byte stores would not be).
+    """
+
+    def forward(self, values, scale, adc, out):
+        r = c_int_values(values, scale, adc).to(torch.int32).reshape(-1, 2)
+        out.copy_(r[:, 0] | (r[:, 1] << 16))
+
+
+def compiled_int_kernel(build: bool):
+    """A callable ``(values (N,) float32, scale, adc, out (N,) uint16)`` running the cached compiled
+    int conversion over any N, or None where there is no package (built first when ``build``) or the
+    machine is big-endian.
+    """
+    if sys.byteorder != "little":
+        return None
+
+    def module_and_example():
+        block = INT_KERNEL_BLOCK
+        return _IntKernel(), (torch.zeros(block), torch.tensor(1.0, dtype=torch.float64),
+                              torch.tensor(0.0, dtype=torch.float64), torch.zeros(block // 2, dtype=torch.int32))
+
+    key = hashlib.sha256(f"{KERNEL_FORMAT}|{_source_hash()}|{torch.__version__}|int|{INT_KERNEL_BLOCK}".encode())
+    loader = _package(cache_dir() / f"int-{key.hexdigest()[:24]}.pt2", build, module_and_example)
+    if loader is None:
+        return None
+
+    def run(values, scale, adc, out):
+        n, block = values.numel(), INT_KERNEL_BLOCK
+        scale_t, adc_t = torch.tensor(scale, dtype=torch.float64), torch.tensor(adc, dtype=torch.float64)
+        full = n - n % block
+        pairs = out[:full].view(torch.int32)
+        for start in range(0, full, block):
+            loader.boxed_run([values[start:start + block], scale_t, adc_t, pairs[start // 2:(start + block) // 2]])
+        if full < n:  # the last, partial block through padded copies
+            pad_in, pad_out = values.new_zeros(block), torch.zeros(block // 2, dtype=torch.int32)
+            pad_in[:n - full] = values[full:]
+            loader.boxed_run([pad_in, scale_t, adc_t, pad_out])
+            out[full:] = pad_out.view(torch.uint16)[:n - full]
     return run

@@ -239,33 +239,45 @@ def auto_int_scale(max_I, user_scale=0.0):
     return 55000.0 / max_I if max_I > 0.0 else 1.0
 
 
-#: Pixels per block of the int conversion (its float64 scratch stays in cache).
-_INT_BLOCK = 1 << 18
+#: Pixels per block of the int conversion (its float64 intermediates stay in cache).
+INT_BLOCK = 1 << 16
 
 
-def int_image_from_float(float_img, scale, adc=40.0, roi=None):
-    """uint16 image as C converts the float image for the int file.
+def c_int_values(values, scale, adc):
+    """C's int-file values of float32 ``values`` (a torch tensor), as float32 whole numbers.
 
-    Per pixel: ``value*scale + adc`` in double, clipped to [0, 65535], then
-    rounded as C's ``floorf(test + 0.5)`` (the sum is rounded to float32
-    first).  Pixels outside ``roi`` (see zero_outside_roi) are 0; NaN gives 0 as on
-    x86-64.  Computed with torch's element-wise kernels a block at a time,
-    so the float64 intermediate stays in cache: images can be tens of
-    millions of pixels.
+    ``test = value*scale + adc`` in double, clipped to [0, 65535], then
+    ``floorf(test + 0.5)``: the sum is rounded to float32 first, and the
+    floor is the truncation of the caller's integer conversion (every value
+    is at least 0.5). NaN fails both of C's tests and becomes 0, as on x86-64.
+    """
+    import torch
+
+    test = values.to(torch.float64) * scale + adc
+    test = (test.clamp(0.0, 65535.0) + 0.5).to(torch.float32)
+    return torch.where(test == test, test, 0.0)  # not isnan: compiled, a comparison stays vectorised
+
+
+def int_image_from_float(float_img, scale, adc=40.0, roi=None, kernel=None):
+    """uint16 image as C converts the float image for the int file (see c_int_values).
+
+    Pixels outside ``roi`` (see zero_outside_roi) are 0. Converted a block
+    at a time, so the float64 intermediates stay in cache: images can be
+    tens of millions of pixels. ``kernel(values, scale, adc, out)``, when
+    given, converts blocks of its own fixed size (the compiled form of
+    c_int_values; see nanobragg.engine.compiled.compiled_int_kernel).
     """
     import torch
 
     img = np.ascontiguousarray(float_img, dtype=np.float32)
     out = np.empty(img.shape, dtype=np.uint16)
     src, dst = torch.from_numpy(img.reshape(-1)), torch.from_numpy(out.reshape(-1))
-    wide = torch.empty(min(_INT_BLOCK, src.numel()), dtype=torch.float64)
-    narrow = torch.empty(wide.numel(), dtype=torch.float32)
-    for start in range(0, src.numel(), _INT_BLOCK):
-        n = min(_INT_BLOCK, src.numel() - start)
-        test = wide[:n].copy_(src[start:start + n]).mul_(float(scale)).add_(float(adc))
-        test.clamp_(0.0, 65535.0).add_(0.5)  # NaN stays NaN, as C's two tests leave it
-        rounded = narrow[:n].copy_(test).nan_to_num_(0.0)
-        dst[start:start + n].copy_(rounded)  # truncation: floorf, as every value is >= 0.5 (or a NaN's 0)
+    if kernel is not None:
+        kernel(src, float(scale), float(adc), dst)
+    else:
+        for start in range(0, src.numel(), INT_BLOCK):
+            block = slice(start, start + INT_BLOCK)
+            dst[block].copy_(c_int_values(src[block], float(scale), float(adc)))
     zero_outside_roi(out, roi)
     return out
 
