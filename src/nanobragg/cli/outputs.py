@@ -1,10 +1,7 @@
 """Writing the command line's output files: float, SMV, PGM, noise and PNG images."""
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
-import torch
 
 from ..io import (atomic_write, auto_int_scale, auto_pgm_scale, int_image_from_float, write_float_image, write_pgm,
                   write_smv)
@@ -23,23 +20,6 @@ def header_values(res: Resolved, noise: bool) -> dict:
         close_distance=f(g.close_distance), phi0=res.phi0, osc=res.osc, twotheta=f(g.twotheta), noise=noise)
 
 
-@contextlib.contextmanager
-def _leave_a_core(writing: bool):
-    """One torch thread fewer while a file is written on a background thread.
-
-    An OpenMP loop waits at its barrier for its slowest thread: one sharing
-    a core with the writer would stall the whole loop.
-    """
-    threads = torch.get_num_threads()
-    if writing and threads > 1:
-        torch.set_num_threads(threads - 1)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-
-
 def write_float(out, image32: np.ndarray, log, write=atomic_write) -> None:
     """The float image (C writes it between computing and printing the statistics).
 
@@ -50,18 +30,23 @@ def write_float(out, image32: np.ndarray, log, write=atomic_write) -> None:
         write_float_image(out.floatfile, image32, write)
 
 
-def write_outputs(out, res: Resolved, image32: np.ndarray, stats, log, write=atomic_write, int_kernel=None) -> None:
-    """Write the SMV, PGM and noise files, each atomically, printing C's lines about them.
+def int_image(out, res: Resolved, image32: np.ndarray, stats, int_kernel=None):
+    """The int file's pixels (uint16), or None without an int file.
 
     ``int_kernel``: the compiled int conversion, or None (see int_image_from_float).
     """
+    if not out.intfile:
+        return None
+    return int_image_from_float(image32, auto_int_scale(stats.max_I, out.intfile_scale), out.adc, res.roi, int_kernel)
+
+
+def write_outputs(out, res: Resolved, image32: np.ndarray, stats, log, ints=None, write=atomic_write) -> None:
+    """Write the SMV (``ints``, from int_image), PGM and noise files, each atomically, printing C's lines."""
     roi = res.roi
     scale = auto_int_scale(stats.max_I, out.intfile_scale)
     log(f"intfile_scale = {scale:g}")
     if out.intfile:
         log(f"writing {out.intfile} as 2-byte integers")
-        with _leave_a_core(write is not atomic_write):
-            ints = int_image_from_float(image32, scale, out.adc, roi, int_kernel)
         write_smv(out.intfile, header_values(res, noise=False), ints, write)
     if out.write_pgm and out.pgmfile:
         pgm_scale = auto_pgm_scale(scale, stats.rmsd, out.pgm_scale)

@@ -13,7 +13,7 @@ from ..io import BackgroundWrites
 from ..resolve import Resolved, resolve
 from ..stats import image_stats
 from .loaders import write_dump
-from .outputs import write_float, write_outputs, write_png
+from .outputs import int_image, write_float, write_outputs, write_png
 from .report import report_setup
 from .settings import Settings
 from .trace_output import print_printout, print_trace
@@ -101,11 +101,13 @@ def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False) -
     omega = float(out.omega_sum) / res.steps
     log(f"solid angle subtended by detector = {omega:g} steradian ( {100 * omega / 4 / math.pi:g}% sphere)")
     stats = image_stats(image32, out.totals, res.roi, float(res.detector.pixel_size), res.oversample)
-    with BackgroundWrites() as writes:  # each file is written while the next one is computed
+    # the int image first, on every core; then each file is written while the next one is computed
+    ints = int_image(settings.output, res, image32, stats, _int_kernel(settings, image32.size))
+    with BackgroundWrites() as writes:
         write_float(settings.output, image32, log, writes.submit)
         log(f"max_I = {stats.max_I:g}  at {stats.max_x:g} {stats.max_y:g}")
         log(f"mean= {stats.mean:g} rms= {stats.rms:g} rmsd= {stats.rmsd:g}")
-        write_outputs(settings.output, res, image32, stats, log, writes.submit, _int_kernel(settings, image32.size))
+        write_outputs(settings.output, res, image32, stats, log, ints, writes.submit)
         if settings.output.pngfile:
             write_png(settings.output.pngfile, image32, settings.output.png_linear)
     return 0
