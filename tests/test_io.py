@@ -15,7 +15,7 @@ try:
 except ImportError:  # package not installed: use the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from nanobragg.io import (BackgroundWrites, InputError, atomic_open, atomic_write, auto_int_scale,
+from nanobragg.io import (BackgroundWrites, InputError, atomic_open, atomic_write, auto_int_scale, write_file,
                           auto_pgm_scale, fdump_bytes, format_smv_header, hkl_grid,
                           int_image_from_float, pgm_bytes, read_fdump, read_float_image,
                           read_hkl, read_mosflm_matrix, read_smv, read_source_file,
@@ -488,6 +488,24 @@ def test_atomic_write_failure_keeps_old_file(tmp_path):
             raise RuntimeError("boom")
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_write_file_drops_the_old_image_first_and_a_failure_leaves_none(tmp_path):
+    target = tmp_path / "img.bin"
+    write_file(target, b"old image")
+    write_file(target, b"new ", b"image")
+    assert target.read_bytes() == b"new image"
+    with pytest.raises(TypeError):
+        write_file(target, b"partial", object())  # fails after the first part
+    assert os.listdir(tmp_path) == []  # C would leave a truncated file; here there is none
+
+
+def test_write_file_replaces_a_link_without_following_it(tmp_path):
+    (tmp_path / "real.bin").write_bytes(b"kept")
+    (tmp_path / "link.bin").symlink_to(tmp_path / "real.bin")
+    write_file(tmp_path / "link.bin", b"new")
+    assert not (tmp_path / "link.bin").is_symlink() and (tmp_path / "link.bin").read_bytes() == b"new"
+    assert (tmp_path / "real.bin").read_bytes() == b"kept"
 
 
 def test_background_writes_publish_every_file(tmp_path):

@@ -2,7 +2,7 @@
 import torch
 
 from nanobragg.engine import compiled
-from nanobragg.engine.compiled import _TRACED, _source_hash, _static_key
+from nanobragg.engine.compiled import _TRACED, _TRACED_INT, _source_hash, _static_key
 
 
 def _inputs():
@@ -19,10 +19,11 @@ def test_key_follows_engine_source_and_structure(monkeypatch):
     assert key == _static_key(inp, blocks, 1024)
     assert key != _static_key(inp, blocks, 2048)
     assert key != _static_key(inp.to(dtype=torch.float64), blocks, 1024)
-    monkeypatch.setattr(compiled, "_source_hash", lambda: "an edited engine")
+    monkeypatch.setattr(compiled, "_source_hash", lambda *modules: "an edited engine")
     assert key != _static_key(inp, blocks, 1024)
 
 
 def test_source_hash_covers_the_traced_modules():
     assert "engine/render.py" in _TRACED and "physics/lattice.py" in _TRACED
-    assert len(_source_hash()) == 64
+    assert "io/smv.py" in _TRACED_INT and "io/smv.py" not in _TRACED  # an edit of the SMV writer keeps the render kernel
+    assert len(_source_hash()) == 64 and _source_hash() != _source_hash(_TRACED_INT)

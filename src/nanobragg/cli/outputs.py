@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io import (atomic_write, auto_int_scale, auto_pgm_scale, int_image_from_float, write_float_image, write_pgm,
-                  write_smv)
+from ..io import (auto_int_scale, auto_pgm_scale, int_image_from_float, write_file, write_float_image,
+                  write_pgm, write_smv)
 from ..io.smv import smv_header_values
 from ..resolve import Resolved
 
@@ -20,10 +20,10 @@ def header_values(res: Resolved, noise: bool) -> dict:
         close_distance=f(g.close_distance), phi0=res.phi0, osc=res.osc, twotheta=f(g.twotheta), noise=noise)
 
 
-def write_float(out, image32: np.ndarray, log, write=atomic_write) -> None:
+def write_float(out, image32: np.ndarray, log, write=write_file) -> None:
     """The float image (C writes it between computing and printing the statistics).
 
-    ``write(path, *parts)`` stores each file (atomic_write, or a BackgroundWrites' submit).
+    ``write(path, *parts)`` stores each file (write_file, or a BackgroundWrites' submit).
     """
     if out.floatfile:
         log(f"writing {out.floatfile} as {image32.size} 4-byte floats")
@@ -40,8 +40,8 @@ def int_image(out, res: Resolved, image32: np.ndarray, stats, int_kernel=None):
     return int_image_from_float(image32, auto_int_scale(stats.max_I, out.intfile_scale), out.adc, res.roi, int_kernel)
 
 
-def write_outputs(out, res: Resolved, image32: np.ndarray, stats, log, ints=None, write=atomic_write) -> None:
-    """Write the SMV (``ints``, from int_image), PGM and noise files, each atomically, printing C's lines."""
+def write_outputs(out, res: Resolved, image32: np.ndarray, stats, log, ints=None, write=write_file) -> None:
+    """Write the SMV (``ints``, from int_image), PGM and noise files (see write_file), printing C's lines."""
     roi = res.roi
     scale = auto_int_scale(stats.max_I, out.intfile_scale)
     log(f"intfile_scale = {scale:g}")
@@ -57,7 +57,7 @@ def write_outputs(out, res: Resolved, image32: np.ndarray, stats, log, ints=None
         write_noise(out, res, image32, log, write)
 
 
-def write_noise(out, res: Resolved, image32: np.ndarray, log, write=atomic_write) -> None:
+def write_noise(out, res: Resolved, image32: np.ndarray, log, write=write_file) -> None:
     """Poisson noise image: C's generator bit for bit, or torch's (fast, not identical)."""
     from ..rng.noise import poisson_noise_c, poisson_noise_torch  # numba loads only when noise is made
 

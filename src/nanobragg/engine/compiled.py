@@ -50,18 +50,19 @@ def _tensor_fields(inp: RenderInputs) -> list[str]:
     return [f.name for f in dataclasses.fields(inp) if isinstance(getattr(inp, f.name), torch.Tensor)]
 
 
-#: Modules whose code the kernel is traced from: a change in any of them makes a new kernel.
+#: Modules whose code the render kernel is traced from: a change in any of them makes a new kernel.
 _TRACED = ("engine/render.py", "engine/totals.py", "engine/compiled.py", "engine/inputs.py",
-           "physics/lattice.py", "physics/polarization.py", "physics/structure_factors.py", "geometry/vectors.py",
-           "io/smv.py")
+           "physics/lattice.py", "physics/polarization.py", "physics/structure_factors.py", "geometry/vectors.py")
+#: Likewise for the int conversion kernel.
+_TRACED_INT = ("engine/compiled.py", "io/smv.py")
 
 
-@functools.lru_cache(maxsize=1)
-def _source_hash() -> str:
+@functools.lru_cache(maxsize=2)
+def _source_hash(modules: tuple = _TRACED) -> str:
     """Hash of the traced modules' source, so that a changed engine never loads a stale kernel."""
     root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for name in _TRACED:
+    for name in modules:
         digest.update((root / name).read_bytes())
     return digest.hexdigest()
 
@@ -193,7 +194,7 @@ def compiled_int_kernel(build: bool):
         return _IntKernel(), (torch.zeros(block), torch.tensor(1.0, dtype=torch.float64),
                               torch.tensor(0.0, dtype=torch.float64), torch.zeros(block // 2, dtype=torch.int32))
 
-    key = hashlib.sha256(f"{KERNEL_FORMAT}|{_source_hash()}|{torch.__version__}|int|{INT_KERNEL_BLOCK}".encode())
+    key = hashlib.sha256(f"{KERNEL_FORMAT}|{_source_hash(_TRACED_INT)}|{torch.__version__}|{INT_KERNEL_BLOCK}".encode())
     loader = _package(cache_dir() / f"int-{key.hexdigest()[:24]}.pt2", build, module_and_example)
     if loader is None:
         return None

@@ -2,18 +2,18 @@
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import write_file
 from .errors import InputError, read_bytes
 
 _DTYPE = np.dtype("<f4")
 
 
-def write_float_image(path, img, write=atomic_write):
+def write_float_image(path, img, write=write_file):
     """Write ``img`` as float32 little-endian, fast index varying fastest.
 
     ``img`` is (slow, fast) (any shape is written in C order); values are
     rounded to float32 like C's ``float`` image. ``write(path, *parts)``
-    stores the bytes (default atomic_write; see BackgroundWrites).
+    stores the bytes (default write_file; see BackgroundWrites).
     """
     data = np.ascontiguousarray(img, dtype=_DTYPE)
     write(path, memoryview(data).cast("B"))

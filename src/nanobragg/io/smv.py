@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import write_file
 from .cformat import c_g
 from .errors import InputError, read_bytes
 
@@ -145,8 +145,8 @@ def smv_bytes(header_values, data):
     return header + pixels.tobytes()
 
 
-def write_smv(path, header_values, data, write=atomic_write):
-    """Write an SMV image atomically, without copying the pixels; see smv_parts and write_float_image."""
+def write_smv(path, header_values, data, write=write_file):
+    """Write an SMV image without copying the pixels; see smv_parts and write_float_image."""
     header, pixels = smv_parts(header_values, data)
     write(path, header, memoryview(pixels).cast("B"))
 
