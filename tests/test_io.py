@@ -1,6 +1,8 @@
 """Tests of nanobragg.io against files written by the C nanoBragg."""
 
+import errno
 import gzip
+import io
 import json
 import os
 import re
@@ -490,14 +492,41 @@ def test_atomic_write_failure_keeps_old_file(tmp_path):
     assert os.listdir(tmp_path) == ["out.bin"]
 
 
-def test_write_file_drops_the_old_image_first_and_a_failure_leaves_none(tmp_path):
+class _FullDisk(io.FileIO):
+    """A file whose writes fail with ENOSPC after its first 4 bytes."""
+
+    def write(self, data):
+        if self.tell() >= 4:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(data)
+
+
+def test_write_file_drops_the_old_image_first_and_a_failure_leaves_none(tmp_path, monkeypatch):
     target = tmp_path / "img.bin"
     write_file(target, b"old image")
-    write_file(target, b"new ", b"image")
-    assert target.read_bytes() == b"new image"
-    with pytest.raises(TypeError):
-        write_file(target, b"partial", object())  # fails after the first part
+    write_file(target, b"new ", b"image, longer")
+    assert target.read_bytes() == b"new image, longer"
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: _FullDisk(fd, "w"))
+    with pytest.raises(InputError, match="No space left"):
+        write_file(target, b"0123", b"456789")
     assert os.listdir(tmp_path) == []  # C would leave a truncated file; here there is none
+
+
+def test_write_file_rewrites_a_same_size_image_in_place(tmp_path, monkeypatch):
+    """Same size and large enough: the same file rewritten, as C does; a failure then removes it."""
+    monkeypatch.setattr("nanobragg.io.atomic.IN_PLACE_MIN_BYTES", 8)
+    target = tmp_path / "img.bin"
+    write_file(target, b"0123", b"4567")
+    inode = os.stat(target).st_ino
+    write_file(target, b"abcd", b"efgh")
+    assert target.read_bytes() == b"abcdefgh" and os.stat(target).st_ino == inode
+    write_file(target, b"other size")
+    assert target.read_bytes() == b"other size" and os.stat(target).st_ino != inode
+
+    monkeypatch.setattr("nanobragg.io.atomic.open", lambda fd, mode: _FullDisk(fd, "w"), raising=False)
+    with pytest.raises(InputError, match="No space left"):
+        write_file(target, b"0123", b"456789")
+    assert os.listdir(tmp_path) == []
 
 
 def test_write_file_replaces_a_link_without_following_it(tmp_path):

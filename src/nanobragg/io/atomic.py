@@ -2,7 +2,8 @@
 
 atomic_write/atomic_open publish a complete temporary file by renaming it
 onto the target, which keeps the old file until then; write_file, used for
-the images, removes an old regular file first, as C's fopen empties it.
+the images, rewrites the old file in place as C's fopen does, which costs
+a fraction of a new file, and removes it if writing fails.
 """
 
 import contextlib
@@ -84,13 +85,42 @@ def atomic_write(path, *parts):
             handle.write(data)
 
 
-def write_file(path, *parts):
-    """Write an output image: like atomic_write, but an old regular file at ``path`` is removed first.
+#: Smallest old file that write_file rewrites in place (smaller files go through a temporary file).
+IN_PLACE_MIN_BYTES = 1 << 20
 
-    As with C's fopen, the old file is gone once writing starts; unlike C, a
-    failure leaves no file rather than a half-written one. For a 64 MB image
-    this costs half as much as keeping the old file until the rename.
+
+def _overwrite(path, parts):
+    """Rewrite the existing file ``path`` in place; on any failure remove it."""
+    try:
+        with open(os.open(path, os.O_WRONLY), "wb") as handle:
+            for data in parts:
+                handle.write(data)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        if isinstance(exc, OSError):
+            raise InputError(path, f"cannot write file ({exc.strerror})") from exc
+        raise
+
+
+def write_file(path, *parts):
+    """Write an output image (``parts``: bytes-like, in order); a failure leaves no file at ``path``.
+
+    An old regular file of exactly the new size (and at least
+    IN_PLACE_MIN_BYTES) is rewritten in place, as C's fopen/fwrite rewrite
+    it: the system reuses its cached pages, about a fifth of the cost of a
+    new 64 MB file, and, as with C, a reader may see it mid-write. Any other
+    old regular file is removed first (its pages are then reused for the
+    new one), and the data go through a temporary file renamed into place.
     """
+    size = sum(memoryview(data).nbytes for data in parts)
+    try:
+        info = os.lstat(path)
+    except OSError:
+        info = None
+    if info is not None and stat.S_ISREG(info.st_mode) and info.st_size == size >= IN_PLACE_MIN_BYTES:
+        _overwrite(path, parts)
+        return
     with atomic_open(path, drop_old=True) as handle:
         for data in parts:
             handle.write(data)
