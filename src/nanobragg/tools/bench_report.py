@@ -105,10 +105,13 @@ METHOD = """\
 - Each figure is a whole `nanoBragg` process, start-up included, run with `-nonoise -nopgm
   -floatfile f.bin` in a temporary folder: one warm-up run, then the median of the timed runs
   (column *runs*). The C program and ours alternate run by run.
-- *engine* is the rendering alone, from the line `engine: rendered N pixels in T s (...)` that
-  `nanoBragg` prints on stderr under `NB_TIMING=1`; *start-up* is from
-  `startup: first pixel at T s after import torch` (time from the end of `import torch` to the
-  first pixel).
+- *engine* is the rendering alone, from the first pixel to the last, from the line
+  `engine: rendered N pixels in T s (...)` that `nanoBragg` prints on stderr under
+  `NB_TIMING=1`; *start-up* is from `startup: first pixel at T s after import torch` (time from
+  the end of `import torch` to the first pixel: set-up, reading inputs and loading the compiled
+  kernel). Statistics, the int conversion and the file writes count in the wall time only.
+- Both programs write the same files in the same folder, so each run rewrites files of the same
+  size left by the previous one, as a user's repeated runs do.
 - The warm-up run of each workload is given `-compile`: it builds the compiled kernel into the
   persistent kernel cache (`NB_CACHE_DIR`), as a user's first `-compile` run does. The timed runs
   are the plain command lines, which load the cached kernel in milliseconds.
