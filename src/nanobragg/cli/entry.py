@@ -1,7 +1,28 @@
 """The ``nanoBragg`` console entry point: a prompt start and a prompt exit."""
+import ctypes
 import gc
 import os
 import sys
+
+#: glibc mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def _keep_freed_memory() -> None:
+    """Have glibc keep freed blocks for reuse instead of returning each large one to the system.
+
+    By default a block of 128 kB or more is mapped fresh and unmapped on
+    free, so every temporary of the eager engine's chunks costs page faults
+    (hundreds of thousands for a 4096x4096 image: a third of its time).
+    Blocks up to 32 MB now come from the heap, which keeps up to 64 MB of
+    freed memory. Other C libraries are left as they are.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+    except (OSError, AttributeError):
+        pass
 
 
 def console() -> None:
@@ -14,6 +35,7 @@ def console() -> None:
     and caches) would add about 0.3 s, so the process ends with os._exit
     after flushing.
     """
+    _keep_freed_memory()
     gc.disable()
     from .main import main
     gc.freeze()

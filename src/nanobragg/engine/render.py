@@ -72,15 +72,15 @@ def pixel_factors(inp: RenderInputs, pos):
     capture = exp(-t*dt*mu/p) - exp(-(t+1)*dt*mu/p), p = diffracted . odet.
     """
     t, o, p = pos[0].shape
-    inv_air = 1.0 / torch.sqrt(_dot(pos, pos))  # one division, then products (divisions are slow)
-    diffracted = tuple((c * inv_air).reshape(t * o, p) for c in pos)
+    airpath = torch.sqrt(_dot(pos, pos))
+    diffracted = tuple((c / airpath).reshape(t * o, p) for c in pos)
     if inp.point_pixel:
-        omega = inv_air * inv_air
+        omega = 1.0 / (airpath * airpath)
     else:
-        omega = (inp.pixel_size * inp.pixel_size * inp.close_distance) * (inv_air * inv_air * inv_air)
+        omega = inp.pixel_size * inp.pixel_size / (airpath * airpath) * inp.close_distance / airpath
     if inp.absorb:
         parallax = _dot(tuple(c.reshape(t, o, p) for c in diffracted), inp.odet)
-        layer = torch.arange(t, device=inv_air.device, dtype=inv_air.dtype)[:, None, None]
+        layer = torch.arange(t, device=airpath.device, dtype=airpath.dtype)[:, None, None]
         depth = inp.thickstep * inp.mu / parallax
         capture = torch.exp(-layer * depth) - torch.exp(-(layer + 1) * depth)
     else:

@@ -23,12 +23,16 @@ def chunk_totals(value: torch.Tensor, omega: torch.Tensor, pixels: torch.Tensor,
     float32 value and the flat index of its first pixel in the chunk (C's
     strictly-greater test).
     """
-    valid = torch.arange(value.shape[0], device=value.device) < keep
     v32 = value.detach().to(torch.float32)
+    omega = omega.detach()
+    if isinstance(keep, int) and keep == value.shape[0]:  # an eager chunk: no padding to mask
+        v64 = v32.to(torch.float64)
+        vmax, vpos = v32.max(0)
+        return omega.sum(), v64.sum(0), (v64 * v64).sum(0), vmax, pixels[vpos]
+    valid = torch.arange(value.shape[0], device=value.device) < keep
     v64 = torch.where(valid[:, None], v32.to(torch.float64), 0.0)
     vmax, vpos = torch.where(valid[:, None], v32, -math.inf).max(0)
-    omega_sum = torch.where(valid, omega.detach(), 0.0).sum()
-    return omega_sum, v64.sum(0), (v64 * v64).sum(0), vmax, pixels[vpos]
+    return torch.where(valid, omega, 0.0).sum(), v64.sum(0), (v64 * v64).sum(0), vmax, pixels[vpos]
 
 
 @dataclass

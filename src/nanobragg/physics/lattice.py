@@ -14,32 +14,23 @@ import torch
 ROUND_SCALE = 0.723601254558268
 
 
-def sincg_frac_parts(frac: torch.Tensor, n) -> tuple:
-    """(numerator, denominator) of sincg_frac, so that a product over axes needs one division.
-
-    numerator = sin(N x), denominator = sin(x), x = pi f; where |N x| < 0.1
-    they are (series, 1), the series N (1 - (N^2-1) x^2/6 + (N^2-1)(3N^2-7) x^4/360).
-    """
-    x = math.pi * frac
-    n = torch.as_tensor(n, dtype=x.dtype, device=x.device)
-    small = (n * x).abs() < 0.1
-    safe = torch.where(small, torch.full_like(x, 0.5), x)
-    x2, n2 = x * x, n * n
-    series = n * (1 - (n2 - 1) * x2 * (1 / 6) + (n2 - 1) * (3 * n2 - 7) * x2 * x2 * (1 / 360))
-    return torch.where(small, series, torch.sin(n * safe)), torch.where(small, torch.ones_like(x), torch.sin(safe))
-
-
 def sincg_frac(frac: torch.Tensor, n) -> torch.Tensor:
     """|sin(N pi h) / sin(pi h)| from the fractional part f = h - round(h).
 
     Equal to C's ``sincg(pi*h, N)`` up to sign for integer N, but computed
     from f in (-1/2, 1/2] so it stays accurate in float32 far from the
-    origin. Near f = 0 (|N pi f| < 0.1) the Taylor series (see
-    sincg_frac_parts) replaces the ratio, whose derivative loses all its
-    digits there.
+    origin. Near f = 0 (|N pi f| < 0.1) the Taylor series
+    N (1 - (N^2-1) x^2/6 + (N^2-1)(3N^2-7) x^4/360), x = pi f, replaces the
+    ratio, whose derivative loses all its digits there.
     """
-    num, den = sincg_frac_parts(frac, n)
-    return num / den
+    x = math.pi * frac
+    n = torch.as_tensor(n, dtype=x.dtype, device=x.device)
+    small = (n * x).abs() < 0.1
+    safe = torch.where(small, torch.full_like(x, 0.5), x)
+    ratio = torch.sin(n * safe) / torch.sin(safe)
+    x2, n2 = x * x, n * n
+    series = n * (1 - (n2 - 1) * x2 / 6 + (n2 - 1) * (3 * n2 - 7) * x2 * x2 / 360)
+    return torch.where(small, series, ratio)
 
 
 def sincg(x: torch.Tensor, n) -> torch.Tensor:
@@ -60,7 +51,7 @@ def sinc3_sq(u: torch.Tensor) -> torch.Tensor:
     safe = torch.where(small, torch.ones_like(u), u)
     x = torch.sqrt(safe)
     closed = 3.0 * (torch.sin(x) / x - torch.cos(x)) / safe
-    series = 1.0 - u * (1 / 10) + u * u * (1 / 280) - u * u * u * (1 / 15120)
+    series = 1.0 - u / 10.0 + u * u / 280.0 - u * u * u / 15120.0
     return torch.where(small, series, closed)
 
 
@@ -85,14 +76,13 @@ def lattice_factor(shape: str, frac: torch.Tensor, N: torch.Tensor, dstar_sq, fu
     """
     ncells = N[0] * N[1] * N[2]
     if shape == "square":
+        out = None
         axes = axes if axes is not None else tuple(float(n) > 1 for n in N)
-        parts = [sincg_frac_parts(frac[i], N[i]) for i in range(3) if axes[i]]
-        if not parts:
-            return torch.ones_like(frac[0])
-        num, den = parts[0]
-        for a, b in parts[1:]:  # one division for all axes: divisions are the slowest vector operation
-            num, den = num * a, den * b
-        return num / den
+        for i in range(3):
+            if axes[i]:
+                f = sincg_frac(frac[i], N[i])
+                out = f if out is None else out * f
+        return torch.ones_like(frac[0]) if out is None else out
     if shape == "round":
         hrad_sq = sum((frac[i] * N[i]) ** 2 for i in range(3))
         return ncells * ROUND_SCALE * sinc3_sq(math.pi ** 2 * hrad_sq * fudge)
