@@ -8,7 +8,7 @@ from nanobragg.cli.parser import parse
 from nanobragg.geometry.crystal import orient_cell
 from nanobragg.geometry.detector import convention_vectors, resolve_detector
 from nanobragg.geometry.vectors import rotate_axis, rotate_xyz
-from nanobragg.physics.lattice import sinc3, sincg, sincg_frac
+from nanobragg.physics.lattice import lattice_factor, sinc3, sincg, sincg_frac
 from nanobragg.physics.polarization import polarization_factor
 from nanobragg.resolve import resolve
 
@@ -70,6 +70,19 @@ def test_sincg_from_fraction_equals_c_formula_up_to_sign():
     ours = sincg_frac(frac, 5.0)
     c = sincg(math.pi * h, 5.0)
     assert ours.tolist() == pytest.approx(c.abs().tolist(), rel=1e-9)
+
+
+def test_square_lattice_factor_one_quotient_equals_product_of_quotients():
+    """The compiled form (one division for the three axes) gives the product of the three sincg."""
+    rng = torch.Generator().manual_seed(2)
+    frac = tuple(torch.rand(1000, generator=rng, dtype=torch.float64) - 0.5 for _ in range(3))
+    frac[0][:5] = torch.tensor([0.0, 1e-9, -0.003, 0.5, -0.4999])
+    N = torch.tensor([5.0, 1.0, 12.0], dtype=torch.float64)
+    product = lattice_factor("square", frac, N, None, 1.0)
+    quotient = lattice_factor("square", frac, N, None, 1.0, one_division=True)
+    assert torch.allclose(product, quotient, rtol=1e-13, atol=0)
+    expected = sincg_frac(frac[0], 5.0) * sincg_frac(frac[2], 12.0)  # N = 1 on b: skipped, as in C
+    assert torch.equal(product, expected)
 
 
 def test_rotations_match_c_definitions():

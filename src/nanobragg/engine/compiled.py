@@ -103,7 +103,7 @@ class _ChunkKernel(torch.nn.Module):
         # slow/fast indices in float64: exact, and vectorised (integer division is not)
         flat = pixels.to(torch.float64)
         spix = torch.floor(flat / fpixels)
-        value, omega, _ = render_pixels(inp, flat - spix * fpixels, spix, self.blocks, False)
+        value, omega, _ = render_pixels(inp, flat - spix * fpixels, spix, self.blocks, False, fused=True)
         out.copy_(value)
         return chunk_totals(value, omega, pixels, keep)
 

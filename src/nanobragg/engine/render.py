@@ -111,7 +111,7 @@ def miller_indices(q, cells: torch.Tensor) -> tuple:
                  for i in range(3))
 
 
-def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool):
+def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool, fused: bool = False):
     """F_cell^2 F_latt^2 on (K, S, C, P), F_latt (for C's zero-lattice skip), and the interpolation state.
 
     h = a . q (a in metres, q in 1/m), h0 = ceil(h - 1/2), as in C.
@@ -125,7 +125,7 @@ def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool):
         d = tuple(f[0] * r[0, i] + f[1] * r[1, i] + f[2] * r[2, i] for i in range(3))
         return _dot(d, d)
 
-    f_latt = lattice_factor(inp.shape, frac, inp.N, dstar_sq, inp.fudge, inp.N_axes)
+    f_latt = lattice_factor(inp.shape, frac, inp.N, dstar_sq, inp.fudge, inp.N_axes, one_division=fused)
     if not inp.ftable.populated:
         return (inp.ftable.default_F * f_latt) ** 2, f_latt, False
     counted = None
@@ -201,13 +201,13 @@ def _recurrent_block(inp, dks, src, omega, capture, term, f_latt, cut, carry):
     return _recurrent_sum(carry, term, mult, inp.batch)
 
 
-def _accumulate(inp, d, omega, capture, blocks, carry, interp_on):
+def _accumulate(inp, d, omega, capture, blocks, carry, interp_on, fused):
     """Sum the intensity terms of all (K, S) blocks into ``carry`` (B, P); returns it, the cuts and interp state."""
     cuts = []
     for ks, src in blocks:
         dks = tuple(c[ks] for c in d)
         q, cut = scattering_terms(inp, dks, src)
-        term, f_latt, interp_on = intensity_terms(inp, q, cut, interp_on)
+        term, f_latt, interp_on = intensity_terms(inp, q, cut, interp_on, fused)
         if cut is not None:
             cuts.append((ks, src, cut))
         if inp.recurrent:
@@ -220,7 +220,8 @@ def _accumulate(inp, d, omega, capture, blocks, carry, interp_on):
     return carry, cuts, interp_on
 
 
-def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blocks, interp_on: bool | None = None):
+def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blocks, interp_on: bool | None = None,
+                  fused: bool = False):
     """Pixel values (P, B), each pixel's summed solid angle (P,), and the interpolation state.
 
     ``blocks`` lists (layer-subpixel slice, source slice) pairs in C loop
@@ -229,13 +230,14 @@ def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blo
     value on exit is returned last, for the next chunk.
     value = scale * I * capture_last * polar_first * omega_first, each factor
     omitted when its ``-oversample_*`` flag applied it inside the sum.
+    ``fused``: the form for compiled code (see lattice_factor's one_division).
     """
     pos = subpixel_positions(inp, fpix, spix)
     d, omega, capture = pixel_factors(inp, pos)
     k, p = omega.shape
     carry = inp.I_bg.expand(inp.batch, p).clone()
     interp_on = inp.interpolate if interp_on is None else interp_on
-    carry, cuts, interp_on = _accumulate(inp, d, omega, capture, blocks, carry, interp_on)
+    carry, cuts, interp_on = _accumulate(inp, d, omega, capture, blocks, carry, interp_on, fused)
     value = inp.scale * carry
     if not inp.oversample_thick:
         value = value * capture[k - inp.oversample ** 2]

@@ -14,23 +14,31 @@ import torch
 ROUND_SCALE = 0.723601254558268
 
 
-def sincg_frac(frac: torch.Tensor, n) -> torch.Tensor:
-    """|sin(N pi h) / sin(pi h)| from the fractional part f = h - round(h).
+def sincg_frac_parts(frac: torch.Tensor, n) -> tuple:
+    """(numerator, denominator) of sincg_frac: (sin(N x), sin(x)), x = pi f, or (series, 1) near f = 0.
 
-    Equal to C's ``sincg(pi*h, N)`` up to sign for integer N, but computed
-    from f in (-1/2, 1/2] so it stays accurate in float32 far from the
-    origin. Near f = 0 (|N pi f| < 0.1) the Taylor series
-    N (1 - (N^2-1) x^2/6 + (N^2-1)(3N^2-7) x^4/360), x = pi f, replaces the
-    ratio, whose derivative loses all its digits there.
+    Near f = 0 (|N pi f| < 0.1) the Taylor series
+    N (1 - (N^2-1) x^2/6 + (N^2-1)(3N^2-7) x^4/360) replaces the ratio,
+    whose derivative loses all its digits there.
     """
     x = math.pi * frac
     n = torch.as_tensor(n, dtype=x.dtype, device=x.device)
     small = (n * x).abs() < 0.1
     safe = torch.where(small, torch.full_like(x, 0.5), x)
-    ratio = torch.sin(n * safe) / torch.sin(safe)
     x2, n2 = x * x, n * n
     series = n * (1 - (n2 - 1) * x2 / 6 + (n2 - 1) * (3 * n2 - 7) * x2 * x2 / 360)
-    return torch.where(small, series, ratio)
+    return torch.where(small, series, torch.sin(n * safe)), torch.where(small, torch.ones_like(x), torch.sin(safe))
+
+
+def sincg_frac(frac: torch.Tensor, n) -> torch.Tensor:
+    """|sin(N pi h) / sin(pi h)| from the fractional part f = h - round(h).
+
+    Equal to C's ``sincg(pi*h, N)`` up to sign for integer N, but computed
+    from f in (-1/2, 1/2] so it stays accurate in float32 far from the
+    origin; near f = 0 a series (see sincg_frac_parts).
+    """
+    num, den = sincg_frac_parts(frac, n)
+    return num / den
 
 
 def sincg(x: torch.Tensor, n) -> torch.Tensor:
@@ -60,14 +68,33 @@ def sinc3(x: torch.Tensor) -> torch.Tensor:
     return sinc3_sq(x * x)
 
 
-def lattice_factor(shape: str, frac: torch.Tensor, N: torch.Tensor, dstar_sq, fudge, axes=None) -> torch.Tensor:
+def _square(frac, N, axes, one_division: bool) -> torch.Tensor:
+    """prod_i sincg(pi h_i, N_i) over the axes with N_i > 1 (1 if none)."""
+    axes = axes if axes is not None else tuple(float(n) > 1 for n in N)
+    if not one_division:
+        factors = [sincg_frac(frac[i], N[i]) for i in range(3) if axes[i]]
+        return math.prod(factors[1:], start=factors[0]) if factors else torch.ones_like(frac[0])
+    parts = [sincg_frac_parts(frac[i], N[i]) for i in range(3) if axes[i]]
+    if not parts:
+        return torch.ones_like(frac[0])
+    num, den = parts[0]
+    for a, b in parts[1:]:
+        num, den = num * a, den * b
+    return num / den
+
+
+def lattice_factor(shape: str, frac: torch.Tensor, N: torch.Tensor, dstar_sq, fudge, axes=None,
+                   one_division: bool = False) -> torch.Tensor:
     """F_latt for one crystal shape.
 
     frac: the three fractional Miller offsets h - h0 (tensors of one shape);
     N: (3,) cells per axis;
     dstar_sq: callable giving |dh a* + dk b* + dl c*|^2 (1/A^2) for the
     Gaussian and top-hat shapes; axes: which axes have N > 1 (C skips the
-    others in the parallelepiped transform), decided once outside the engine.
+    others in the parallelepiped transform), decided once outside the engine;
+    one_division: the square shape as one quotient of products instead of a
+    product of three quotients (compiled code, where a division costs many
+    vector operations; eager, each extra product is one more pass over memory).
 
     square: prod_i sincg(pi h_i, N_i) over axes with N_i > 1
     round:  Na Nb Nc 0.7236 sinc3(pi sqrt(sum (dh_i N_i)^2 fudge))
@@ -76,13 +103,7 @@ def lattice_factor(shape: str, frac: torch.Tensor, N: torch.Tensor, dstar_sq, fu
     """
     ncells = N[0] * N[1] * N[2]
     if shape == "square":
-        out = None
-        axes = axes if axes is not None else tuple(float(n) > 1 for n in N)
-        for i in range(3):
-            if axes[i]:
-                f = sincg_frac(frac[i], N[i])
-                out = f if out is None else out * f
-        return torch.ones_like(frac[0]) if out is None else out
+        return _square(frac, N, axes, one_division)
     if shape == "round":
         hrad_sq = sum((frac[i] * N[i]) ** 2 for i in range(3))
         return ncells * ROUND_SCALE * sinc3_sq(math.pi ** 2 * hrad_sq * fudge)
