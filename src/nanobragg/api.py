@@ -186,7 +186,7 @@ class Rendering:
 
     image: torch.Tensor  #: (spixels, fpixels) photons per pixel; (B, spixels, fpixels) for B orientations
     resolved: Resolved  #: derived set-up (pixel counts, step counts, oriented cell, ...)
-    rendered: RenderedImage  #: engine record (active-pixel mask, solid-angle sum)
+    rendered: RenderedImage  #: engine record (active-pixel mask, solid-angle sum, value totals)
 
 
 def render(exp: Experiment, dtype=torch.float64, device=None, seed: Optional[int] = None,
