@@ -39,7 +39,8 @@ def last_subpixel(index: int, fpixels: int, pixel_size: float, oversample: int) 
             sub * (s * oversample + oversample - 1) + sub / 2.0)
 
 
-def _window(roi, shape):
+def _window(roi):
+    """(rows, columns) slices of C's inclusive ROI."""
     xmin, xmax, ymin, ymax = roi
     return slice(max(ymin, 0), max(ymax + 1, 0)), slice(max(xmin, 0), max(xmax + 1, 0))
 
@@ -65,8 +66,8 @@ def image_stats(image32: np.ndarray, totals, roi, pixel_size: float, oversample:
     cancels badly it is summed from the pixels instead. The maximum is the
     first in row-major order, as C's strictly-greater test finds it.
     """
-    rows, cols = _window(roi, image32.shape)
-    m = len(range(*rows.indices(image32.shape[0]))) * len(range(*cols.indices(image32.shape[1])))
+    rows, cols = _window(roi)
+    m = image32[rows, cols].size
     n = max(totals.count, 1)
     s1, s2 = float(totals.sum[0]), float(totals.sum_sq[0])
     mean = s1 / n

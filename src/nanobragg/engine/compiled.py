@@ -108,10 +108,10 @@ class _ChunkKernel(torch.nn.Module):
         return chunk_totals(value, omega, pixels, keep)
 
 
-def _arguments(inp: RenderInputs, first, offsets, keep, out, fpixels: int) -> tuple:
-    fpixels = torch.tensor(float(fpixels), dtype=torch.float64)
-    return (first, offsets, keep, out, fpixels, inp.ftable.grid, inp.ftable.default_F,
-            *[getattr(inp, n) for n in _tensor_fields(inp)])
+def _fixed_arguments(inp: RenderInputs, fpixels: int) -> list:
+    """The kernel's arguments after (first, offsets, keep, out): the same for every chunk of a render."""
+    return [torch.tensor(float(fpixels), dtype=torch.float64), inp.ftable.grid, inp.ftable.default_F,
+            *[getattr(inp, n) for n in _tensor_fields(inp)]]
 
 
 def compiler_available() -> bool:
@@ -140,8 +140,8 @@ def _package(path: Path, build: bool, module_and_example):
 
 
 def compiled_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, requested: bool | None, device):
-    """A callable ``(inputs, first, offsets, keep, out) -> chunk totals`` running the cached compiled
-    kernel (see _ChunkKernel), or None for eager mode.
+    """A callable ``(first, offsets, keep, out) -> chunk totals`` rendering ``inp`` with the cached
+    compiled kernel (see _ChunkKernel), or None for eager mode.
 
     ``requested``: True builds on a cache miss, False never uses compiled
     code, None uses a cached package and builds only for renders of at
@@ -149,18 +149,22 @@ def compiled_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, reques
     """
     if requested is False or torch.is_grad_enabled() or inp.interpolate or device.type != "cpu":
         return None
+
     def module_and_example():
         scalar = torch.tensor(0, dtype=torch.long)
         out = torch.zeros(pixels, inp.batch, dtype=inp.pix0.dtype)
-        return _ChunkKernel(inp, blocks), _arguments(inp, scalar, torch.arange(pixels), scalar, out, max(inp.fpixels, 2))
+        return _ChunkKernel(inp, blocks), (scalar, torch.arange(pixels), scalar, out,
+                                           *_fixed_arguments(inp, max(inp.fpixels, 2)))
 
     path = cache_dir() / f"{_static_key(inp, blocks, pixels)}.pt2"
     loader = _package(path, bool(requested) or terms >= COLD_THRESHOLD, module_and_example)
     if loader is None:
         return None
 
-    def run(inp2, first, offsets, keep, out):
-        return tuple(loader.boxed_run(list(_arguments(inp2, first, offsets, keep, out, inp2.fpixels))))
+    fixed = _fixed_arguments(inp, inp.fpixels)
+
+    def run(first, offsets, keep, out):
+        return tuple(loader.boxed_run([first, offsets, keep, out, *fixed]))
     return run
 
 

@@ -101,10 +101,10 @@ def prepare_render(inp: RenderInputs, roi, mask=None, budget: int | None = None,
 
 
 def _chunk_indices(job: RenderJob, start: int, keep: int, pad: bool):
-    """(first, offsets): the chunk's flat pixel indices are first + offsets, padded to a full chunk if ``pad``."""
-    device = job.inp.pix0.device
+    """(first, offsets): the chunk's flat pixel indices are first + offsets; listed ones padded to a
+    full chunk if ``pad`` (the compiled kernel's fixed shape)."""
     if job.span is not None:
-        return job.span[0] + start, torch.arange(job.pixels if pad else keep, device=device)
+        return job.span[0] + start, torch.arange(keep, device=job.inp.pix0.device)
     idx = job.flat[start:start + keep]
     if pad and keep < job.pixels:
         idx = torch.cat([idx, idx[-1:].expand(job.pixels - keep)])
@@ -113,17 +113,17 @@ def _chunk_indices(job: RenderJob, start: int, keep: int, pad: bool):
 
 def _render_compiled(job: RenderJob, out: torch.Tensor, progress) -> list:
     """Run the compiled kernel chunk by chunk, writing straight into ``out``; returns the chunk totals."""
-    parts, scratch = [], None
-    offsets = torch.arange(job.pixels, device=out.device)
+    parts = []
+    offsets = torch.arange(job.pixels, device=out.device)  # whole rows: one set of offsets for every chunk
+    scratch = out.new_empty(job.pixels, out.shape[1]) if job.span is None else None
     for start in range(0, job.count, job.pixels):
         keep = min(job.pixels, job.count - start)
-        first, idx = _chunk_indices(job, start, keep, True)
         if job.span is not None:
-            target, idx = out[first:first + job.pixels], offsets
+            first, idx = job.span[0] + start, offsets
+            target = out[first:first + job.pixels]
         else:
-            scratch = scratch if scratch is not None else out.new_empty(job.pixels, out.shape[1])
-            target = scratch
-        parts.append(job.kernel(job.inp, torch.tensor(first), idx, torch.tensor(keep), target))
+            (first, idx), target = _chunk_indices(job, start, keep, True), scratch
+        parts.append(job.kernel(torch.tensor(first), idx, torch.tensor(keep), target))
         if job.span is None:
             out[idx[:keep]] = scratch[:keep]
         if progress is not None:

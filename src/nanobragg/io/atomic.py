@@ -52,7 +52,7 @@ def atomic_open(path, drop_old: bool = False):
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="-" + os.path.basename(path))
     except OSError as exc:
         raise InputError(path, f"cannot create file ({exc.strerror})") from exc
-    try:
+    with _removed_on_failure(path, tmp):
         if drop_old:
             _remove_regular(path)
         # no fsync: like C's fopen/fwrite, the data reach the disk when the
@@ -61,9 +61,16 @@ def atomic_open(path, drop_old: bool = False):
             yield handle
         os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(path, partial):
+    """On any error in the block remove the file ``partial``; an OS error becomes InputError naming ``path``."""
+    try:
+        yield
     except BaseException as exc:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            os.unlink(partial)
         if isinstance(exc, OSError):
             raise InputError(path, f"cannot write file ({exc.strerror})") from exc
         raise
@@ -91,16 +98,9 @@ IN_PLACE_MIN_BYTES = 1 << 20
 
 def _overwrite(path, parts):
     """Rewrite the existing file ``path`` in place; on any failure remove it."""
-    try:
-        with open(os.open(path, os.O_WRONLY), "wb") as handle:
-            for data in parts:
-                handle.write(data)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        if isinstance(exc, OSError):
-            raise InputError(path, f"cannot write file ({exc.strerror})") from exc
-        raise
+    with _removed_on_failure(path, path), open(os.open(path, os.O_WRONLY), "wb") as handle:
+        for data in parts:
+            handle.write(data)
 
 
 def write_file(path, *parts):

@@ -110,8 +110,9 @@ METHOD = """\
   `NB_TIMING=1`; *start-up* is from `startup: first pixel at T s after import torch` (time from
   the end of `import torch` to the first pixel: set-up, reading inputs and loading the compiled
   kernel). Statistics, the int conversion and the file writes count in the wall time only.
-- Both programs write the same files in the same folder, so each run rewrites files of the same
-  size left by the previous one, as a user's repeated runs do.
+- Both programs write their files in the same folder. The float file is removed before each run
+  (outside the timing); the int file is left, so each run rewrites the same-size file of the
+  previous one, as a user's repeated runs do.
 - The warm-up run of each workload is given `-compile`: it builds the compiled kernel into the
   persistent kernel cache (`NB_CACHE_DIR`), as a user's first `-compile` run does. The timed runs
   are the plain command lines, which load the cached kernel in milliseconds.
