@@ -5,14 +5,24 @@ The fake program is a stdlib-only Python script that reads ``-floatfile``,
 a float32 image holding one Gaussian spot (wider when ``-N 6`` is given).
 Test-only flags change its behaviour: ``-fake_fail`` (exit 3),
 ``-fake_truncate`` (write a file of 1000 floats), ``-fake_square N`` (write an
-N x N image whatever the other flags say).
+N x N image whatever the other flags say), ``-fake_sleep S`` (sleep first,
+writing its pid to ``$FAKE_PID_FILE`` when set), ``-fake_nan`` /
+``-fake_inf`` (one bad pixel), ``-fake_litter`` (write ``intimage.img`` or
+``-intfile``'s file, ``image.pgm``, ``noiseimage.img`` and ``Fdump.bin`` into
+its current folder, as C does), ``-fake_need_dump`` (exit 4 unless
+``Fdump.bin`` is in its current folder). ``-hkl FILE`` must be readable
+(else exit 4).
 """
 
 import json
 import math
+import os
 import re
+import signal
 import stat
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +59,30 @@ def value(flag, default=None):
 if "-fake_fail" in argv:
     print("fake failure", file=sys.stderr)
     sys.exit(3)
+if value("-fake_sleep"):
+    import os
+    import time
+    if os.environ.get("FAKE_PID_FILE"):
+        with open(os.environ["FAKE_PID_FILE"], "w") as f:
+            f.write(str(os.getpid()))
+    print("fake sleeping", flush=True)
+    time.sleep(float(value("-fake_sleep")))
+if value("-hkl"):
+    try:
+        open(value("-hkl")).close()
+    except OSError as exc:
+        print("cannot read -hkl:", exc, file=sys.stderr)
+        sys.exit(4)
+if "-fake_need_dump" in argv:
+    try:
+        open("Fdump.bin").close()
+    except OSError:
+        print("no Fdump.bin here", file=sys.stderr)
+        sys.exit(4)
+if "-fake_litter" in argv:
+    for name in (value("-intfile", "intimage.img"), "image.pgm", "noiseimage.img", "Fdump.bin"):
+        with open(name, "w") as f:
+            f.write("written by the fake program")
 fast = slow = int(value("-detpixels", "32"))
 fast = int(value("-detpixels_f", fast))
 slow = int(value("-detpixels_s", slow))
@@ -60,6 +94,10 @@ pixels = [1000.0 * math.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma ** 2))
           for y in range(slow) for x in range(fast)]
 if "-fake_truncate" in argv:
     pixels = pixels[:1000]
+if "-fake_nan" in argv:
+    pixels[5] = float("nan")
+if "-fake_inf" in argv:
+    pixels[7] = float("inf")
 print("fake nanoBragg wrote", fast, "x", slow)
 with open(value("-floatfile", "floatimage.bin"), "wb") as out:
     out.write(struct.pack("<%df" % len(pixels), *pixels))
@@ -205,7 +243,7 @@ def test_failing_program(fake, wrap):
 def test_shape_mismatch_and_resample(fake, wrap):
     bigger = wrap("bigger", "-detpixels", "40")
     code, summary, _ = run(fake, bigger, SMALL)
-    assert code == 4
+    assert code == nbc.EXIT_SHAPE == 6
     assert summary["status"] == "shape_mismatch"
     assert summary["shape_c"] == [32, 32] and summary["shape_py"] == [40, 40]
     code, summary, outdir = run(fake, bigger, SMALL, "--resample", outdir="out2")
@@ -223,7 +261,7 @@ def test_square_fallback(fake, wrap):
 
 def test_unreadable_output(fake, wrap):
     code, summary, _ = run(fake, wrap("truncating", "-fake_truncate"), SMALL)
-    assert code == 5
+    assert code == nbc.EXIT_UNREADABLE == 7
     assert summary["status"] == "unreadable_output"
 
 
@@ -247,6 +285,162 @@ def test_roi_restricts_metrics(fake, wrap):
 def test_roi_outside_image(fake):
     code, summary, _ = run(fake, fake, SMALL, "--roi", "0", "40", "0", "5")
     assert code == 1 and summary["status"] == "bad_roi"
+
+
+# ------------------------------------------------------------------ faults
+
+
+def _gone(pid: int, within: float = 5.0) -> bool:
+    """True once process ``pid`` no longer exists (or is a zombie) within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_hanging_program_is_killed_after_timeout(tmp_path, fake, monkeypatch, capsys):
+    """A program that hangs is killed (with the children it started) and nb-compare exits 4."""
+    pid_file = tmp_path / "fake.pid"
+    monkeypatch.setenv("FAKE_PID_FILE", str(pid_file))
+    # no exec: the fake runs as a child of the shell, so killing the shell alone would leave it
+    hanging = make_script(tmp_path / "hanging", f'#!/bin/sh\n"{fake}" "$@" -fake_sleep 60\nexit 0\n')
+    start = time.monotonic()
+    code, summary, outdir = run(fake, hanging, SMALL, "--timeout", "1")
+    assert code == nbc.EXIT_TIMEOUT == 4
+    assert time.monotonic() - start < 30
+    assert summary["status"] == "timeout" and summary["timeout_s"] == 1.0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "py: still running after 1 s, killed" in err[0]
+    assert _gone(int(pid_file.read_text()))
+    assert "fake sleeping" in (outdir / "py_stdout.txt").read_text()  # partial output kept
+
+
+def test_timeout_zero_means_no_limit(fake):
+    code, summary, _ = run(fake, fake, SMALL, "--timeout", "0")
+    assert code == 0 and summary["timeout_s"] is None
+
+
+@pytest.mark.parametrize("side, flag, what", [("py", "-fake_nan", "1 NaN"), ("c", "-fake_inf", "1 infinite")])
+def test_non_finite_image_is_an_error(fake, wrap, capsys, side, flag, what):
+    """NaN or infinity in either image exits 5, never OK."""
+    bad = wrap("bad", flag)
+    c_bin, py_bin = (bad, fake) if side == "c" else (fake, bad)
+    code, summary, _ = run(c_bin, py_bin, SMALL)
+    assert code == nbc.EXIT_NONFINITE == 5
+    assert summary["status"] == "non_finite" and summary[f"nonfinite_{side}"] == 1
+    assert summary["correlation"] is None
+    err = capsys.readouterr()
+    assert f"{side}: 1 of 1024 pixels are not finite" in err.err and what in err.err
+    assert "OK" not in err.out
+
+
+def test_all_nan_image_is_not_ok(fake, tmp_path):
+    nan_prog = make_script(tmp_path / "all_nan", f"#!{sys.executable}\n" + r'''
+import struct, sys
+argv = sys.argv[1:]
+with open(argv[argv.index("-floatfile") + 1], "wb") as out:
+    out.write(struct.pack("<1024f", *([float("nan")] * 1024)))
+''')
+    code, summary, _ = run(nan_prog, nan_prog, SMALL)
+    assert code == 5 and summary["nonfinite_c"] == 1024 and summary["status"] == "non_finite"
+
+
+def test_programs_never_touch_the_current_folder(tmp_path, fake, wrap):
+    """Files a program writes into its current folder land in its own temporary folder."""
+    (tmp_path / "intimage.img").write_text("the user's image")
+    (tmp_path / "Fdump.bin").write_text("the user's cache")
+    littering = wrap("littering", "-fake_litter")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    args = [*SMALL, "-intfile", str(tmp_path / "mine.img"), "-noisefile", "noise.img"]
+    code, summary, outdir = run(littering, littering, args, outdir=tmp_path / "out")
+    assert code == 0, summary
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert after == before  # nothing new, nothing rewritten (also not -intfile's absolute path)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["out"]
+    assert set(summary["run_files_py"]) == {"mine.img", "image.pgm", "noiseimage.img", "Fdump.bin"}
+    assert not (outdir / "c_files").exists()
+
+
+def test_keep_files_moves_them_to_the_outdir(fake, wrap):
+    littering = wrap("littering", "-fake_litter")
+    code, summary, outdir = run(littering, littering, SMALL, "--keep-files")
+    assert code == 0
+    for side in ("c", "py"):
+        assert (outdir / f"{side}_files" / "intimage.img").read_text() == "written by the fake program"
+    assert not Path("intimage.img").exists()
+
+
+def test_relative_input_paths_still_work(tmp_path, fake):
+    """``-hkl P1.hkl`` relative to the user's folder is found from the program's own folder."""
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "inputs" / "P1.hkl").write_text("0 0 0 100\n")
+    code, summary, _ = run(fake, fake, [*SMALL, "-hkl", "inputs/P1.hkl"])
+    assert code == 0, summary
+    code, summary, _ = run(fake, fake, [*SMALL, "-hkl", "missing.hkl"], outdir="out2")
+    assert code == 2 and "cannot read -hkl" in Path("out2/c_stderr.txt").read_text()
+
+
+def test_structure_factor_cache_is_copied_in(tmp_path, fake, wrap):
+    """Without -hkl the program reads Fdump.bin from its folder: the user's is copied, not changed."""
+    needs_dump = wrap("needs_dump", "-fake_need_dump", "-fake_litter")
+    code, _, _ = run(needs_dump, needs_dump, SMALL)
+    assert code == 2  # no Fdump.bin anywhere
+    (tmp_path / "Fdump.bin").write_text("cache")
+    code, _, _ = run(needs_dump, needs_dump, SMALL, outdir="out2")
+    assert code == 0 and (tmp_path / "Fdump.bin").read_text() == "cache"
+
+
+def test_program_args_rewrites_paths(tmp_path):
+    (tmp_path / "A.mat").write_text("matrix")
+    (tmp_path / "Fdump.bin").write_text("cache")
+    args = ["-mat", "A.mat", "-intfile", "/elsewhere/x.img", "-floatfile", "sub/f.bin",
+            "-pgmfile", "p.pgm", "-spindle_axis", "-1", "0", "0", "-dump", "my.dump", "-N", "5"]
+    out, copies = nbc.program_args(args, tmp_path)
+    assert out == ["-mat", str(tmp_path / "A.mat"), "-intfile", "x.img", "-floatfile", "f.bin",
+                   "-pgmfile", "p.pgm", "-spindle_axis", "-1", "0", "0", "-dump", "my.dump", "-N", "5"]
+    assert copies == []  # -dump names my.dump, which does not exist
+    _, copies = nbc.program_args(["-N", "5"], tmp_path)
+    assert copies == [tmp_path / "Fdump.bin"]
+    _, copies = nbc.program_args(["-hkl", "P1.hkl"], tmp_path)
+    assert copies == []  # with -hkl the cache is written, not read
+
+
+@pytest.mark.parametrize("make", ["file", "below_file"])
+def test_outdir_that_cannot_be_a_folder(tmp_path, fake, capsys, make):
+    (tmp_path / "afile").write_text("keep me")
+    outdir = tmp_path / "afile" if make == "file" else tmp_path / "afile" / "sub"
+    code = nbc.main(["--outdir", str(outdir), "--c-bin", str(fake), "--py-bin", str(fake), "--", *SMALL])
+    assert code == nbc.EXIT_USAGE == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"nb-compare: --outdir {outdir}") and "Traceback" not in err[0]
+    assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def test_sigterm_kills_the_running_program(tmp_path, fake):
+    """nb-compare terminated mid-run kills the program it started and exits 143."""
+    pid_file = tmp_path / "fake.pid"
+    hanging = make_script(tmp_path / "hanging", f'#!/bin/sh\nexec "{fake}" "$@" -fake_sleep 60\n')
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = dict(os.environ, FAKE_PID_FILE=str(pid_file),
+               PYTHONPATH=os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-m", "nanobragg.tools.compare", "--outdir", "out",
+                             "--c-bin", str(hanging), "--py-bin", str(fake), "--", *SMALL],
+                            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pid_file.exists()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err
+    assert _gone(int(pid_file.read_text()))
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["status"] == "terminated"
 
 
 @pytest.mark.parametrize("argv", [

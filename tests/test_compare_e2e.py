@@ -57,3 +57,22 @@ def test_different_crystal_size_fails_threshold(in_tmp, capsys):
     assert summary["status"] == "below_threshold" and summary["correlation"] < 0.9999
     assert summary["sum_py"] > summary["sum_c"]
     assert "BELOW_THRESHOLD" in printed
+
+
+def test_relative_hkl_and_the_users_folder_untouched(in_tmp):
+    """The real program on both sides, ``-hkl`` relative to the user's folder; the folder's own
+    ``intimage.img`` and ``Fdump.bin`` are neither overwritten nor joined by new files."""
+    data = Path(__file__).resolve().parent / "data" / "inputs" / "pattern.hkl"
+    (in_tmp / "pattern.hkl").write_bytes(data.read_bytes())
+    (in_tmp / "intimage.img").write_text("the user's image")
+    (in_tmp / "Fdump.bin").write_text("the user's cache")
+    prog = wrapper(in_tmp / "nb.sh")
+    before = {p.name: p.read_bytes() for p in in_tmp.iterdir()}
+    code = nbc.main(["--outdir", "out", "--threshold", "0.9999", "--c-bin", str(prog), "--py-bin", str(prog),
+                     "--", *ARGS, "-hkl", "pattern.hkl"])
+    assert code == 0
+    after = {p.name: p.read_bytes() for p in in_tmp.iterdir() if p.name != "out"}
+    assert after == before
+    summary = json.loads((in_tmp / "out" / "summary.json").read_text())
+    assert "intimage.img" in summary["run_files_py"] and "Fdump.bin" in summary["run_files_py"]
+    assert summary["sum_c"] > 0

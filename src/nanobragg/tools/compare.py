@@ -3,19 +3,33 @@
 Usage::
 
     nb-compare [--outdir DIR] [--roi xmin xmax ymin ymax] [--threshold T]
-               [--resample] [--png-scale PCTL] [--save-diff]
-               [--c-bin PATH] [--py-bin PATH] -- ARGS...
+               [--resample] [--png-scale PCTL] [--save-diff] [--timeout S]
+               [--keep-files] [--c-bin PATH] [--py-bin PATH] -- ARGS...
 
 The reference program ("c": ``--c-bin``, else ``$NB_C_BIN``, else
 ``./nanoBragg``) and the program under test ("py": ``--py-bin``, else
-``$NB_PY_BIN``, else this project's ``nanoBragg`` command) each run in the
-current directory with ``ARGS`` plus their own ``-floatfile``.  Their float
-images are compared and everything is kept in an artifact folder
-(``comparisons/YYYYMMDD-HHMMSS-<hash>/`` unless ``--outdir``).
+``$NB_PY_BIN``, else this project's ``nanoBragg`` command) each run with
+``ARGS`` plus their own ``-floatfile`` in a fresh temporary folder of their
+own, so that neither overwrites the other's files nor the user's
+(``intimage.img``, ``image.pgm``, ``Fdump.bin``...). Relative paths in
+``ARGS`` that name existing files in the current folder (``-hkl P1.hkl``,
+``-mat A.mat``) are passed as absolute paths; output file names
+(``-intfile``, ``-noisefile``, ``-pgmfile``, ``-pngfile``, ``-stolout``,
+``-dump``) keep only their base name, inside the program's folder; an
+existing structure-factor cache (``Fdump.bin`` or ``-dump``'s file) is
+copied in when ``ARGS`` has no ``-hkl``. The folders are removed afterwards
+(with ``--keep-files`` their contents move to ``DIR/c_files`` and
+``DIR/py_files``). Each program is killed (its whole process group) after
+``--timeout`` seconds (default 600; 0 = no limit).
 
-Exit codes: 0 success, 1 usage error, 2 a program failed or is missing,
-3 correlation below ``--threshold``, 4 shape mismatch without ``--resample``,
-5 unreadable output.
+The float images are compared and everything is kept in the artifact folder
+(``comparisons/YYYYMMDD-HHMMSS-<hash>/`` unless ``--outdir``); nothing else
+in the current folder is written.
+
+Exit codes: 0 success, 1 usage error (also an ``--outdir`` that cannot be a
+folder), 2 a program failed or is missing, 3 correlation below
+``--threshold``, 4 a program timed out (killed), 5 NaN or infinity in an
+image, 6 shape mismatch without ``--resample``, 7 unreadable output.
 """
 
 from __future__ import annotations
@@ -26,8 +40,10 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +53,15 @@ import numpy as np
 from nanobragg.tools.metrics import compare_images, finite_or_none
 from nanobragg.tools.preview import write_previews
 
-EXIT_OK, EXIT_USAGE, EXIT_RUNNER, EXIT_THRESHOLD, EXIT_SHAPE, EXIT_UNREADABLE = range(6)
+(EXIT_OK, EXIT_USAGE, EXIT_RUNNER, EXIT_THRESHOLD, EXIT_TIMEOUT, EXIT_NONFINITE, EXIT_SHAPE,
+ EXIT_UNREADABLE) = range(8)
+DEFAULT_TIMEOUT_S = 600.0
+#: Flags naming a file the program writes: kept to its base name, inside the program's own folder.
+OUTPUT_FLAGS = ("-floatfile", "-floatimage", "-intfile", "-intimage", "-noisefile", "-noiseimage",
+                "-pgmfile", "-pgmimage", "-pngfile", "-stolout")
+#: Flags naming the structure-factor cache, read when there is no ``-hkl`` and written after one.
+DUMP_FLAGS = ("-dump",)
+DEFAULT_DUMP = "Fdump.bin"
 DEFAULT_PNG_PERCENTILE = 99.5
 DEFAULT_PIXEL_MM = 0.1
 DEFAULT_DETSIZE_MM = 102.4
@@ -86,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="PCTL", help="percentile of both images mapped to the top "
                    "of the preview scale (default %(default)s)")
     p.add_argument("--save-diff", action="store_true", help="also write diff.png (py - c)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                   help="kill a program still running after S seconds and exit 4; "
+                   "0 = no limit (default %(default)g)")
+    p.add_argument("--keep-files", action="store_true", help="keep the other files each "
+                   "program wrote, in DIR/c_files and DIR/py_files")
     p.add_argument("--c-bin", help="reference program (default $NB_C_BIN or ./nanoBragg)")
     p.add_argument("--py-bin", help="program under test (default $NB_PY_BIN or "
                    "this project's nanoBragg command)")
@@ -118,6 +147,8 @@ def _check_options(parser: argparse.ArgumentParser, opts: argparse.Namespace) ->
         parser.error("--png-scale must be a percentile in (0, 100]")
     if opts.threshold is not None and not math.isfinite(opts.threshold):
         parser.error("--threshold must be a finite number")
+    if not (math.isfinite(opts.timeout) and opts.timeout >= 0.0):
+        parser.error("--timeout must be a number of seconds >= 0 (0 = no limit)")
 
 
 # ------------------------------------------------------------------ programs
@@ -163,22 +194,90 @@ def own_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "nanobragg"]
 
 
-def run_program(cmd: list[str], args: list[str], floatfile: Path,
-                outdir: Path, side: str) -> RunResult:
-    """Run one program in the current directory; keep its stdout and stderr."""
-    floatfile.unlink(missing_ok=True)
-    start = time.perf_counter()
+def program_args(args: list[str], cwd: Path) -> tuple[list[str], list[Path]]:
+    """``args`` made safe to run in a fresh folder, and the files to copy into that folder.
+
+    Output file names (:data:`OUTPUT_FLAGS`, :data:`DUMP_FLAGS`) keep only
+    their base name, so that every file a program writes lands in its own
+    folder; any other argument that is a relative path to an existing file or
+    folder in ``cwd`` becomes absolute. Without ``-hkl`` the structure-factor
+    cache the program would read (``Fdump.bin`` or ``-dump``'s file, in
+    ``cwd``) is to be copied in (a copy: the program may rewrite it).
+    """
+    out: list[str] = []
+    dump = DEFAULT_DUMP
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        out.append(arg)
+        if arg in OUTPUT_FLAGS + DUMP_FLAGS and i + 1 < len(args):
+            value = args[i + 1]
+            if arg in DUMP_FLAGS:
+                dump = value
+            out.append(Path(value).name or "output")
+            i += 2
+            continue
+        if arg and not arg.startswith("-") and not os.path.isabs(arg) and (cwd / arg).exists():
+            out[-1] = str((cwd / arg).resolve())
+        i += 1
+    copies = []
+    if "-hkl" not in args and (cwd / dump).is_file():
+        copies.append((cwd / dump).resolve())
+    return out, copies
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill ``proc`` and everything it started (its own process group), and reap it."""
     try:
-        proc = subprocess.run(cmd + args + ["-floatfile", str(floatfile)],
-                              capture_output=True, check=False)
-    except OSError as exc:
-        (outdir / f"{side}_stderr.txt").write_text(f"{exc}\n")
-        raise CompareError(EXIT_RUNNER, "runner_failed",
-                           f"{side}: could not start {cmd[0]}: {exc}") from exc
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def run_program(cmd: list[str], args: list[str], floatfile: Path, outdir: Path, side: str,
+                rundir: Path, timeout: float | None = None) -> RunResult:
+    """Run one program in ``rundir`` (killed after ``timeout`` s); keep its stdout and stderr.
+
+    The program gets its own process group, so that a timeout (exit 4) or an
+    interruption of nb-compare kills it and any children it started.
+    """
+    floatfile.unlink(missing_ok=True)
+    with open(outdir / f"{side}_stdout.txt", "wb") as out, \
+            open(outdir / f"{side}_stderr.txt", "wb") as err:
+        start = time.perf_counter()
+        try:
+            proc = subprocess.Popen(cmd + args + ["-floatfile", str(floatfile)], cwd=rundir,
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    start_new_session=True)
+        except OSError as exc:
+            err.write(f"{exc}\n".encode())
+            raise CompareError(EXIT_RUNNER, "runner_failed",
+                               f"{side}: could not start {cmd[0]}: {exc}") from exc
+        try:
+            returncode = proc.wait(timeout=timeout or None)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise CompareError(EXIT_TIMEOUT, "timeout",
+                               f"{side}: still running after {timeout:g} s, killed "
+                               f"(--timeout); see {outdir / (side + '_stderr.txt')}") from None
+        except BaseException:
+            _kill_group(proc)
+            raise
     runtime_ms = (time.perf_counter() - start) * 1000.0
-    (outdir / f"{side}_stdout.txt").write_bytes(proc.stdout)
-    (outdir / f"{side}_stderr.txt").write_bytes(proc.stderr)
-    return RunResult(proc.returncode, runtime_ms)
+    return RunResult(returncode, runtime_ms)
+
+
+def _collect_files(rundir: Path, outdir: Path, side: str, keep: bool) -> dict[str, int]:
+    """Sizes of the files a program left in ``rundir``; moved to ``outdir/<side>_files`` with ``keep``."""
+    found = {str(p.relative_to(rundir)): p.stat().st_size
+             for p in sorted(rundir.rglob("*")) if p.is_file()}
+    if keep and found:
+        target = outdir / f"{side}_files"
+        if target.is_dir():
+            shutil.rmtree(target)
+        shutil.move(str(rundir), str(target))
+    return found
 
 
 # ------------------------------------------------------------------ images
@@ -227,7 +326,7 @@ def read_float_image(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """Read a raw little-endian float32 image of ``shape`` (slow, fast).
 
     A file of another size that holds a square number of floats is read as
-    a square image; anything else raises exit 5.
+    a square image; anything else raises exit 7.
     """
     try:
         data = path.read_bytes()
@@ -285,17 +384,29 @@ def args_hash(args: list[str]) -> str:
 
 
 def make_outdir(outdir: Path | None, args: list[str]) -> Path:
-    """Create the artifact folder (a fresh timestamped one unless given)."""
-    if outdir is not None:
-        outdir.mkdir(parents=True, exist_ok=True)
-        return outdir.resolve()
-    base = Path("comparisons") / f"{time.strftime('%Y%m%d-%H%M%S')}-{args_hash(args)}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    path.mkdir(parents=True)
-    return path.resolve()
+    """Create the artifact folder (a fresh timestamped one unless given).
+
+    A path that exists but is not a folder, or that cannot be created,
+    raises exit 1 (a usage error) with a one-line message.
+    """
+    try:
+        if outdir is not None:
+            if outdir.exists() and not outdir.is_dir():
+                raise CompareError(EXIT_USAGE, "bad_outdir",
+                                   f"--outdir {outdir}: exists and is not a folder")
+            outdir.mkdir(parents=True, exist_ok=True)
+            return outdir.resolve()
+        base = Path("comparisons") / f"{time.strftime('%Y%m%d-%H%M%S')}-{args_hash(args)}"
+        path, n = base, 1
+        while path.exists():
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+        path.mkdir(parents=True)
+        return path.resolve()
+    except OSError as exc:
+        where = f"--outdir {outdir}" if outdir is not None else "artifact folder"
+        raise CompareError(EXIT_USAGE, "bad_outdir",
+                           f"{where}: cannot create a folder there ({exc.strerror or exc})") from exc
 
 
 def new_summary(opts: argparse.Namespace, c_desc: str, py_desc: str) -> dict:
@@ -356,11 +467,25 @@ def metrics_table(s: dict) -> str:
 
 
 def run_both(opts, commands, outdir: Path, summary: dict) -> dict[str, Path]:
-    """Run c then py; record runtimes; a failure raises exit 2."""
+    """Run c then py, each in a fresh temporary folder; record runtimes.
+
+    A failure raises exit 2, a timeout exit 4. The folders are removed
+    whatever happens (their files move to ``outdir`` with ``--keep-files``).
+    """
+    args, copies = program_args(opts.args, Path.cwd())
+    summary["timeout_s"] = opts.timeout or None
     floats = {}
     for side in ("c", "py"):
         floats[side] = outdir / f"{side}_float.bin"
-        result = run_program(commands[side], opts.args, floats[side], outdir, side)
+        rundir = Path(tempfile.mkdtemp(prefix=f"nb-compare-{side}-"))
+        try:
+            for src in copies:
+                shutil.copy2(src, rundir / src.name)
+            result = run_program(commands[side], args, floats[side], outdir, side, rundir,
+                                 opts.timeout)
+            summary[f"run_files_{side}"] = _collect_files(rundir, outdir, side, opts.keep_files)
+        finally:
+            shutil.rmtree(rundir, ignore_errors=True)
         summary[f"runtime_{side}_ms"] = result.runtime_ms
         summary[f"returncode_{side}"] = result.returncode
         print(f"{side:>2} runtime: {result.runtime_ms:10.1f} ms  ({summary[f'{side}_bin']})")
@@ -371,12 +496,27 @@ def run_both(opts, commands, outdir: Path, summary: dict) -> dict[str, Path]:
     return floats
 
 
+def check_finite(img: np.ndarray, side: str, summary: dict) -> None:
+    """Raise exit 5 when ``img`` holds NaN or infinity (counts go into the summary)."""
+    bad = ~np.isfinite(img)
+    count = int(bad.sum())
+    summary[f"nonfinite_{side}"] = count
+    if count:
+        nan = int(np.isnan(img).sum())
+        y, x = (int(v) for v in np.argwhere(bad)[0])
+        raise CompareError(EXIT_NONFINITE, "non_finite",
+                           f"{side}: {count} of {img.size} pixels are not finite ({nan} NaN, "
+                           f"{count - nan} infinite; first at x={x}, y={y})")
+
+
 def load_pair(opts, floats: dict[str, Path], summary: dict):
-    """Read both images and bring them to one shape (or raise exit 4/5)."""
+    """Read both images and bring them to one shape (or raise exit 5/6/7)."""
     shape = expected_shape(opts.args)
     ref = read_float_image(floats["c"], shape)
     other = read_float_image(floats["py"], shape)
     summary.update(shape_c=list(ref.shape), shape_py=list(other.shape))
+    check_finite(ref, "c", summary)
+    check_finite(other, "py", summary)
     if ref.shape != other.shape:
         if not opts.resample:
             raise CompareError(EXIT_SHAPE, "shape_mismatch",
@@ -401,17 +541,30 @@ def analyse(opts, ref, other, outdir: Path, summary: dict) -> int:
     return EXIT_THRESHOLD if failed else EXIT_OK
 
 
+class _Terminated(BaseException):
+    """SIGTERM received: unwind (killing the running program), then exit 143."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def compare(opts: argparse.Namespace) -> int:
     """Run the whole comparison for parsed options; returns the exit code."""
     try:
         c_cmd, c_desc = resolve_command(opts.c_bin, "NB_C_BIN", "./nanoBragg")
         py_cmd, py_desc = resolve_command(opts.py_bin, "NB_PY_BIN", own_command)
+        outdir = make_outdir(opts.outdir, opts.args)
     except CompareError as exc:
         print(f"nb-compare: {exc}", file=sys.stderr)
         return exc.code
-    outdir = make_outdir(opts.outdir, opts.args)
     summary = new_summary(opts, c_desc, py_desc)
     summary["outdir"] = str(outdir)
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: SIGTERM keeps its handler
+        pass
     try:
         floats = run_both(opts, {"c": c_cmd, "py": py_cmd}, outdir, summary)
         ref, other = load_pair(opts, floats, summary)
@@ -421,6 +574,15 @@ def compare(opts: argparse.Namespace) -> int:
         write_summary(outdir, summary)
         print(f"nb-compare: {exc}", file=sys.stderr)
         return exc.code
+    except (_Terminated, KeyboardInterrupt) as exc:
+        code, what = (143, "terminated") if isinstance(exc, _Terminated) else (130, "interrupted")
+        summary.update(status=what, exit_code=code, error=what)
+        write_summary(outdir, summary)
+        print(f"nb-compare: {what}; the running program was killed", file=sys.stderr)
+        return code
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     summary["exit_code"] = code
     write_summary(outdir, summary)
     print(summary_line(summary))
