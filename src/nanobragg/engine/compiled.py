@@ -14,16 +14,28 @@ build back within the run; on a hit it always uses the package. Exported
 kernels need a C++ compiler at build time and a static control flow, so
 tricubic interpolation (C's data-dependent fallback) and gradients stay in
 eager mode, as does CUDA (whose eager kernels are already fast).
+
+A build works in a temporary folder ``.build-<host>-<pid>-*`` of the cache
+folder and moves the finished package into place atomically. The folder is
+removed on any failure (an exception, Ctrl-C, or SIGTERM, which raises
+``SystemExit(143)`` during a build where SIGTERM has its default action);
+folders left by a process killed outright (SIGKILL, power loss) are removed
+by the next build once their process is gone or they are an hour old.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import os
 import shutil
+import signal
+import socket
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import torch
@@ -38,6 +50,10 @@ from .totals import chunk_totals
 KERNEL_FORMAT = "nanobragg-kernel-3"
 #: Terms (pixel x layer x sub-pixel x source x orientation) above which a cold build pays back within the run.
 COLD_THRESHOLD = 5e8
+#: Name prefix of a build's temporary folder in the cache folder: ``.build-<host>-<pid>-<random>``.
+BUILD_PREFIX = ".build-"
+#: A build folder older than this (seconds) is stale even when its process id is in use.
+STALE_BUILD_S = 3600.0
 
 
 def cache_dir() -> Path:
@@ -119,14 +135,96 @@ def compiler_available() -> bool:
     return any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++"))
 
 
-def _build(module: torch.nn.Module, example: tuple, path: Path) -> None:
-    """Export ``module`` on ``example`` arguments and build its package at ``path`` (atomically)."""
+def _host() -> str:
+    """This machine's name as used in build folder names (no dashes, so that the pid parses)."""
+    return socket.gethostname().replace("-", "_") or "host"
+
+
+def _pid_alive(pid: int) -> bool:
+    """True when a process ``pid`` exists on this machine (or cannot be told apart from one)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _stale(entry: Path, now: float) -> bool:
+    """True for a build folder whose process is gone (same host) or which is over an hour old."""
+    try:
+        if now - entry.stat().st_mtime > STALE_BUILD_S:
+            return True
+    except OSError:
+        return False
+    parts = entry.name[len(BUILD_PREFIX):].split("-")
+    if len(parts) < 3 or parts[0] != _host() or not parts[1].isdigit():
+        return False  # another machine's build (a shared cache): only its age tells
+    return not _pid_alive(int(parts[1]))
+
+
+def clean_stale_builds(folder: Path) -> list[Path]:
+    """Remove the build folders in ``folder`` left by killed builds; returns those removed."""
+    removed = []
+    now = time.time()
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.name.startswith(BUILD_PREFIX) and entry.is_dir() and _stale(entry, now):
+            shutil.rmtree(entry, ignore_errors=True)
+            if not entry.exists():
+                removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While building, SIGTERM raises SystemExit(143) so that the build folder is removed.
+
+    Only in the main thread and where SIGTERM has its default action (a
+    handler the application installed is left alone).
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _compile_package(module: torch.nn.Module, example: tuple, package_path: str) -> str:
+    """Export ``module`` on ``example`` arguments and build its AOTInductor package; returns its path."""
     # distinct copies: export would merge arguments that are the same tensor object
     program = torch.export.export(module, tuple(t.clone() for t in example))
+    return torch._inductor.aoti_compile_and_package(program, package_path=package_path)
+
+
+def _build(module: torch.nn.Module, example: tuple, path: Path) -> None:
+    """Build the package of ``module`` at ``path``: in a temporary folder, moved into place atomically.
+
+    The folder is removed whatever happens; stale ones of killed builds are removed first.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        built = torch._inductor.aoti_compile_and_package(program, package_path=os.path.join(tmp, "kernel.pt2"))
-        os.replace(built, path)
+    clean_stale_builds(path.parent)
+    with _sigterm_raises():
+        tmp = tempfile.mkdtemp(prefix=f"{BUILD_PREFIX}{_host()}-{os.getpid()}-", dir=path.parent)
+        try:
+            built = _compile_package(module, example, os.path.join(tmp, "kernel.pt2"))
+            os.replace(built, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _package(path: Path, build: bool, module_and_example):
