@@ -1,8 +1,23 @@
-"""The ``nanoBragg`` console entry point: a prompt start and a prompt exit."""
-import ctypes
-import gc
+"""The ``nanoBragg`` console entry point: a prompt start and a prompt exit.
+
+Importing this module sets the OpenMP thread policy (see
+:data:`THREAD_POLICY`) before anything imports torch: both the installed
+``nanoBragg`` script and ``python -m nanobragg`` import it first.
+"""
 import os
-import sys
+
+#: Environment defaults applied before torch (and its OpenMP runtime) loads; a value the user set wins.
+#: PASSIVE: OpenMP threads that run out of work sleep instead of spinning for their next task. With
+#: the default (spinning), a few runs sharing the cores each burn them while waiting: three eager
+#: 2463x2527 runs at once on two cores took 32.6 s against 12.6 s one after the other, 8.9 s with
+#: PASSIVE (C nanoBragg: 14.9 s).
+THREAD_POLICY = {"OMP_WAIT_POLICY": "PASSIVE"}
+for _name, _value in THREAD_POLICY.items():
+    os.environ.setdefault(_name, _value)
+
+import ctypes  # noqa: E402
+import gc  # noqa: E402
+import sys  # noqa: E402
 
 #: glibc mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
