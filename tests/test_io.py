@@ -1,11 +1,7 @@
 """Tests of nanobragg.io against files written by the C nanoBragg."""
 
-import errno
 import gzip
-import io
 import json
-import os
-import re
 import sys
 from pathlib import Path
 
@@ -17,8 +13,7 @@ try:
 except ImportError:  # package not installed: use the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from nanobragg.io import (BackgroundWrites, InputError, atomic_open, atomic_write, auto_int_scale, write_file,
-                          auto_pgm_scale, fdump_bytes, format_smv_header, hkl_grid,
+from nanobragg.io import (InputError, auto_int_scale, auto_pgm_scale, fdump_bytes, format_smv_header, hkl_grid,
                           int_image_from_float, pgm_bytes, read_fdump, read_float_image,
                           read_hkl, read_mosflm_matrix, read_smv, read_source_file,
                           read_text_columns, smv_bytes, smv_header_values, write_fdump,
@@ -468,104 +463,6 @@ def test_float_image_golden_and_errors(tmp_path):
     path.write_bytes(b"12345")
     with pytest.raises(InputError, match="4-byte"):
         read_float_image(path)
-
-
-# ---------------------------------------------------------------- atomic write
-
-
-def test_atomic_write_missing_folder(tmp_path):
-    target = tmp_path / "missing" / "out.img"
-    with pytest.raises(InputError, match=re.escape(str(target))):
-        atomic_write(target, b"data")
-    assert not (tmp_path / "missing").exists()
-    assert os.listdir(tmp_path) == []
-
-
-def test_atomic_write_failure_keeps_old_file(tmp_path):
-    target = tmp_path / "out.bin"
-    atomic_write(target, b"old")
-    with pytest.raises(RuntimeError):
-        with atomic_open(target) as handle:
-            handle.write(b"partial")
-            raise RuntimeError("boom")
-    assert target.read_bytes() == b"old"
-    assert os.listdir(tmp_path) == ["out.bin"]
-
-
-class _FullDisk(io.FileIO):
-    """A file whose writes fail with ENOSPC after its first 4 bytes."""
-
-    def write(self, data):
-        if self.tell() >= 4:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return super().write(data)
-
-
-def test_write_file_drops_the_old_image_first_and_a_failure_leaves_none(tmp_path, monkeypatch):
-    target = tmp_path / "img.bin"
-    write_file(target, b"old image")
-    write_file(target, b"new ", b"image, longer")
-    assert target.read_bytes() == b"new image, longer"
-    monkeypatch.setattr(os, "fdopen", lambda fd, mode: _FullDisk(fd, "w"))
-    with pytest.raises(InputError, match="No space left"):
-        write_file(target, b"0123", b"456789")
-    assert os.listdir(tmp_path) == []  # C would leave a truncated file; here there is none
-
-
-def test_write_file_rewrites_a_same_size_image_in_place(tmp_path, monkeypatch):
-    """Same size and large enough: the same file rewritten, as C does; a failure then removes it."""
-    monkeypatch.setattr("nanobragg.io.atomic.IN_PLACE_MIN_BYTES", 8)
-    target = tmp_path / "img.bin"
-    write_file(target, b"0123", b"4567")
-    inode = os.stat(target).st_ino
-    write_file(target, b"abcd", b"efgh")
-    assert target.read_bytes() == b"abcdefgh" and os.stat(target).st_ino == inode
-    write_file(target, b"other size")
-    assert target.read_bytes() == b"other size" and os.stat(target).st_ino != inode
-
-    monkeypatch.setattr("nanobragg.io.atomic.open", lambda fd, mode: _FullDisk(fd, "w"), raising=False)
-    with pytest.raises(InputError, match="No space left"):
-        write_file(target, b"0123", b"456789")
-    assert os.listdir(tmp_path) == []
-
-
-def test_write_file_replaces_a_link_without_following_it(tmp_path):
-    (tmp_path / "real.bin").write_bytes(b"kept")
-    (tmp_path / "link.bin").symlink_to(tmp_path / "real.bin")
-    write_file(tmp_path / "link.bin", b"new")
-    assert not (tmp_path / "link.bin").is_symlink() and (tmp_path / "link.bin").read_bytes() == b"new"
-    assert (tmp_path / "real.bin").read_bytes() == b"kept"
-
-
-def test_background_writes_publish_every_file(tmp_path):
-    data = np.arange(1 << 20, dtype=np.float32)
-    with BackgroundWrites() as writes:
-        write_float_image(tmp_path / "a.bin", data, writes.submit)
-        writes.submit(tmp_path / "b.bin", b"head", b"tail")
-    assert (tmp_path / "b.bin").read_bytes() == b"headtail"
-    np.testing.assert_array_equal(read_float_image(tmp_path / "a.bin"), data)
-    assert sorted(os.listdir(tmp_path)) == ["a.bin", "b.bin"]
-
-
-def test_background_writes_fail_where_named_and_leave_nothing(tmp_path):
-    """A missing folder fails at submit; an error on a writer thread is raised on leaving the block."""
-    with pytest.raises(InputError, match="missing"):
-        with BackgroundWrites() as writes:
-            writes.submit(tmp_path / "missing" / "x.bin", b"data")
-    with pytest.raises(TypeError, match="bytes-like"):
-        with BackgroundWrites() as writes:
-            writes.submit(tmp_path / "ok.bin", b"data")
-            writes.submit(tmp_path / "bad.bin", b"data", object())  # not bytes-like: fails on the thread
-    assert (tmp_path / "ok.bin").read_bytes() == b"data"
-    assert os.listdir(tmp_path) == ["ok.bin"]
-
-
-def test_atomic_write_replaces(tmp_path):
-    target = tmp_path / "out.bin"
-    atomic_write(target, b"one")
-    atomic_write(target, b"two")
-    assert target.read_bytes() == b"two"
-    assert os.listdir(tmp_path) == ["out.bin"]
 
 
 def test_input_error_forms():

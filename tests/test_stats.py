@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nanobragg.engine.totals import ImageTotals, chunk_totals, merge_totals
-from nanobragg.stats import image_stats
+from nanobragg.stats import image_stats, whole_image
 
 
 def _direct(image, active, roi):
@@ -52,7 +52,7 @@ def test_stats_from_totals_match_the_pixels(image, chunk):
     totals = _totals(img, active, chunk)
     assert totals.count == active.sum()
     assert float(totals.omega) == active.sum()
-    stats = image_stats(img, totals, roi, 1e-4, 2)
+    stats = image_stats(totals, img.shape, roi, 1e-4, 2, whole_image(img))
     mean, rms, rmsd = _direct(img, active, roi)
     assert (stats.mean, stats.rms, stats.rmsd) == pytest.approx((mean, rms, rmsd), rel=1e-12)
     assert stats.max_I == img.max()
@@ -63,7 +63,7 @@ def test_rmsd_of_a_flat_image_is_summed_from_the_pixels():
     """sum v^2 - 2 mean sum v + m mean^2 cancels completely on a flat image: the exact pass gives 0."""
     img = np.full((30, 30), 1234.5678, np.float32)
     active = np.ones(img.shape, bool)
-    stats = image_stats(img, _totals(img, active, 100), (0, 29, 0, 29), 1e-4, 1)
+    stats = image_stats(_totals(img, active, 100), img.shape, (0, 29, 0, 29), 1e-4, 1, whole_image(img))
     assert stats.rmsd == 0.0
     assert stats.mean == pytest.approx(float(np.float32(1234.5678)), rel=1e-14)
 
@@ -71,5 +71,5 @@ def test_rmsd_of_a_flat_image_is_summed_from_the_pixels():
 def test_no_rendered_pixels():
     totals = merge_totals(0, [])
     assert isinstance(totals, ImageTotals) and totals.count == 0
-    stats = image_stats(np.zeros((4, 4), np.float32), totals, (0, 3, 0, 3), 1e-4, 1)
+    stats = image_stats(totals, (4, 4), (0, 3, 0, 3), 1e-4, 1, whole_image(np.zeros((4, 4), np.float32)))
     assert (stats.max_I, stats.mean, stats.rms, stats.rmsd) == (0.0, 0.0, 0.0, 0.0)

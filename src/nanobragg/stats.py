@@ -39,45 +39,56 @@ def last_subpixel(index: int, fpixels: int, pixel_size: float, oversample: int) 
             sub * (s * oversample + oversample - 1) + sub / 2.0)
 
 
-def _window(roi):
-    """(rows, columns) slices of C's inclusive ROI."""
+def _window(roi, shape):
+    """(rows, columns) ranges of C's inclusive ROI on an image of ``shape`` (S, F)."""
     xmin, xmax, ymin, ymax = roi
-    return slice(max(ymin, 0), max(ymax + 1, 0)), slice(max(xmin, 0), max(xmax + 1, 0))
+    return range(shape[0])[max(ymin, 0):max(ymax + 1, 0)], range(shape[1])[max(xmin, 0):max(xmax + 1, 0)]
 
 
-def _sum_sq_about(image32: np.ndarray, rows: slice, cols: slice, mean: float) -> float:
-    """sum (v - mean)^2 over image32[rows, cols] in float64, a block of rows at a time."""
-    window = torch.from_numpy(image32)[rows, cols]
-    step = max(1, _ROWS // max(window.shape[1], 1))
+def whole_image(image32: np.ndarray):
+    """The ``bands`` argument of image_stats for an image held whole: one band from row 0."""
+    return lambda: iter([(0, image32)])
+
+
+def _sum_sq_about(bands, rows: range, cols: range, mean: float) -> float:
+    """sum (v - mean)^2 in float64 over the ROI window, from ``bands()`` = iterator of
+    (first row, float32 rows (R, F)), a block of rows at a time."""
     total = 0.0
-    for block in window.split(step):
-        d = block.double() - mean
-        total += float((d * d).sum())
+    for first, band in bands():
+        lo, hi = max(rows.start, first), min(rows.stop, first + band.shape[0])
+        if lo >= hi:
+            continue
+        window = torch.from_numpy(np.ascontiguousarray(band[lo - first:hi - first, cols.start:cols.stop]))
+        step = max(1, _ROWS // max(window.shape[1], 1))
+        for block in window.split(step):
+            d = block.double() - mean
+            total += float((d * d).sum())
     return total
 
 
-def image_stats(image32: np.ndarray, totals, roi, pixel_size: float, oversample: int) -> ImageStats:
-    """C's max_I, mean, rms and rmsd for a float32 image (S, F) and its engine totals.
+def image_stats(totals, shape, roi, pixel_size: float, oversample: int, bands) -> ImageStats:
+    """C's max_I, mean, rms and rmsd of a float32 image of ``shape`` (S, F) from its engine totals.
 
     mean = sum/n, rms = sqrt(sum v^2/(n-1)) over the n rendered pixels;
     rmsd = sqrt(sum (v-mean)^2/(m-1)) over the m ROI pixels (n, m at least 1
     and 2). Skipped pixels are 0, so the ROI sums of v and v^2 equal the
     rendered ones and sum (v-mean)^2 = S2 - 2 mean S1 + m mean^2; where that
-    cancels badly it is summed from the pixels instead. The maximum is the
-    first in row-major order, as C's strictly-greater test finds it.
+    cancels badly it is summed from the pixels instead, read from
+    ``bands()`` (an iterator of (first row, float32 rows); see whole_image).
+    The maximum is the first in row-major order, as C's strictly-greater test finds it.
     """
-    rows, cols = _window(roi)
-    m = image32[rows, cols].size
+    rows, cols = _window(roi, shape)
+    m = len(rows) * len(cols)
     n = max(totals.count, 1)
     s1, s2 = float(totals.sum[0]), float(totals.sum_sq[0])
     mean = s1 / n
     rms = math.sqrt(s2 / (max(totals.count, 2) - 1))
     dev = s2 - 2.0 * mean * s1 + m * mean * mean
     if not dev > CANCELLATION_LIMIT * s2:
-        dev = _sum_sq_about(image32, rows, cols, mean)
+        dev = _sum_sq_about(bands, rows, cols, mean)
     rmsd = math.sqrt(max(dev, 0.0) / (max(m, 2) - 1))
     top = float(totals.max[0])
     if top > 0.0:
-        mx, my = last_subpixel(int(totals.argmax[0]), image32.shape[1], pixel_size, oversample)
+        mx, my = last_subpixel(int(totals.argmax[0]), shape[1], pixel_size, oversample)
         return ImageStats(top, mx, my, mean, rms, rmsd)
     return ImageStats(0.0, 0.0, 0.0, mean, rms, rmsd)

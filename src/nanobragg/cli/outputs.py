@@ -1,11 +1,22 @@
-"""Writing the command line's output files: float, SMV, PGM, noise and PNG images."""
+"""The command line's output files: float, SMV, PGM, noise and PNG images, written band by band.
+
+Every output is opened (checked, and given its temporary file) before the
+render starts, see :func:`open_outputs`; the float file is filled while the
+bands are rendered (:class:`nanobragg.cli.bands.FloatStore`), the others in
+one second pass over the float image, :func:`write_second_pass`.
+"""
 from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
-from ..io import (auto_int_scale, auto_pgm_scale, int_image_from_float, write_file, write_float_image,
-                  write_pgm, write_smv)
-from ..io.smv import smv_header_values
+from ..io import (InputError, OutputFile, OutputSet, QueuedWrites, auto_int_scale, auto_pgm_scale,
+                  int_image_from_float)
+from ..io.pgm import pgm_header, pgm_pixels
+from ..io.smv import smv_header, smv_header_values
 from ..resolve import Resolved
 
 
@@ -20,68 +31,166 @@ def header_values(res: Resolved, noise: bool) -> dict:
         close_distance=f(g.close_distance), phi0=res.phi0, osc=res.osc, twotheta=f(g.twotheta), noise=noise)
 
 
-def write_float(out, image32: np.ndarray, log, write=write_file) -> None:
-    """The float image (C writes it between computing and printing the statistics).
+@dataclass
+class RunOutputs:
+    """The output files of one run (None where not asked for), opened before rendering."""
+    float: Optional[OutputFile]
+    int: Optional[OutputFile]
+    pgm: Optional[OutputFile]
+    noise: Optional[OutputFile]
+    png: Optional[OutputFile]
+    int_header: bytes = b""
+    noise_header: bytes = b""
 
-    ``write(path, *parts)`` stores each file (write_file, or a BackgroundWrites' submit).
+
+def open_outputs(out, res: Resolved, outputs: OutputSet) -> RunOutputs:
+    """Check and open every output ``out`` (OutputConfig) asks for, with the size each will have.
+
+    Raises InputError (nothing written) for a missing or unwritable folder, a
+    directory, two outputs naming one file, or too little free space.
     """
-    if out.floatfile:
-        log(f"writing {out.floatfile} as {image32.size} 4-byte floats")
-        write_float_image(out.floatfile, image32, write)
+    shape = (res.detector.spixels, res.detector.fpixels)
+    pixels = shape[0] * shape[1]
+    int_header = smv_header(header_values(res, noise=False), shape)[0]
+    noise_header = smv_header(header_values(res, noise=True), shape)[0]
+    wanted = (
+        ("float", out.floatfile, 4 * pixels),
+        ("int", out.intfile, len(int_header) + 2 * pixels),
+        ("pgm", out.pgmfile if out.write_pgm else None, len(pgm_header(shape[1], shape[0], 0.0)) + pixels),
+        ("noise", out.noisefile if out.calculate_noise else None, len(noise_header) + 2 * pixels),
+        ("png", out.pngfile, None),
+    )
+    files = {name: outputs.add(path, size) if path else None for name, path, size in wanted}
+    return RunOutputs(**files, int_header=int_header, noise_header=noise_header)
 
 
-def int_image(out, res: Resolved, image32: np.ndarray, stats, int_kernel=None):
-    """The int file's pixels (uint16), or None without an int file.
+def band_roi(roi, first_row: int):
+    """C's inclusive ROI in the coordinates of a band of rows starting at detector row ``first_row``."""
+    xmin, xmax, ymin, ymax = roi
+    return xmin, xmax, ymin - first_row, ymax - first_row
 
-    ``int_kernel``: the compiled int conversion, or None (see int_image_from_float).
+
+class _Noise:
+    """The noise image's generator: C's (bit-identical, sequential) or torch's (fast, not identical)."""
+
+    def __init__(self, out, roi):
+        if out.noise_rng == "torch":
+            import torch
+            self._gen = torch.Generator().manual_seed(abs(int(out.seed)))
+            self.photons, self.overloads = 0.0, 0
+        else:
+            from ..rng.noise import CNoise  # numba loads only when noise is made
+            self._c = CNoise(out.seed, roi, out.adc)
+        self._out, self._roi = out, roi
+
+    def band(self, band32: np.ndarray, first_row: int) -> np.ndarray:
+        if self._out.noise_rng != "torch":
+            pixels = self._c.band(band32, first_row)
+            self.photons, self.overloads = self._c.photons, self._c.overloads
+            return pixels
+        import torch
+
+        from ..rng.noise import poisson_noise_torch
+        noise, photons, overloads = poisson_noise_torch(torch.from_numpy(np.ascontiguousarray(band32)), self._gen,
+                                                        self._roi, self._out.adc, first_row)
+        self.photons, self.overloads = self.photons + photons, self.overloads + overloads
+        return noise.numpy()
+
+
+def write_second_pass(out, res: Resolved, store, stats, files: RunOutputs, writes: QueuedWrites, log,
+                      int_kernel=None) -> None:
+    """Write the SMV, PGM and noise files from the float image ``store`` (FloatStore), printing C's lines.
+
+    One pass over the bands: each band's int, PGM and noise pixels are made
+    and written at their offsets. ``int_kernel``: the compiled int
+    conversion, or None (see int_image_from_float).
     """
-    if not out.intfile:
-        return None
-    return int_image_from_float(image32, auto_int_scale(stats.max_I, out.intfile_scale), out.adc, res.roi, int_kernel)
-
-
-def write_outputs(out, res: Resolved, image32: np.ndarray, stats, log, ints=None, write=write_file) -> None:
-    """Write the SMV (``ints``, from int_image), PGM and noise files (see write_file), printing C's lines."""
-    roi = res.roi
+    roi, F = res.roi, res.detector.fpixels
     scale = auto_int_scale(stats.max_I, out.intfile_scale)
     log(f"intfile_scale = {scale:g}")
-    if out.intfile:
+    pgm_scale = auto_pgm_scale(scale, stats.rmsd, out.pgm_scale)
+    if files.int is not None:
         log(f"writing {out.intfile} as 2-byte integers")
-        write_smv(out.intfile, header_values(res, noise=False), ints, write)
-    if out.write_pgm and out.pgmfile:
-        pgm_scale = auto_pgm_scale(scale, stats.rmsd, out.pgm_scale)
+        writes.write(files.int, files.int_header, 0)
+    if files.pgm is not None:
         log(f"pgm_scale = {pgm_scale:g}")
         log(f"writing {out.pgmfile} as 1-byte integers")
-        write_pgm(out.pgmfile, image32, pgm_scale, roi, write)
-    if out.calculate_noise and out.noisefile:
-        write_noise(out, res, image32, log, write)
+        pgm_head = pgm_header(F, res.detector.spixels, pgm_scale)
+        writes.write(files.pgm, pgm_head, 0)
+    noise = _Noise(out, roi) if files.noise is not None else None
+    if noise is not None:
+        writes.write(files.noise, files.noise_header, 0)
+    for first, band32 in store.bands():
+        here = band_roi(roi, first)
+        if files.int is not None:
+            ints = int_image_from_float(band32, scale, out.adc, here, int_kernel)
+            writes.write(files.int, ints, len(files.int_header) + 2 * first * F)
+        if files.pgm is not None:
+            writes.write(files.pgm, pgm_pixels(band32, pgm_scale, here), len(pgm_head) + first * F)
+        if noise is not None:
+            writes.write(files.noise, noise.band(band32, first), len(files.noise_header) + 2 * first * F)
+    if noise is not None:
+        log(f"{noise.photons:.0f} photons on noise image ({noise.overloads} overloads)")
+        log(f"writing {out.noisefile} as 2-byte integers")
 
 
-def write_noise(out, res: Resolved, image32: np.ndarray, log, write=write_file) -> None:
-    """Poisson noise image: C's generator bit for bit, or torch's (fast, not identical)."""
-    from ..rng.noise import poisson_noise_c, poisson_noise_torch  # numba loads only when noise is made
+def _kth_values(store, ks: list) -> list:
+    """The values of ascending ranks ``ks`` among the non-negative float32 pixels of ``store``, exactly.
 
-    if out.noise_rng == "torch":
-        import torch
-        gen = torch.Generator().manual_seed(abs(int(out.seed)))
-        noise, photons, overloads = poisson_noise_torch(torch.from_numpy(image32), gen, res.roi, out.adc)
-        noise = noise.numpy()
+    A radix selection on the floats' bit patterns (for non-negative floats
+    their order as unsigned integers): one pass over the bands counts the
+    high 16 bits, a second the low 16 bits within the chosen bucket.
+    """
+    values = []
+    for k in ks:
+        high = np.zeros(1 << 16, np.int64)
+        for _, band in store.bands():
+            high += np.bincount((np.clip(band, 0, None).view(np.uint32) >> 16).ravel(), minlength=1 << 16)
+        bucket = int(np.searchsorted(np.cumsum(high), k, side="right"))
+        below = int(high[:bucket].sum())
+        low = np.zeros(1 << 16, np.int64)
+        for _, band in store.bands():
+            bits = np.clip(band, 0, None).view(np.uint32).ravel()
+            low += np.bincount(bits[(bits >> 16) == bucket] & 0xFFFF, minlength=1 << 16)
+        rest = int(np.searchsorted(np.cumsum(low), k - below, side="right"))
+        values.append(float(np.uint32((bucket << 16) | rest).view(np.float32)))
+    return values
+
+
+def png_top(store) -> float:
+    """The top of the PNG scale: the 99.9th percentile of the clipped image (numpy's linear
+    interpolation between ranks), or its maximum, or 1."""
+    S, F = store.shape
+    n = S * F
+    if store.whole:
+        v = np.clip(store.band(0).astype(np.float64), 0, None)
+        top = np.percentile(v, 99.9) if n else 0.0
+        top_max = v.max() if n else 0.0
     else:
-        noise, photons, overloads = poisson_noise_c(image32, out.seed, res.roi, out.adc)
-    log(f"{photons:.0f} photons on noise image ({overloads} overloads)")
-    log(f"writing {out.noisefile} as 2-byte integers")
-    write_smv(out.noisefile, header_values(res, noise=True), noise, write)
+        index = (n - 1) * 0.999
+        lo, hi = _kth_values(store, [int(np.floor(index)), min(int(np.floor(index)) + 1, n - 1)])
+        top = lo + (index - np.floor(index)) * (hi - lo)
+        top_max = max(float(np.clip(band, 0, None).max()) for _, band in store.bands())
+    return top if top > 0 else (top_max if top_max > 0 else 1.0)
 
 
-def write_png(path: str, image32: np.ndarray, linear: bool) -> None:
-    """A viewable 8-bit PNG of the float image: log-scaled (default) or linear, via Pillow."""
+def png_pixels(band32: np.ndarray, top: float, linear: bool) -> np.ndarray:
+    """uint8 preview pixels of float rows: v/top clipped to [0, 1], linear or log1p(1000 x)/log1p(1000)."""
+    v = np.clip(band32.astype(np.float64), 0, None)
+    scaled = np.clip(v / top, 0, 1) if linear else np.log1p(np.clip(v / top, 0, 1) * 1000.0) / np.log1p(1000.0)
+    return (scaled * 255 + 0.5).astype(np.uint8)
+
+
+def write_png(png: OutputFile, store, linear: bool) -> None:
+    """A viewable 8-bit PNG of the float image, via Pillow; it holds the 8-bit image (a byte a pixel)."""
     from PIL import Image
 
-    from ..io import atomic_open
-
-    v = np.clip(image32.astype(np.float64), 0, None)
-    top = np.percentile(v, 99.9) if v.size else 0.0
-    top = top if top > 0 else (v.max() if v.size and v.max() > 0 else 1.0)
-    scaled = np.clip(v / top, 0, 1) if linear else np.log1p(np.clip(v / top, 0, 1) * 1000.0) / np.log1p(1000.0)
-    with atomic_open(path) as handle:
-        Image.fromarray((scaled * 255 + 0.5).astype(np.uint8), mode="L").save(handle, format="PNG")
+    top = png_top(store)
+    image = np.empty(store.shape, np.uint8)
+    for first, band in store.bands():
+        image[first:first + band.shape[0]] = png_pixels(band, top, linear)
+    try:
+        with os.fdopen(os.dup(png.fd), "wb") as handle:
+            Image.fromarray(image, mode="L").save(handle, format="PNG")
+    except OSError as exc:
+        raise InputError(png.path, f"cannot write file ({exc.strerror})") from None

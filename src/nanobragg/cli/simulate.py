@@ -8,12 +8,15 @@ import time
 
 import torch
 
+from ..engine.chunks import default_budget_bytes
 from ..engine.image import prepare_render, run_render
-from ..io import BackgroundWrites
+from ..engine.totals import combine_totals
+from ..io import OutputSet, QueuedWrites
 from ..resolve import Resolved, resolve
 from ..stats import image_stats
+from .bands import FloatStore, band_rows
 from .loaders import write_dump
-from .outputs import int_image, write_float, write_outputs, write_png
+from .outputs import open_outputs, write_png, write_second_pass
 from .report import report_setup
 from .settings import Settings
 from .trace_output import print_printout, print_trace
@@ -39,8 +42,19 @@ def _progress(settings: Settings, total: int):
     return bar, bar.update
 
 
-def render(settings: Settings, res: Resolved, device: torch.device):
-    """Render the image with the engine, honouring the memory budget and progress settings.
+def memory_budget(settings: Settings) -> int:
+    """The run's memory budget in bytes: -max_memory, else the engine's default."""
+    if settings.run.max_memory_mb:
+        return int(settings.run.max_memory_mb * 2 ** 20)
+    return default_budget_bytes()
+
+
+def render(settings: Settings, res: Resolved, device: torch.device, store: FloatStore):
+    """Render the image band by band into ``store``, honouring the memory budget and progress settings.
+
+    Half the budget goes to the engine's chunks, half to the bands (see
+    :mod:`nanobragg.cli.bands`). Returns (totals over the image, whether
+    the compiled kernel rendered it).
 
     With the environment variable NB_TIMING=1, two lines go to stderr: the
     start-up time from the end of ``import torch`` to the first pixel (set-up
@@ -51,27 +65,29 @@ def render(settings: Settings, res: Resolved, device: torch.device):
 
     timing = os.environ.get("NB_TIMING") == "1"
     inp = res.inputs.to(device=device)
-    budget = int(settings.run.max_memory_mb * 2 ** 20) if settings.run.max_memory_mb else None
     with torch.no_grad():
-        job = prepare_render(inp, res.roi, res.mask, budget=budget, compile=settings.run.compile)
+        job = prepare_render(inp, res.roi, res.mask, budget=memory_budget(settings) // 2, compile=settings.run.compile)
     bar, update = _progress(settings, job.count)
     start = time.perf_counter()
     if timing:
         print(f"startup: first pixel at {start - TORCH_READY:.3f} s after import torch", file=sys.stderr)
+    parts = []
     try:
         with torch.no_grad():
-            out = run_render(job, progress=update)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            for first in store.band_starts():
+                out = run_render(job, progress=update, rows=(first, min(first + store.rows, inp.spixels)))
+                store.put(first, out.image.to(torch.float32).cpu().numpy())
+                parts.append(out.totals)
     finally:
         if bar is not None:
             bar.close()
+    totals = combine_totals(parts)
     if timing:
         elapsed = time.perf_counter() - start
-        print(f"engine: rendered {out.totals.count} pixels in {elapsed:.3f} s "
-              f"(compiled: {'yes' if out.compiled else 'no'}, dtype {str(inp.pix0.dtype).replace('torch.', '')}, "
-              f"device {device.type}, threads {torch.get_num_threads()})", file=sys.stderr)
-    return out
+        print(f"engine: rendered {totals.count} pixels in {elapsed:.3f} s "
+              f"(compiled: {'yes' if job.kernel is not None else 'no'}, dtype {str(inp.pix0.dtype).replace('torch.', '')}, "
+              f"device {device.type}, threads {torch.get_num_threads()}, bands {len(parts)})", file=sys.stderr)
+    return totals
 
 
 #: Pixels from which the compiled int conversion (loaded in ~2 ms) beats the eager one.
@@ -87,27 +103,42 @@ def _int_kernel(settings: Settings, pixels: int):
 
 
 def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False) -> int:
-    """Resolve, render, print C's statistics and write the output files (and the Fdump cache when ``dump``)."""
+    """Resolve, render, print C's statistics and write the output files (and the Fdump cache when ``dump``).
+
+    Every output is checked and opened before anything is written; the
+    files are published together at the end, or none of them on any error
+    or interruption (see :class:`nanobragg.io.OutputSet`).
+    """
     dtype = torch.float64 if settings.run.dtype == "float64" else torch.float32
     device = pick_device(settings.run.device)
     res = resolve(settings.experiment, seed=seed, dtype=dtype)
-    if dump:
-        write_dump(settings, log)
-    report_setup(res, settings, log)
-    out = render(settings, res, device)
-    print_trace(res, settings, out.image, log)
-    print_printout(res, settings, out.image, log)
-    image32 = out.image.to(torch.float32).cpu().numpy()
-    omega = float(out.omega_sum) / res.steps
-    log(f"solid angle subtended by detector = {omega:g} steradian ( {100 * omega / 4 / math.pi:g}% sphere)")
-    stats = image_stats(image32, out.totals, res.roi, float(res.detector.pixel_size), res.oversample)
-    # the int image first, on every core; then each file is written while the next one is computed
-    ints = int_image(settings.output, res, image32, stats, _int_kernel(settings, image32.size))
-    with BackgroundWrites() as writes:
-        write_float(settings.output, image32, log, writes.submit)
-        log(f"max_I = {stats.max_I:g}  at {stats.max_x:g} {stats.max_y:g}")
-        log(f"mean= {stats.mean:g} rms= {stats.rms:g} rmsd= {stats.rmsd:g}")
-        write_outputs(settings.output, res, image32, stats, log, ints, writes.submit)
-        if settings.output.pngfile:
-            write_png(settings.output.pngfile, image32, settings.output.png_linear)
+    g = res.detector
+    with OutputSet() as outputs, QueuedWrites() as writes:
+        files = open_outputs(settings.output, res, outputs)
+        if dump:
+            write_dump(settings, log)
+        report_setup(res, settings, log)
+        rows = band_rows(g.fpixels, memory_budget(settings) // 2)
+        store = FloatStore((g.spixels, g.fpixels), rows, files.float, writes)
+        try:
+            _render_and_write(settings, res, device, store, files, writes, log)
+        finally:
+            store.close()
     return 0
+
+
+def _render_and_write(settings, res, device, store, files, writes, log) -> None:
+    totals = render(settings, res, device, store)
+    print_trace(res, settings, store, log)
+    print_printout(res, settings, store, log)
+    omega = float(totals.omega) / res.steps
+    log(f"solid angle subtended by detector = {omega:g} steradian ( {100 * omega / 4 / math.pi:g}% sphere)")
+    out = settings.output
+    if out.floatfile:
+        log(f"writing {out.floatfile} as {store.shape[0] * store.shape[1]} 4-byte floats")
+    stats = image_stats(totals, store.shape, res.roi, float(res.detector.pixel_size), res.oversample, store.bands)
+    log(f"max_I = {stats.max_I:g}  at {stats.max_x:g} {stats.max_y:g}")
+    log(f"mean= {stats.mean:g} rms= {stats.rms:g} rmsd= {stats.rmsd:g}")
+    write_second_pass(out, res, store, stats, files, writes, log, _int_kernel(settings, store.shape[0] * store.shape[1]))
+    if files.png is not None:
+        write_png(files.png, store, out.png_linear)

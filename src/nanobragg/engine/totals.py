@@ -57,3 +57,8 @@ def merge_totals(count: int, parts: list) -> ImageTotals:
     omega, sums, sqs, maxes, where = (torch.stack(x) for x in zip(*parts))
     best = torch.argmax(maxes, 0)[None]  # (1, B): first chunk on ties
     return ImageTotals(count, omega.sum(), sums.sum(0), sqs.sum(0), maxes.gather(0, best)[0], where.gather(0, best)[0])
+
+
+def combine_totals(parts: list) -> ImageTotals:
+    """Totals of an image rendered in parts (bands of rows, in row order), as merge_totals combines chunks."""
+    return merge_totals(sum(t.count for t in parts), [(t.omega, t.sum, t.sum_sq, t.max, t.argmax) for t in parts])

@@ -1,10 +1,10 @@
-"""File input/output of nanoBragg's formats (numpy only, no torch).
+"""File input/output of nanoBragg's formats.
 
 Readers raise :class:`InputError` (one line naming the file, and the line
 number where it applies); writers never leave a half-written file behind.
 """
 
-from .atomic import BackgroundWrites, atomic_open, atomic_write, write_file
+from .atomic import OutputFile, OutputSet, QueuedWrites, atomic_open, atomic_write, output_target
 from .errors import InputError
 from .fdump import fdump_bytes, read_fdump, write_fdump
 from .floatimage import read_float_image, write_float_image
@@ -16,7 +16,7 @@ from .smv import (auto_int_scale, format_smv_header, int_image_from_float,
 from .sources import read_source_file, read_text_columns
 
 __all__ = [
-    "InputError", "atomic_open", "atomic_write", "write_file", "BackgroundWrites",
+    "InputError", "OutputFile", "OutputSet", "QueuedWrites", "atomic_open", "atomic_write", "output_target",
     "HKLTable", "FGrid", "read_hkl", "hkl_grid",
     "fdump_bytes", "read_fdump", "write_fdump",
     "smv_header_values", "format_smv_header", "smv_bytes", "write_smv", "read_smv",

@@ -1,26 +1,41 @@
-"""Writing output files so that a failure never leaves a half-written one behind.
+"""Output files that are either complete or not there: one policy for every writer.
 
-atomic_write/atomic_open publish a complete temporary file by renaming it
-onto the target, which keeps the old file until then; write_file, used for
-the images, rewrites the old file in place as C's fopen does, which costs
-a fraction of a new file, and removes it if writing fails.
+A regular target (or a symbolic link to one, whose target is written) is
+replaced atomically: the data go to a temporary file in the target's folder,
+which is renamed over the target only when complete, so the old file stays
+intact until then. The temporary is an unnamed Linux ``O_TMPFILE`` file
+(linked under a temporary name just before the rename), so a process killed
+even by SIGKILL leaves nothing but, at most, for the instant between the link
+and the rename, one ``.tmp-`` file; where the file system lacks ``O_TMPFILE`` a
+named temporary is used and removed on any failure. A target that exists and
+is not a regular file (a character device such as ``/dev/null``, a FIFO, a
+socket, ``/dev/stdout``) is opened and written in place, as C's ``fopen``
+does; it is never replaced.
+
+Usage::
+
+    with OutputSet() as outputs:          # every path checked before any work
+        f = outputs.add("float.bin", size=nbytes)
+        ...                               # render
+        f.write_at(block, offset)
+    # leaving the block renames every temporary into place; an error (or
+    # SIGINT/SIGTERM turned into an exception) removes them all instead
 """
 
 import contextlib
 import os
+import signal
 import stat
 import tempfile
 import threading
 
 from .errors import InputError
 
+#: Whether unnamed temporaries can be made and later named (O_TMPFILE, and /proc to link them).
+_UNNAMED = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 
-def _check_folder(path):
-    """Return the folder of ``path``; InputError if it is not a folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise InputError(path, f"output folder {folder} does not exist")
-    return folder
+#: Signals held back while the temporaries are renamed, so a run ends with all or none renamed.
+_COMMIT_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def _default_mode():
@@ -30,138 +45,270 @@ def _default_mode():
     return 0o666 & ~mask
 
 
-@contextlib.contextmanager
-def atomic_open(path, drop_old: bool = False):
-    """Open a temporary binary file next to ``path``; publish it on success.
+def output_target(path):
+    """``(real path, in_place)`` of an output: where its bytes go, and whether the node is written in place.
 
-    Usage::
-
-        with atomic_open("out.img") as handle:
-            handle.write(data)
-
-    The data goes to a temporary file in the same folder, which is renamed
-    onto ``path`` (``os.replace``) only when the block ends without error;
-    otherwise the temporary file is removed. With ``drop_old`` an existing
-    regular file at ``path`` is removed once the temporary file exists, so
-    the system reuses its pages for the new one (keeping both until the
-    rename costs twice as much for a large image); a failure then leaves no
-    file there. A missing folder or any OS error raises InputError naming ``path``.
+    A symbolic link is followed (a dangling one names the file to create);
+    an existing node that is not a regular file is written in place. A
+    directory, a missing or unwritable folder is an InputError naming ``path``.
     """
-    folder = _check_folder(path)
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="-" + os.path.basename(path))
-    except OSError as exc:
-        raise InputError(path, f"cannot create file ({exc.strerror})") from exc
-    with _removed_on_failure(path, tmp):
-        if drop_old:
-            _remove_regular(path)
-        # no fsync: like C's fopen/fwrite, the data reach the disk when the
-        # system writes its cache back; the rename alone keeps readers safe
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def _removed_on_failure(path, partial):
-    """On any error in the block remove the file ``partial``; an OS error becomes InputError naming ``path``."""
-    try:
-        yield
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(partial)
-        if isinstance(exc, OSError):
-            raise InputError(path, f"cannot write file ({exc.strerror})") from exc
-        raise
-
-
-def _remove_regular(path):
-    """Remove ``path`` if it is a regular file (a link or anything else is left to the rename)."""
-    try:
-        if stat.S_ISREG(os.lstat(path).st_mode):
-            os.unlink(path)
+        info = os.stat(path)
     except FileNotFoundError:
-        pass
-
-
-def atomic_write(path, *parts):
-    """Write ``parts`` (bytes-like objects, in order) to ``path`` atomically; see atomic_open."""
-    with atomic_open(path) as handle:
-        for data in parts:
-            handle.write(data)
-
-
-#: Smallest old file that write_file rewrites in place (smaller files go through a temporary file).
-IN_PLACE_MIN_BYTES = 1 << 20
-
-
-def _overwrite(path, parts):
-    """Rewrite the existing file ``path`` in place; on any failure remove it."""
-    with _removed_on_failure(path, path), open(os.open(path, os.O_WRONLY), "wb") as handle:
-        for data in parts:
-            handle.write(data)
-
-
-def write_file(path, *parts):
-    """Write an output image (``parts``: bytes-like, in order); a failure leaves no file at ``path``.
-
-    An old regular file of exactly the new size (and at least
-    IN_PLACE_MIN_BYTES) is rewritten in place, as C's fopen/fwrite rewrite
-    it: the system reuses its cached pages, about a fifth of the cost of a
-    new 64 MB file, and, as with C, a reader may see it mid-write. Any other
-    old regular file is removed first (its pages are then reused for the
-    new one), and the data go through a temporary file renamed into place.
-    """
-    size = sum(memoryview(data).nbytes for data in parts)
-    try:
-        info = os.lstat(path)
-    except OSError:
         info = None
-    if info is not None and stat.S_ISREG(info.st_mode) and info.st_size == size >= IN_PLACE_MIN_BYTES:
-        _overwrite(path, parts)
-        return
-    with atomic_open(path, drop_old=True) as handle:
-        for data in parts:
-            handle.write(data)
+    except OSError as exc:
+        raise InputError(path, f"cannot write file ({exc.strerror})") from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise InputError(path, "is a directory, not a file")
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        return os.path.abspath(path), True
+    real = os.path.realpath(path)
+    folder = os.path.dirname(real)
+    if not os.path.isdir(folder):
+        raise InputError(path, f"output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(path, f"output folder {folder} is not writable")
+    return real, False
 
 
-class BackgroundWrites:
-    """Atomic writes on worker threads, so that writing one output overlaps computing the next.
+class OutputFile:
+    """One output being written: a temporary next to its target, or the target itself when in place.
 
-    Usage::
+    ``write_at(data, offset)`` stores bytes at a file offset (in place, the
+    offsets must follow one another: a FIFO cannot seek); ``commit()``
+    publishes the file, ``abort()`` discards it. Both are idempotent.
+    """
 
-        with BackgroundWrites() as writes:
-            write_float_image(path, image, write=writes.submit)
-            ...  # more work while the file is written
+    def __init__(self, path):
+        self.path = path
+        self.target, self.in_place = output_target(path)
+        self._named = None  #: name of a named temporary (no O_TMPFILE), or None
+        self._written = 0  #: bytes written so far in place
+        self.fd = self._open()
 
-    ``submit(path, *parts)`` checks the folder at once (so a bad path fails
-    where it is named) and writes with write_file on a thread; the callers must not modify
-    ``parts`` afterwards. Leaving the block waits for every write and
-    raises the first error, after all threads have finished.
+    def _open(self):
+        try:
+            if self.in_place:
+                return os.open(self.target, os.O_WRONLY | os.O_CLOEXEC)
+            folder = os.path.dirname(self.target)
+            if _UNNAMED:
+                with contextlib.suppress(OSError):  # a file system without O_TMPFILE: a named temporary
+                    return os.open(folder, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+            fd, self._named = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="-" + os.path.basename(self.target))
+            return fd
+        except OSError as exc:
+            raise InputError(self.path, f"cannot create file ({exc.strerror})") from None
+
+    def write_at(self, data, offset: int) -> None:
+        """Write all of ``data`` (bytes-like) at byte ``offset``; an OS error (disk full) is an InputError."""
+        view = memoryview(data).cast("B")
+        try:
+            if self.in_place:
+                if offset != self._written:
+                    raise InputError(self.path, "in-place output written out of order")
+                while view:
+                    done = os.write(self.fd, view)
+                    view, self._written = view[done:], self._written + done
+                return
+            while view:
+                done = os.pwrite(self.fd, view, offset)
+                view, offset = view[done:], offset + done
+        except OSError as exc:
+            raise InputError(self.path, f"cannot write file ({exc.strerror})") from None
+
+    def read_into(self, buffer, offset: int) -> None:
+        """Fill ``buffer`` (writable bytes-like) with the bytes written at ``offset`` (a replaced output only)."""
+        view = memoryview(buffer).cast("B")
+        while view:
+            done = os.preadv(self.fd, [view], offset)
+            if done == 0:
+                raise InputError(self.path, "read back past the end of the file")
+            view, offset = view[done:], offset + done
+
+    def commit(self) -> None:
+        """Publish the file: rename the complete temporary onto the target (or close the node written in place)."""
+        if self.fd is None:
+            return
+        try:
+            if not self.in_place:
+                os.fchmod(self.fd, _default_mode())
+                if self._named is None:
+                    self._named = self._link_unnamed()
+                os.replace(self._named, self.target)
+                self._named = None
+        except OSError as exc:
+            self.abort()
+            raise InputError(self.path, f"cannot write file ({exc.strerror})") from None
+        os.close(self.fd)
+        self.fd = None
+
+    def _link_unnamed(self):
+        """Give the O_TMPFILE file a temporary name in its folder (the step before the rename)."""
+        folder = os.path.dirname(self.target)
+        name = f".tmp-{os.getpid()}-{os.urandom(4).hex()}-{os.path.basename(self.target)}"
+        # a folder descriptor makes os.link call linkat with AT_SYMLINK_FOLLOW, which links
+        # the open file itself (plain link() would try to link the /proc entry)
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.link(f"/proc/self/fd/{self.fd}", name, dst_dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
+        return os.path.join(folder, name)
+
+    def abort(self) -> None:
+        """Discard the temporary (the target is left as it was)."""
+        if self._named is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._named)
+            self._named = None
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+
+def _same_file(a: OutputFile, b: OutputFile) -> bool:
+    if a.target == b.target:
+        return True
+    with contextlib.suppress(OSError):
+        return os.path.samefile(a.target, b.target)
+    return False
+
+
+class OutputSet:
+    """The outputs of one run: all opened before the work starts, all published or none.
+
+    ``add(path, size)`` checks and opens one output (see OutputFile); two
+    regular outputs naming the same file, or outputs that need more space than
+    their file systems have free (when ``size`` is given), are InputErrors.
+    Leaving the ``with`` block normally commits every output, with SIGINT,
+    SIGTERM and SIGHUP held back meanwhile; an exception aborts them all.
     """
 
     def __init__(self):
-        self._threads, self._errors = [], []
+        self.files = []
+        self._sizes = {}
 
-    def submit(self, path, *parts):
-        _check_folder(path)
+    def add(self, path, size: int | None = None) -> OutputFile:
+        out = OutputFile(path)
+        try:
+            for other in self.files:
+                if not out.in_place and not other.in_place and _same_file(out, other):
+                    raise InputError(path, f"is also named as another output ({other.path})")
+            if size and not out.in_place:
+                self._reserve(out, size)
+        except InputError:
+            out.abort()
+            raise
+        self.files.append(out)
+        return out
+
+    def _reserve(self, out: OutputFile, size: int) -> None:
+        """Refuse an output whose file system has less free space than this run's outputs there need."""
+        info = os.fstatvfs(out.fd)
+        device = os.fstat(out.fd).st_dev
+        need = self._sizes.get(device, 0) + size
+        free = info.f_bavail * info.f_frsize
+        if need > free:
+            raise InputError(out.path, f"not enough free space: the outputs need {need} bytes, "
+                                       f"{free} are free in {os.path.dirname(out.target)}")
+        self._sizes[device] = need
+
+    def commit(self) -> None:
+        """Publish every output (signals held back until all are renamed)."""
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _COMMIT_SIGNALS)
+        try:
+            for out in self.files:
+                out.commit()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def abort(self) -> None:
+        for out in self.files:
+            out.abort()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is None:
+            try:
+                self.commit()
+            except BaseException:
+                self.abort()
+                raise
+        else:
+            self.abort()
+        return False
+
+
+@contextlib.contextmanager
+def atomic_open(path):
+    """A binary file object for writing ``path`` sequentially, published when the block ends without error.
+
+    Usage::
+
+        with atomic_open("out.png") as handle:
+            image.save(handle, format="PNG")
+    """
+    with OutputSet() as outputs:
+        out = outputs.add(path)
+        try:
+            with os.fdopen(os.dup(out.fd), "wb") as handle:
+                yield handle
+        except OSError as exc:
+            raise InputError(path, f"cannot write file ({exc.strerror})") from None
+
+
+def atomic_write(path, *parts):
+    """Write ``parts`` (bytes-like objects, in order) to ``path``; see OutputFile."""
+    with OutputSet() as outputs:
+        out = outputs.add(path)
+        offset = 0
+        for data in parts:
+            out.write_at(data, offset)
+            offset += memoryview(data).nbytes
+
+
+class QueuedWrites:
+    """Writes on background threads, so that writing one band or file overlaps computing the next.
+
+    ``write(out, data, offset)`` first waits for ``out``'s previous write (so
+    each output has at most one pending write and its writes stay in order),
+    then writes on a thread; the caller must not modify ``data`` afterwards.
+    Leaving the ``with`` block waits for every write and raises the first
+    error; after an exception in the block it waits and discards theirs, so
+    that no thread touches a file once it is aborted.
+    """
+
+    def __init__(self):
+        self._pending = {}  #: id(OutputFile) -> thread
+        self._errors = []
+
+    def write(self, out: OutputFile, data, offset: int) -> None:
+        self._join(self._pending.pop(id(out), None))
 
         def job():
             try:
-                write_file(path, *parts)
-            except BaseException as exc:  # re-raised by the caller's thread in wait()
+                out.write_at(data, offset)
+            except BaseException as exc:  # re-raised on the caller's thread
                 self._errors.append(exc)
-        thread = threading.Thread(target=job, name=f"write {os.path.basename(path)}")
+        thread = threading.Thread(target=job, name=f"write {os.path.basename(out.path)}")
         thread.start()
-        self._threads.append(thread)
+        self._pending[id(out)] = thread
 
-    def wait(self):
-        for thread in self._threads:
+    def _join(self, thread) -> None:
+        if thread is not None:
             thread.join()
-        self._threads = []
         if self._errors:
             raise self._errors[0]
+
+    def wait(self) -> None:
+        """Wait for every pending write; raise the first error."""
+        threads, self._pending = list(self._pending.values()), {}
+        for thread in threads:
+            thread.join()
+        self._join(None)
 
     def __enter__(self):
         return self
@@ -169,7 +316,7 @@ class BackgroundWrites:
     def __exit__(self, kind, exc, tb):
         if kind is None:
             self.wait()
-            return False
-        with contextlib.suppress(Exception):
-            self.wait()
+        else:
+            with contextlib.suppress(Exception):
+                self.wait()
         return False

@@ -2,21 +2,21 @@
 
 import numpy as np
 
-from .atomic import write_file
+from .atomic import atomic_write
 from .errors import InputError, read_bytes
 
 _DTYPE = np.dtype("<f4")
 
 
-def write_float_image(path, img, write=write_file):
-    """Write ``img`` as float32 little-endian, fast index varying fastest.
+def float_bytes(img):
+    """The file's bytes of ``img`` (any shape, C order) as a bytes-like view: float32 little-endian,
+    rounded like C's ``float`` image."""
+    return memoryview(np.ascontiguousarray(img, dtype=_DTYPE)).cast("B")
 
-    ``img`` is (slow, fast) (any shape is written in C order); values are
-    rounded to float32 like C's ``float`` image. ``write(path, *parts)``
-    stores the bytes (default write_file; see BackgroundWrites).
-    """
-    data = np.ascontiguousarray(img, dtype=_DTYPE)
-    write(path, memoryview(data).cast("B"))
+
+def write_float_image(path, img):
+    """Write ``img`` ((slow, fast); any shape is written in C order) as a float file (see atomic_write)."""
+    atomic_write(path, float_bytes(img))
 
 
 def read_float_image(path, shape=None):

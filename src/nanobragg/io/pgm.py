@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .atomic import write_file
+from .atomic import atomic_write
 from .cformat import c_g
 from .smv import zero_outside_roi
 
@@ -48,6 +48,6 @@ def pgm_bytes(float_img, pgm_scale, roi=None):
     return pgm_header(width, height, pgm_scale) + pixels.tobytes()
 
 
-def write_pgm(path, float_img, pgm_scale, roi=None, write=write_file):
-    """Write the PGM preview (see write_file)."""
-    write(path, pgm_bytes(float_img, pgm_scale, roi))
+def write_pgm(path, float_img, pgm_scale, roi=None):
+    """Write the PGM preview (see atomic_write)."""
+    atomic_write(path, pgm_bytes(float_img, pgm_scale, roi))

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from .atomic import write_file
+from .atomic import atomic_write
 from .cformat import c_g
 from .errors import InputError, read_bytes
 
@@ -123,20 +123,25 @@ def _data_dtype(byte_order):
     raise ValueError(f"unknown BYTE_ORDER {byte_order!r}")
 
 
-def smv_parts(header_values, data):
-    """(header bytes, pixel array) of an SMV file holding ``data`` (uint16, (slow, fast)).
+def smv_header(header_values, shape):
+    """(header bytes, pixel dtype) of an SMV file of ``shape`` (slow, fast) uint16 pixels.
 
-    SIZE1/SIZE2 are taken from the data shape (overriding the dict) and the
-    pixels are stored in the dict's BYTE_ORDER (default: this machine's).
+    SIZE1/SIZE2 are taken from ``shape`` (overriding the dict) and the pixels
+    are stored in the dict's BYTE_ORDER (default: this machine's).
     """
+    values = dict(header_values)
+    values.setdefault("BYTE_ORDER", native_byte_order())
+    values["SIZE1"], values["SIZE2"] = int(shape[1]), int(shape[0])
+    return format_smv_header(values), _data_dtype(values["BYTE_ORDER"])
+
+
+def smv_parts(header_values, data):
+    """(header bytes, pixel array) of an SMV file holding ``data`` (uint16, (slow, fast)); see smv_header."""
     data = np.asarray(data)
     if data.ndim != 2:
         raise ValueError(f"SMV data must be 2-D, got shape {data.shape}")
-    values = dict(header_values)
-    values.setdefault("BYTE_ORDER", native_byte_order())
-    values["SIZE1"], values["SIZE2"] = int(data.shape[1]), int(data.shape[0])
-    pixels = np.ascontiguousarray(data, dtype=_data_dtype(values["BYTE_ORDER"]))
-    return format_smv_header(values), pixels
+    header, dtype = smv_header(header_values, data.shape)
+    return header, np.ascontiguousarray(data, dtype=dtype)
 
 
 def smv_bytes(header_values, data):
@@ -145,10 +150,10 @@ def smv_bytes(header_values, data):
     return header + pixels.tobytes()
 
 
-def write_smv(path, header_values, data, write=write_file):
-    """Write an SMV image without copying the pixels; see smv_parts and write_float_image."""
+def write_smv(path, header_values, data):
+    """Write an SMV image without copying the pixels; see smv_parts and atomic_write."""
     header, pixels = smv_parts(header_values, data)
-    write(path, header, memoryview(pixels).cast("B"))
+    atomic_write(path, header, memoryview(pixels).cast("B"))
 
 
 def parse_smv_header(text):
