@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .config.checks import MAX_N, ConfigError, RunSize, check_dtype, check_experiment, check_size
 from .config.experiment import Experiment
 from .engine.inputs import RenderInputs
 from .geometry import steps as auto
@@ -29,8 +30,7 @@ AVOGADRO = 6.02214179e23
 WATER_F, WATER_MW = 2.57, 18.0
 
 
-class ConfigError(ValueError):
-    """A configuration the simulation cannot run with (message is one line)."""
+__all__ = ["ConfigError", "Resolved", "resolve"]
 
 
 @dataclass
@@ -176,6 +176,53 @@ def _thickness(det):
     return tsteps, thick, tstep, mu
 
 
+def _f_max(xtal) -> tuple[float, str]:
+    """Largest |F| the engine can look up and the field holding it (values only, graph untouched)."""
+    top, where = abs(_num(xtal.default_F)), "crystal.default_F"
+    g = xtal.fgrid
+    if g is not None and math.prod(g.grid.shape) > 0:
+        grid = g.grid.detach() if isinstance(g.grid, torch.Tensor) else torch.from_numpy(np.asarray(g.grid))
+        top_grid = float(grid.abs().max())
+        if top_grid > top:
+            top, where = top_grid, "crystal.fgrid"
+    return top, where
+
+
+def _water_background(fluence, water: float):
+    """C's I_bg: the water's F^2 r_e^2 fluence times its molecules per unit area (water: thickness in m)."""
+    return WATER_F ** 2 * R_E_SQR * _t(fluence) * water ** 3 * 1e6 * AVOGADRO / WATER_MW
+
+
+def _check_cells(exp: Experiment, N):
+    """Cell counts from crystal sizes must stay within the checked range (the size is named)."""
+    for n, name in zip(N, ("sample_x", "sample_y", "sample_z")):
+        if _num(n) > MAX_N:
+            label = exp.origins.get(f"crystal.{name}", f"crystal.{name}")
+            raise ConfigError(f"{label}: the crystal size makes {_num(n):g} unit cells along one axis, "
+                              f"more than {MAX_N:g}")
+
+
+def _run_size(exp, geom, N, oversample, roi, tsteps, n_src, phisteps, domains, fluence) -> RunSize:
+    """The counts and peak factors :func:`check_size` judges, before the big tensors are built."""
+    xmin, xmax, ymin, ymax = roi
+    pixels = max(min(xmax, geom.fpixels - 1) - xmin + 1, 0) * max(min(ymax, geom.spixels - 1) - ymin + 1, 0)
+    nearest = min(abs(_num(geom.close_distance)), abs(_num(geom.distance)))
+    F_max, F_from = _f_max(exp.crystal)
+    return RunSize(
+        pixels=pixels, oversample=oversample, auto_oversample=exp.sampling.oversample <= 0, layers=tsteps,
+        sources=n_src, phisteps=phisteps, domains=domains, cells=math.prod(_num(n) for n in N),
+        F_max=F_max, F_from=F_from, fluence=_num(fluence), I_bg=_num(_water_background(fluence, _num(exp.crystal.water_size))),
+        omega_max=_num(geom.pixel_size) ** 2 / max(nearest, 1e-300) ** 2, kahn=_num(exp.beam.polarization))
+
+
+def _source_count(exp, disp, hdiv, vdiv) -> int:
+    """Sources the set-up will make (an upper bound for a round divergence grid)."""
+    b = exp.beam
+    if b.sources is not None and len(b.sources):
+        return len(b.sources)
+    return hdiv[0] * vdiv[0] * disp[0]
+
+
 def _roi(det, fpixels, spixels):
     xmin, xmax, ymin, ymax = det.roi if det.roi is not None else (-1, -1, -1, -1)
     return (max(xmin, 0) if xmin >= 0 else 0, xmax if xmax >= 0 else fpixels,
@@ -194,8 +241,13 @@ def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, devic
 
     ``seed`` is the noise seed as C stores it (negative), used by
     ``-misset random`` when no misset seed is given. Geometry is computed
-    in float64 and the engine inputs are then cast to ``dtype``.
+    in float64 and the engine inputs are then cast to ``dtype``. Every field
+    is checked first (:func:`nanobragg.config.checks.check_experiment`), and
+    the run's size (:func:`~nanobragg.config.checks.check_size`) before its
+    large tensors are built: ConfigError names the offending value.
     """
+    check_dtype(dtype)
+    check_experiment(exp)
     _check_inputs(exp)
     det, beam, xtal, smp = exp.detector, exp.beam, exp.crystal, exp.sampling
     fluence, notes = _fluence(exp)
@@ -212,7 +264,15 @@ def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, devic
     cell = orient_cell(xtal.cell, xtal.matrix, beam.wavelength, misset, dtype=f64, device=device)
     N = tuple(cells_in_crystal(s, _length(v), n) for s, v, n in
               ((xtal.sample_x, cell.a, xtal.Na), (xtal.sample_y, cell.b, xtal.Nb), (xtal.sample_z, cell.c, xtal.Nc)))
+    _check_cells(exp, N)
     oversample, _ = _oversample(smp, cell, N, beam.wavelength, geom.distance, geom.pixel_size)
+    disp = auto.range_steps(beam.dispsteps, beam.dispersion, beam.dispstep)
+    hdiv = auto.range_steps(beam.hdivsteps, beam.hdivrange, beam.hdivstep)
+    vdiv = auto.range_steps(beam.vdivsteps, beam.vdivrange, beam.vdivstep)
+    n_domains = len(xtal.mosaic_umats) if xtal.mosaic_umats is not None else domains
+    check_size(_run_size(exp, geom, N, oversample, _roi(det, geom.fpixels, geom.spixels), tsteps,
+                         _source_count(exp, disp, hdiv, vdiv), phisteps, n_domains, fluence),
+               dtype, exp.origins)
     ftable = _ftable(xtal, f64, device)
     interpolate = interpolate and ftable.populated
     dirs, lams, divsteps, disp, hdiv, vdiv = _sources(exp, vecs, beam.wavelength)
@@ -223,7 +283,7 @@ def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, devic
     n_src = len(lams)
     steps = n_src * len(umats) * phisteps * oversample * oversample
     water = _num(xtal.water_size)
-    i_bg = WATER_F ** 2 * R_E_SQR * _t(fluence) * water ** 3 * 1e6 * AVOGADRO / WATER_MW
+    i_bg = _water_background(fluence, water)
     inputs = RenderInputs(
         pix0=geom.pix0, fdet=geom.fdet, sdet=geom.sdet, odet=geom.odet, beam=vecs.beam,
         pixel_size=geom.pixel_size, distance=geom.distance, close_distance=geom.close_distance,

@@ -34,21 +34,20 @@ def _vector(target):
 
 
 def _cell(s, v):
-    s.experiment.crystal.cell = (v[0] * 1e-10, v[1] * 1e-10, v[2] * 1e-10, v[3] * u.DEG, v[4] * u.DEG, v[5] * u.DEG)
+    s.assign("crystal.cell", (v[0] * 1e-10, v[1] * 1e-10, v[2] * 1e-10, v[3] * u.DEG, v[4] * u.DEG, v[5] * u.DEG))
 
 
 def _detector_abs(s, v):
     # C: "inf" or 0 switches absorption off and zeroes the thickness at this point of the command line
     if v[0] in ("inf", "INF", "infinity") or u.number(v[0]) == 0.0:
-        s.experiment.detector.thickness = 0.0
-        s.experiment.detector.attenuation_length = float("inf")
+        s.assign("detector.thickness", 0.0)
+        s.assign("detector.attenuation_length", float("inf"))
     else:
-        s.experiment.detector.attenuation_length = u.positive(u.um)(v[0])
+        s.assign("detector.attenuation_length", u.positive(u.um)(v[0]))
 
 
 def _misset(s, v):
-    xtal = s.experiment.crystal
-    xtal.misset = "random" if v[0].startswith("rand") else tuple(u.deg(x) for x in v)
+    s.assign("crystal.misset", "random" if v[0].startswith("rand") else tuple(u.deg(x) for x in v))
 
 
 def _seed(target):

@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from ..config.checks import check_experiment
 from ..io import InputError, hkl_grid, read_fdump, read_hkl, read_mosflm_matrix, read_smv, read_source_file, write_fdump
 from ..io.sources import read_text_columns
 from .settings import Settings
@@ -28,46 +29,70 @@ def _header_number(header: dict, key: str):
         return None
 
 
+#: SMV header keys C reads for -img/-mask: key -> (field, factor to SI).
+HEADER_KEYS = (("DISTANCE", "detector.distance", 1e-3), ("CLOSE_DISTANCE", "detector.close_distance", 1e-3),
+               ("WAVELENGTH", "beam.wavelength", 1e-10), ("BEAM_CENTER_X", "detector.beam_x", 1e-3),
+               ("ORGX", "detector.orgx", 1.0), ("ORGY", "detector.orgy", 1.0),
+               ("PHI", "crystal.phi0", DEG), ("OSC_RANGE", "crystal.osc", DEG))
+
+
 def apply_smv_header(settings: Settings, path: str, is_mask: bool) -> np.ndarray:
     """Initialise the detector from an SMV header (C's -img/-mask); returns the pixel data.
 
     Keys are matched exactly. The mask's BEAM_CENTER_Y is flipped
     (detsize_s - value) as C does. C stores TWOTHETA in a scratch variable
-    that is never used, so it has no effect here either.
+    that is never used, so it has no effect here either. Each value is
+    recorded as coming from "-img FILE, header KEY", so that the checks of
+    :mod:`nanobragg.config.checks` (run once every flag is applied) name the
+    file and key of a bad value.
     """
     header, data = read_smv(path)
-    det, beam, xtal = settings.experiment.detector, settings.experiment.beam, settings.experiment.crystal
-    det.spixels, det.fpixels = data.shape
+    flag = f"{'-mask' if is_mask else '-img'} {path}"
+    det = settings.experiment.detector
+
+    def put(key, target, value):
+        settings.source = f"{flag}, header {key}"
+        settings.assign(target, value)
+        settings.source = None
+
+    put("SIZE1/SIZE2", "detector.spixels", data.shape[0])
+    put("SIZE1/SIZE2", "detector.fpixels", data.shape[1])
     pix = _header_number(header, "PIXEL_SIZE")
     if pix is not None:
-        det.pixel_size = pix / 1000.0
-    det.detsize_f, det.detsize_s = det.pixel_size * det.fpixels, det.pixel_size * det.spixels
-    assign = [("DISTANCE", det, "distance", 1e-3), ("CLOSE_DISTANCE", det, "close_distance", 1e-3),
-              ("WAVELENGTH", beam, "wavelength", 1e-10), ("BEAM_CENTER_X", det, "beam_x", 1e-3),
-              ("ORGX", det, "orgx", 1.0), ("ORGY", det, "orgy", 1.0),
-              ("PHI", xtal, "phi0", DEG), ("OSC_RANGE", xtal, "osc", DEG)]
-    for key, obj, name, factor in assign:
+        put("PIXEL_SIZE", "detector.pixel_size", pix / 1000.0)
+    size_key = "PIXEL_SIZE" if pix is not None else "SIZE1/SIZE2"
+    put(size_key, "detector.detsize_f", det.pixel_size * det.fpixels)
+    put(size_key, "detector.detsize_s", det.pixel_size * det.spixels)
+    for key, target, factor in HEADER_KEYS:
         value = _header_number(header, key)
         if value is not None:
-            setattr(obj, name, value * factor)
+            put(key, target, value * factor)
     ybeam = _header_number(header, "BEAM_CENTER_Y")
     if ybeam is not None:
-        det.beam_y = det.detsize_s - ybeam / 1000.0 if is_mask else ybeam / 1000.0
+        put("BEAM_CENTER_Y", "detector.beam_y", det.detsize_s - ybeam / 1000.0 if is_mask else ybeam / 1000.0)
     return data
 
 
 def load_structure_factors(settings: Settings, log) -> bool:
-    """Fill crystal.fgrid from -hkl or from an existing dump file; True when the dump is to be written."""
+    """Fill crystal.fgrid from -hkl or from an existing dump file; True when the dump is to be written.
+
+    A grid that does not fit the memory budget is refused before it is built.
+    """
+    from .validate import budget_bytes
+
     xtal, files, out = settings.experiment.crystal, settings.files, settings.output
+    budget = budget_bytes(settings)
     if files.hkl is not None:
         table = read_hkl(files.hkl)
         for line in table.warnings:
             log(line)
-        xtal.fgrid = hkl_grid(table, float(xtal.default_F), files.hkl)
+        xtal.fgrid = hkl_grid(table, float(xtal.default_F), files.hkl, budget=budget)
+        settings.origins["crystal.fgrid"] = f"-hkl {files.hkl}"
         return True
     if os.path.exists(out.dumpfile):
         log(f"reading Fs from {out.dumpfile}")
-        xtal.fgrid = read_fdump(out.dumpfile)
+        xtal.fgrid = read_fdump(out.dumpfile, budget=budget)
+        settings.origins["crystal.fgrid"] = f"dump file {out.dumpfile}"
     return False
 
 
@@ -87,15 +112,20 @@ def load_inputs(settings: Settings, log) -> bool:
     Returns True when the structure factors came from -hkl and are to be
     cached with :func:`write_dump`; the caller does that once the whole
     configuration has been accepted, so that bad input leaves no file behind.
+    What was read is checked here, by the rules of :mod:`nanobragg.config.checks`
+    (an error names the file).
     """
     files, exp = settings.files, settings.experiment
     if files.mat is not None:
         log(f"reading {files.mat}")
         exp.crystal.matrix = read_mosflm_matrix(files.mat)
+        settings.origins["crystal.matrix"] = f"-mat {files.mat}"
     dump = load_structure_factors(settings, log)
     if files.sourcefile is not None:
         exp.beam.sources = read_source_file(files.sourcefile)
+        settings.origins["beam.sources"] = f"-sourcefile {files.sourcefile}"
     if files.stol is not None:
         log(f"reading {files.stol}")
         read_text_columns(files.stol, 2)
+    check_experiment(exp)
     return dump

@@ -49,7 +49,12 @@ def split_flags(argv: list[str]) -> list[tuple[Flag, str, list[str]]]:
 
 
 def apply_flag(settings: Settings, flag: Flag, name: str, values: list[str]) -> None:
-    """Convert the values and apply the flag's assignments, implications or action."""
+    """Convert the values and apply the flag's assignments, implications or action.
+
+    Every field set is recorded in ``settings.origins`` as set by ``name``, so that a
+    later check of the value names this flag.
+    """
+    settings.source = name
     try:
         converters = flag.values if len(flag.values) == len(values) else flag.values[:1] * len(values)
         converted = [conv(v) for conv, v in zip(converters, values)]
@@ -63,6 +68,7 @@ def apply_flag(settings: Settings, flag: Flag, name: str, values: list[str]) -> 
         raise UsageError(f"{name}: {exc}") from None
     for target, value in flag.implies:
         settings.assign(target, value)
+    settings.source = None
 
 
 def parse(argv: list[str], settings: Settings | None = None) -> Settings:

@@ -33,11 +33,19 @@ class Settings:
     output: OutputConfig = field(default_factory=OutputConfig)
     files: InputFiles = field(default_factory=InputFiles)
     run: RunOptions = field(default_factory=RunOptions)
+    source: Optional[str] = None  #: the flag (or file and key) now being applied, recorded by assign
+
+    @property
+    def origins(self) -> dict:
+        """Dotted field -> the flag or file key that last set it (shared with ``experiment.origins``)."""
+        return self.experiment.origins
 
     def assign(self, target: str, value) -> None:
-        """Set a dotted field such as ``detector.distance`` (or ``output.seed``)."""
+        """Set a dotted field such as ``detector.distance`` (or ``output.seed``), noting its source."""
         head, _, name = target.partition(".")
         obj = getattr(self, head) if head in ("output", "files", "run") else getattr(self.experiment, head)
         if not hasattr(obj, name):
             raise AttributeError(f"no setting {target}")
         setattr(obj, name, value)
+        if self.source is not None:
+            self.origins[target] = self.source

@@ -1,9 +1,16 @@
-"""Domain checks the C program does not make (it renders garbage instead)."""
+"""Domain checks the C program does not make (it renders garbage instead).
+
+The values themselves are checked by the shared rules of
+:mod:`nanobragg.config.checks`; an error names the flag, or the file and
+header key, that set the value (``settings.origins``).
+"""
 from __future__ import annotations
 
-import math
 import os
 
+from ..config import checks
+from ..config.checks import MB
+from ..geometry.detector import pixel_counts
 from .parser import UsageError
 from .settings import Settings
 
@@ -19,18 +26,31 @@ def _check_mask(settings: Settings) -> None:
                          f"the detector {det.fpixels}x{det.spixels}")
 
 
+def budget_bytes(settings: Settings) -> int:
+    """The memory budget in bytes: -max_memory, else the engine's default."""
+    from ..engine.chunks import default_budget_bytes
+
+    mb = settings.run.max_memory_mb
+    return int(mb * MB) if mb else default_budget_bytes()
+
+
+def _check_settings(settings: Settings) -> None:
+    """Every value of the command line and the -img/-mask headers, by the shared rules, named by origin."""
+    exp, labels = settings.experiment, settings.origins
+    checks.check_experiment(exp, labels)
+    checks.check_section("output", settings.output, labels)
+    checks.check_section("run", settings.run, labels)
+    fpixels, spixels, _, _ = pixel_counts(exp.detector)
+    checks.check_pixel("output.trace_pixel", settings.output.trace_pixel, fpixels, spixels, labels, slow_first=True)
+    checks.check_pixel("output.printout_pixel", settings.output.printout_pixel, fpixels, spixels, labels)
+    itemsize = 8 if settings.run.dtype == "float64" else 4
+    budget_label = "memory budget (-max_memory)" if settings.run.max_memory_mb else "default memory budget"
+    checks.check_memory(exp, itemsize, budget_bytes(settings), labels, budget_label)
+
+
 def validate(settings: Settings) -> None:
-    """Refuse non-positive sizes and counts, inverted ROIs, a mask of the wrong size and unwritable output folders."""
-    det = settings.experiment.detector
-    if det.roi is not None:
-        xmin, xmax, ymin, ymax = det.roi
-        if xmin > xmax or ymin > ymax:
-            raise UsageError("-roi: minimum exceeds maximum")
-    for name, value in (("-detsize", det.detsize_f), ("-detsize", det.detsize_s)):
-        if not value > 0 or not math.isfinite(value):
-            raise UsageError(f"{name}: must be positive")
-    if settings.experiment.sampling.oversample == 0:
-        raise UsageError("-oversample: must be positive")
+    """Refuse bad values (see :mod:`nanobragg.config.checks`), a mask of the wrong size and unwritable output folders."""
+    _check_settings(settings)
     _check_mask(settings)
     out = settings.output
     for path in (out.floatfile, out.intfile, out.pgmfile if out.write_pgm else None,

@@ -4,6 +4,7 @@ The command line fills these objects; the Python API builds them directly.
 Fields left at ``None`` (or C's negative sentinel for step counts) are chosen
 later by :mod:`nanobragg.setup`, following the C program's order of decisions.
 """
+from .checks import CheckError, ConfigError, check_experiment
 from .experiment import (
     BeamConfig,
     CrystalConfig,
@@ -14,6 +15,9 @@ from .experiment import (
 )
 
 __all__ = [
+    "CheckError",
+    "ConfigError",
+    "check_experiment",
     "BeamConfig",
     "CrystalConfig",
     "DetectorConfig",

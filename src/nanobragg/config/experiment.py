@@ -161,3 +161,6 @@ class Experiment:
     beam: BeamConfig = field(default_factory=BeamConfig)
     crystal: CrystalConfig = field(default_factory=CrystalConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    #: Where each value came from, for error messages: dotted field -> flag, file and key, or
+    #: argument name (see :mod:`nanobragg.config.checks`); fields not listed are named by their path.
+    origins: dict = field(default_factory=dict, repr=False, compare=False)

@@ -15,8 +15,8 @@ bytes that happen to look like blanks; that is not reproduced.)
 import numpy as np
 
 from .atomic import atomic_write
-from .errors import InputError, read_bytes
-from .hkl import empty_grid
+from .errors import InputError, open_error
+from .hkl import FGrid, grid_shape
 
 #: the six header integers never take more than this many bytes.
 _MAX_HEADER = 256
@@ -52,20 +52,28 @@ def _parse_header(path, raw):
     return tuple(numbers), end + 1
 
 
-def read_fdump(path):
+def read_fdump(path, budget=None):
     """Read an Fdump file written by nanoBragg (C or this package) into an FGrid.
 
-    InputError if the file is missing, malformed, truncated, or longer than
-    its header says.
+    The header is read first: a grid larger than ``budget`` bytes (the memory
+    budget) is refused before its data are read. InputError if the file is
+    missing, malformed, truncated, or longer than its header says. The
+    values themselves are checked with the configuration
+    (:mod:`nanobragg.config.checks`: finite structure factors).
     """
-    raw = read_bytes(path)
-    bounds, offset = _parse_header(path, raw)
-    fgrid = empty_grid(bounds, path)
-    expected = fgrid.grid.size * 8
-    found = len(raw) - offset
-    if found != expected:
-        state = "truncated" if found < expected else "longer than its header says"
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_MAX_HEADER)
+            bounds, offset = _parse_header(path, head)
+            shape = grid_shape(bounds, path, budget)
+            expected = int(np.prod(shape)) * 8
+            handle.seek(offset)
+            raw = handle.read(expected + 1)
+    except OSError as exc:
+        raise open_error(path, exc) from exc
+    if len(raw) != expected:
+        state = "truncated" if len(raw) < expected else "longer than its header says"
+        found = f"{len(raw)}" if len(raw) < expected else f"more than {expected}"
         raise InputError(path, f"Fdump file {state}: {found} data bytes, expected {expected}")
-    data = np.frombuffer(raw, dtype="=f8", offset=offset).reshape(fgrid.grid.shape)
-    fgrid.grid = data.copy()
-    return fgrid
+    data = np.frombuffer(raw, dtype="=f8").reshape(shape).copy()
+    return FGrid(*bounds, grid=data)

@@ -100,11 +100,22 @@ def _parse_line(path, number, line):
         raise InputError(path, f"malformed number in {line.strip()!r}", line=number) from None
 
 
-def _index(path, number, name, value):
-    """Integer index used for ``value``; see the module docstring."""
+def _index(path, number, name, value, rule):
+    """Integer index used for ``value`` (checked by ``rule``); see the module docstring."""
     if not math.isfinite(value):
         raise InputError(path, f"index {name} is not finite ({value})", line=number)
+    problem = rule.problem(value)
+    if problem:
+        raise InputError(path, f"index {name}: {problem}", line=number)
     return int(value)
+
+
+def _amplitude(path, number, value, rule):
+    """F of one line, checked by ``rule`` (finite, within the range of structure factors)."""
+    problem = rule.problem(value)
+    if problem:
+        raise InputError(path, problem, line=number)
+    return value
 
 
 def _warning(name, value, count):
@@ -115,7 +126,13 @@ def _warning(name, value, count):
 
 
 def read_hkl(path):
-    """Read an HKL file into an HKLTable; InputError on bad input."""
+    """Read an HKL file into an HKLTable; InputError on bad input.
+
+    Indices and amplitudes are checked line by line with the rules of
+    :mod:`nanobragg.config.checks` (finite, at most 2^20 and 1e15 in size).
+    """
+    from ..config.checks import MILLER_INDEX, STRUCTURE_FACTOR
+
     rows, values, warnings = [], [], []
     for number, line in enumerate(read_text_lines(path), start=1):
         if _is_skipped(line):
@@ -125,29 +142,45 @@ def read_hkl(path):
             text = _warning(name, value, len(rows))
             if text:
                 warnings.append(text)
-        rows.append([_index(path, number, name, v) for name, v in zip("hkl", (h, k, l))])
-        values.append(F)
+        rows.append([_index(path, number, name, v, MILLER_INDEX) for name, v in zip("hkl", (h, k, l))])
+        values.append(_amplitude(path, number, F, STRUCTURE_FACTOR))
     if not rows:
         raise InputError(path, "no reflections (h k l F lines) found")
     hkl = np.array(rows, dtype=np.int64).reshape(-1, 3)
     return HKLTable(hkl=hkl, F=np.array(values, dtype=np.float64), warnings=warnings)
 
 
-def empty_grid(bounds, path="<grid>"):
-    """Zero FGrid for ``bounds = (h_min, h_max, k_min, k_max, l_min, l_max)``."""
+def grid_shape(bounds, path="<grid>", budget=None):
+    """Shape of the FGrid for ``bounds`` (C's padding planes included), refused when it cannot be held.
+
+    InputError for an empty index range, more than MAX_GRID_CELLS cells, or a
+    float64 grid larger than ``budget`` bytes (the memory budget), naming the
+    file, the grid and the budget.
+    """
     h_min, h_max, k_min, k_max, l_min, l_max = (int(b) for b in bounds)
     ranges = (h_max - h_min + 1, k_max - k_min + 1, l_max - l_min + 1)
     if min(ranges) < 1:
         raise InputError(path, f"empty index range h {h_min}..{h_max} k {k_min}..{k_max} l {l_min}..{l_max}")
     shape = tuple(r + 1 for r in ranges)
+    size = "x".join(str(n) for n in shape)
     if math.prod(shape) > MAX_GRID_CELLS:
-        raise InputError(path, f"index range too large for an F grid ({shape})")
+        raise InputError(path, f"index range too large for an F grid ({size} cells)")
+    if budget is not None and math.prod(shape) * 8 > budget:
+        raise InputError(path, f"the F grid of {size} cells ({math.prod(shape) * 8 / 2 ** 20:.4g} MB) does not "
+                               f"fit the memory budget of {budget / 2 ** 20:.4g} MB")
+    return shape
+
+
+def empty_grid(bounds, path="<grid>", budget=None):
+    """Zero FGrid for ``bounds = (h_min, h_max, k_min, k_max, l_min, l_max)`` (see :func:`grid_shape`)."""
+    shape = grid_shape(bounds, path, budget)
+    h_min, h_max, k_min, k_max, l_min, l_max = (int(b) for b in bounds)
     grid = np.zeros(shape, dtype=np.float64)
     return FGrid(h_min, h_max, k_min, k_max, l_min, l_max, grid)
 
 
-def hkl_grid(table, default_F=0.0, path="<hkl>"):
-    """Dense FGrid from an HKLTable, as C builds ``Fhkl``.
+def hkl_grid(table, default_F=0.0, path="<hkl>", budget=None):
+    """Dense FGrid from an HKLTable, as C builds ``Fhkl``; refused beyond ``budget`` bytes before it is allocated.
 
     Bounds are the min/max of the indices.  When ``default_F != 0`` (C's
     test, so -0.0 counts as zero) every cell except the high padding planes
@@ -158,7 +191,7 @@ def hkl_grid(table, default_F=0.0, path="<hkl>"):
     if hkl.size == 0:
         raise InputError(path, "no reflections to build an F grid from")
     low, high = hkl.min(axis=0), hkl.max(axis=0)
-    fgrid = empty_grid((low[0], high[0], low[1], high[1], low[2], high[2]), path)
+    fgrid = empty_grid((low[0], high[0], low[1], high[1], low[2], high[2]), path, budget)
     if default_F != 0.0:
         h_range, k_range, l_range = fgrid.ranges
         fgrid.grid[:h_range, :k_range, :l_range] = default_F
