@@ -146,3 +146,130 @@ def test_cuda_mode_without_gpu_is_skipped(monkeypatch, capsys):
     monkeypatch.setattr(nbb, "_cuda_available", lambda: False)
     assert nbb.main(["--device", "cuda"]) == 0
     assert "no CUDA device" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ --robustness
+
+ROBUST_FAKE = r'''#!{python}
+"""Fake nanoBragg for --robustness: notes its start, end, arguments and thread policy."""
+import json
+import os
+import sys
+import time
+
+argv = sys.argv[1:]
+start = time.time()
+time.sleep(0.4)
+with open(argv[argv.index("-floatfile") + 1], "wb") as f:
+    f.write(bytes(16))
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(json.dumps({{"argv": argv, "start": start, "end": time.time(), "cwd": os.getcwd(),
+                          "policy": os.environ.get("OMP_WAIT_POLICY"),
+                          "cache": os.environ.get("NB_CACHE_DIR")}}) + "\n")
+'''
+
+
+@pytest.fixture
+def robust_setup(tmp_path, monkeypatch):
+    """A fake program, a folder of (dummy) real inputs, a log of the fake's runs."""
+    fake = tmp_path / "fake_robust"
+    fake.write_text(ROBUST_FAKE.format(python=sys.executable))
+    fake.chmod(0o755)
+    inputs = tmp_path / "inputs-real"
+    inputs.mkdir()
+    for name in ("A.mat", "scaled.hkl"):
+        (inputs / name).write_text("dummy")
+    log = tmp_path / "runs.jsonl"
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # must not reach the programs
+    return fake, inputs, log
+
+
+def _runs(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_robustness_with_fake_programs(tmp_path, robust_setup, monkeypatch):
+    from nanobragg.tools import bench_robust as robust
+    fake, inputs, log = robust_setup
+    monkeypatch.setattr(robust, "repo_root", lambda: tmp_path)  # in case --docs slipped in
+    out = tmp_path / "out"
+    status = nbb.main(["--robustness", "--quick", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+                       "--real-inputs", str(inputs), "--py-bin", str(fake), "--c-bin", str(fake)])
+    assert status == 0
+    report = json.loads((out / "bench_robust.json").read_text())
+    mem = report["memory"]
+    assert mem["detpixels"] == 1024 and mem["max_memory_mb"] == 500
+    assert mem["args"][mem["args"].index("-max_memory") + 1] == "500" and mem["peak_rss_mb"] > 0
+    assert mem["first_run"]["wall_s"] > 0.3
+    con = report["contention"]
+    assert con["detpixels"] == [153, 157]
+    for side in ("ours", "c"):
+        r = con[side]
+        assert len(r["sequential_runs"]) == len(r["concurrent_runs"]) == 3
+        assert r["ratio"] == pytest.approx(r["concurrent_s"] / r["sequential_s"])
+        assert r["concurrent_s"] < r["sequential_s"] and r["met"] is True  # the fake sleeps: no contention
+    runs = _runs(log)
+    assert len(runs) == 2 + 2 * (1 + 3 + 3)  # memory first + run; per program warm-up, 3 in turn, 3 at once
+    assert all(r["policy"] is None for r in runs)  # each program's own default is measured
+    assert len({r["cwd"] for r in runs}) == len(runs)  # every run in a folder of its own
+    pilatus = [r for r in runs if "-mat" in r["argv"]]
+    assert all(r["argv"][r["argv"].index("-mat") + 1] == str(inputs / "A.mat") for r in pilatus)
+    at_once = [r for r in pilatus if "conc-" in r["cwd"] and "/ours/" in r["cwd"]]
+    assert max(r["start"] for r in at_once) < min(r["end"] for r in at_once)  # they overlapped
+    in_turn = sorted((r for r in pilatus if "seq-" in r["cwd"] and "/ours/" in r["cwd"]), key=lambda r: r["start"])
+    assert all(a["end"] <= b["start"] for a, b in zip(in_turn, in_turn[1:]))
+    assert len({r["cache"] for r in pilatus}) == 1 and pilatus[0]["cache"] != str(tmp_path / "cache")  # empty cache
+    text = (out / "robustness.md").read_text()
+    assert text.startswith(robust.DOCS_BEGIN) and "| ours |" in text and "| C |" in text
+    assert not (tmp_path / "docs").exists()
+
+
+def test_robustness_without_c_and_missing_inputs(tmp_path, robust_setup, capsys):
+    fake, inputs, _ = robust_setup
+    out = tmp_path / "out"
+    common = ["--robustness", "--quick", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+              "--py-bin", str(fake)]
+    assert nbb.main([*common, "--real-inputs", str(tmp_path / "nowhere")]) == 2
+    assert "missing A.mat, scaled.hkl" in capsys.readouterr().err
+    assert nbb.main([*common, "--real-inputs", str(inputs)]) == 0
+    report = json.loads((out / "bench_robust.json").read_text())
+    assert report["contention"]["c"] is None and "C not run" in (out / "robustness.md").read_text()
+
+
+def test_robustness_usage_errors():
+    for argv in (["--robustness", "--workloads", "cubic"], ["--robustness", "--device", "cuda"]):
+        with pytest.raises(SystemExit) as exc:
+            nbb.parse_args(argv)
+        assert exc.value.code == 1
+
+
+def test_robustness_docs_section_kept_and_replaced(tmp_path, monkeypatch):
+    """--robustness --docs replaces its own section only; the full report keeps it."""
+    from nanobragg.tools import bench_report as nbr
+    from nanobragg.tools import bench_robust as robust
+    section = f"{robust.DOCS_BEGIN}\n## Robustness\nold figures\n{robust.DOCS_END}\n"
+    text = "# Performance\n\ntable\n\n" + section + "\n## Method\n"
+    new = f"{robust.DOCS_BEGIN}\nnew figures\n{robust.DOCS_END}\n"
+    replaced = robust.replace_section(text, new)
+    assert "new figures" in replaced and "old figures" not in replaced
+    assert replaced.startswith("# Performance\n\ntable\n") and replaced.endswith("## Method\n")
+    assert robust.replace_section("# P\n", new) == "# P\n\n" + new
+    assert robust.existing_section(text) == section and robust.existing_section("# P") is None
+    # the full benchmark's --docs keeps the section
+    monkeypatch.setattr(nbr, "repo_root", lambda: tmp_path)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "performance.md").write_text(text)
+    monkeypatch.setattr(nbr, "render_markdown", lambda report: "# Performance\n\nnew table\n")
+    nbr.write_report({}, tmp_path / "out", docs=True)
+    assert (tmp_path / "docs" / "performance.md").read_text() == "# Performance\n\nnew table\n\n" + section
+
+
+def test_robustness_memory_run_of_the_real_program(tmp_path, monkeypatch):
+    """The memory figure's plumbing with this project's command, at 32 x 32 pixels."""
+    from nanobragg.tools import bench_robust as robust
+    monkeypatch.delenv("NB_PY_BIN", raising=False)
+    env = robust.robust_env(nbb.program_env(2, tmp_path / "cache"), tmp_path / "cache")
+    result = robust.memory_check(nbb.own_command(None), env, tmp_path, 32)
+    assert result["pixels"] == 1024 and result["peak_rss_mb"] > 10 and result["wall_s"] > 0
+    assert result["engine_s"] is not None and result["compiled"] is False

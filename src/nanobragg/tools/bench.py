@@ -5,6 +5,8 @@ Usage::
     nanobragg-bench [--workloads NAME,...] [--repeats N] [--out DIR] [--quick]
                     [--docs] [--device cpu|cuda] [--threads N] [--budget S]
                     [--no-cold] [--c-bin PATH] [--py-bin PATH] [--cache-dir DIR]
+    nanobragg-bench --robustness [--quick] [--docs] [--out DIR] [--threads N]
+                    [--real-inputs DIR] [--c-bin PATH] [--py-bin PATH] [--cache-dir DIR]
 
 (also ``python -m nanobragg.bench``).  Every workload of
 :mod:`nanobragg.tools.bench_workloads` runs in a temporary folder, the
@@ -30,8 +32,16 @@ to ``--repeats`` go to the cheapest workloads while the estimate fits.
 
 Writes ``bench.json`` and ``performance.md`` to ``--out`` (default
 ``benchmarks/YYYYMMDD-HHMMSS``); ``--docs`` also writes the project's
-``docs/performance.md``.  Exit codes: 0 success (also ``--device cuda``
-without a GPU: nothing to do), 1 usage error, 2 a program failed or is missing.
+``docs/performance.md`` (keeping its robustness section).
+
+``--robustness`` runs, instead of the workloads, the memory-bound run and
+the three-runs-at-once figure of :mod:`nanobragg.tools.bench_robust`
+(``bench_robust.json`` and ``robustness.md``; ``--docs`` replaces that
+section of ``docs/performance.md`` only).
+
+Exit codes: 0 success (also ``--device cuda`` without a GPU: nothing to
+do), 1 usage error, 2 a program failed or is missing (or, with
+``--robustness``, the real inputs are).
 """
 from __future__ import annotations
 
@@ -61,7 +71,7 @@ DEFAULT_BUDGET_S = 780.0
 DEFAULT_THREADS = 2
 TINY_RUNS = 3
 ENGINE_RE = re.compile(r"^engine: rendered (\d+) pixels in ([0-9.eE+-]+) s \(compiled: (yes|no), "
-                       r"dtype (\w+), device (\w+), threads (\d+)\)", re.MULTILINE)
+                       r"dtype (\w+), device (\w+), threads (\d+)(?:, [^)\n]*)?\)", re.MULTILINE)
 STARTUP_RE = re.compile(r"^startup: first pixel at ([0-9.eE+-]+) s after import torch", re.MULTILINE)
 
 
@@ -113,7 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--py-bin", help="program under test (default $NB_PY_BIN or this "
                    "project's nanoBragg command)")
     p.add_argument("--cache-dir", type=Path, help="persistent NB_CACHE_DIR (kernel cache) of the "
-                   "warm runs (default ~/.cache/nanobragg/bench-inductor)")
+                   "warm runs (default ~/.cache/nanobragg/bench-kernels)")
+    p.add_argument("--robustness", action="store_true", help="instead of the workloads: peak RSS "
+                   "of a 16384x16384 -max_memory 500 run, and three Pilatus runs at once against "
+                   "three in turn (ours, and C when given)")
+    p.add_argument("--real-inputs", type=Path, metavar="DIR", help="folder holding A.mat and "
+                   "scaled.hkl for --robustness (default $NB_REAL_INPUTS or "
+                   "../shared/golden/inputs-real beside the project)")
     return p
 
 
@@ -130,6 +146,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     except KeyError as exc:
         parser.error(f"unknown workload {exc.args[0]!r} (see --list)")
     opts.cold = not (opts.no_cold or opts.quick)
+    if opts.robustness and (opts.workloads or opts.device != "cpu"):
+        parser.error("--robustness runs alone, on the CPU (no --workloads, no --device cuda)")
     return opts
 
 
@@ -479,6 +497,21 @@ def benchmark(opts: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def robustness_benchmark(opts: argparse.Namespace) -> int:
+    """The --robustness figures and their reports."""
+    from nanobragg.tools import bench_robust as robust
+
+    cache = opts.cache_dir or default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    report = robust.robustness(own_command(opts.py_bin), c_command(opts.c_bin),
+                               program_env(opts.threads, cache), cache,
+                               opts.real_inputs or robust.default_inputs_dir(), opts.quick, opts.threads)
+    out = opts.out or Path("benchmarks") / datetime.datetime.now().strftime("robust-%Y%m%d-%H%M%S")
+    robust.write_robust_report(report, out, opts.docs)
+    print(robust.robustness_markdown(report), end="")
+    return EXIT_OK
+
+
 def list_workloads() -> None:
     """Print every workload's name and flags."""
     for w in WORKLOADS:
@@ -495,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         log("nanobragg-bench: --device cuda: no CUDA device here; nothing to benchmark")
         return EXIT_OK
     try:
-        return benchmark(opts)
+        return robustness_benchmark(opts) if opts.robustness else benchmark(opts)
     except BenchError as exc:
         log(f"nanobragg-bench: error: {exc}")
         return EXIT_RUNNER

@@ -169,9 +169,11 @@ def write_report(report: dict, out: Path, docs: bool) -> None:
     (out / "performance.md").write_text(text)
     log(f"wrote {out / 'bench.json'} and {out / 'performance.md'}")
     if docs:
+        from nanobragg.tools.bench_robust import existing_section
         target = repo_root() / "docs" / "performance.md"
+        kept = existing_section(target.read_text()) if target.is_file() else None
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        target.write_text(text + ("\n" + kept if kept else ""))  # the --robustness section stays
         log(f"wrote {target}")
 
 
