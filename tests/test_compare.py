@@ -399,6 +399,7 @@ def test_structure_factor_cache_is_copied_in(tmp_path, fake, wrap):
 def test_program_args_rewrites_paths(tmp_path):
     (tmp_path / "A.mat").write_text("matrix")
     (tmp_path / "Fdump.bin").write_text("cache")
+    (tmp_path / "5").write_text("a file named like a number")
     args = ["-mat", "A.mat", "-intfile", "/elsewhere/x.img", "-floatfile", "sub/f.bin",
             "-pgmfile", "p.pgm", "-spindle_axis", "-1", "0", "0", "-dump", "my.dump", "-N", "5"]
     out, copies = nbc.program_args(args, tmp_path)

@@ -32,6 +32,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -135,6 +136,7 @@ def memory_check(cmd: list[str], env: dict[str, str], workdir: Path, detpixels: 
     argv = [*cmd, *memory_argv(detpixels)]
     first = run_once(argv, env, _folder(workdir / "memory" / "first"))
     log(f"robustness memory   ours first    {first.wall_s:8.2f} s  {first.maxrss_kb / 1024:8.0f} MiB")
+    shutil.rmtree(workdir / "memory" / "first", ignore_errors=True)  # 1.5 GiB of images at full size
     run = run_once(argv, env, _folder(workdir / "memory" / "run"))
     log(f"robustness memory   ours run      {run.wall_s:8.2f} s  {run.maxrss_kb / 1024:8.0f} MiB")
     return {"detpixels": detpixels, "pixels": detpixels ** 2, "max_memory_mb": MAX_MEMORY_MB,

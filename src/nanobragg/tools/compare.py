@@ -194,13 +194,22 @@ def own_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "nanobragg"]
 
 
+def _is_number(text: str) -> bool:
+    """True when ``text`` reads as a number (a flag's value, never a file name here)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def program_args(args: list[str], cwd: Path) -> tuple[list[str], list[Path]]:
     """``args`` made safe to run in a fresh folder, and the files to copy into that folder.
 
     Output file names (:data:`OUTPUT_FLAGS`, :data:`DUMP_FLAGS`) keep only
     their base name, so that every file a program writes lands in its own
     folder; any other argument that is a relative path to an existing file or
-    folder in ``cwd`` becomes absolute. Without ``-hkl`` the structure-factor
+    folder in ``cwd`` (and is not a number) becomes absolute. Without ``-hkl`` the structure-factor
     cache the program would read (``Fdump.bin`` or ``-dump``'s file, in
     ``cwd``) is to be copied in (a copy: the program may rewrite it).
     """
@@ -217,7 +226,8 @@ def program_args(args: list[str], cwd: Path) -> tuple[list[str], list[Path]]:
             out.append(Path(value).name or "output")
             i += 2
             continue
-        if arg and not arg.startswith("-") and not os.path.isabs(arg) and (cwd / arg).exists():
+        if (arg and not arg.startswith("-") and not _is_number(arg) and not os.path.isabs(arg)
+                and (cwd / arg).exists()):
             out[-1] = str((cwd / arg).resolve())
         i += 1
     copies = []
