@@ -72,16 +72,24 @@ def test_stale_build_folders_are_removed_by_the_next_build(tmp_path, monkeypatch
     old = tmp_path / f"{prefix}otherhost-{os.getpid()}-def"         # another machine's, two hours old
     live = tmp_path / f"{prefix}{host}-{os.getpid()}-ghi"           # a build in progress here
     remote = tmp_path / f"{prefix}otherhost-1-jkl"                  # another machine's, recent
-    for folder in (dead, old, live, remote):
+    legacy = tmp_path / "tmpab_cd123"                                # an earlier version's, two hours old
+    legacy_empty = tmp_path / "tmpzz9yx8w7"
+    legacy_recent = tmp_path / "tmp12345678"                          # may be a build in progress
+    not_ours = tmp_path / "tmpqwertyui"                               # holds something else
+    for folder in (dead, old, live, remote, legacy, legacy_recent, not_ours):
         folder.mkdir()
         (folder / "kernel.pt2").write_bytes(b"partial")
+    legacy_empty.mkdir()
+    (not_ours / "notes.txt").write_text("someone else's")
     two_hours_ago = time.time() - 7200
-    os.utime(old, (two_hours_ago, two_hours_ago))
+    for folder in (old, legacy, legacy_empty, not_ours):
+        os.utime(folder, (two_hours_ago, two_hours_ago))
     (tmp_path / "kept.pt2").write_bytes(b"a finished kernel")
     monkeypatch.setattr(compiled, "_compile_package", _partial_then(RuntimeError("no compiler")))
     with pytest.raises(RuntimeError):
         compiled._build(None, (), tmp_path / "new.pt2")
     assert _debris(tmp_path) == sorted([live.name, remote.name])
+    assert sorted(p.name for p in tmp_path.glob("tmp*")) == sorted([legacy_recent.name, not_ours.name])
     assert (tmp_path / "kept.pt2").read_bytes() == b"a finished kernel"
 
 

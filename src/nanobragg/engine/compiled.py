@@ -20,7 +20,9 @@ folder and moves the finished package into place atomically. The folder is
 removed on any failure (an exception, Ctrl-C, or SIGTERM, which raises
 ``SystemExit(143)`` during a build where SIGTERM has its default action);
 folders left by a process killed outright (SIGKILL, power loss) are removed
-by the next build once their process is gone or they are an hour old.
+by the next build once their process is gone or they are an hour old (as
+are earlier versions' ``tmpXXXXXXXX`` build folders over an hour old that
+hold at most a partial ``kernel.pt2``).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import dataclasses
 import functools
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -54,6 +57,8 @@ COLD_THRESHOLD = 5e8
 BUILD_PREFIX = ".build-"
 #: A build folder older than this (seconds) is stale even when its process id is in use.
 STALE_BUILD_S = 3600.0
+#: Build folders of earlier versions (tempfile.TemporaryDirectory in the cache folder).
+_LEGACY_NAME = re.compile(r"tmp[a-z0-9_]{8}")
 
 
 def cache_dir() -> Path:
@@ -175,11 +180,24 @@ def clean_stale_builds(folder: Path) -> list[Path]:
     except OSError:
         return removed
     for entry in entries:
-        if entry.name.startswith(BUILD_PREFIX) and entry.is_dir() and _stale(entry, now):
+        if not entry.is_dir():
+            continue
+        if (entry.name.startswith(BUILD_PREFIX) and _stale(entry, now)) or _legacy_debris(entry, now):
             shutil.rmtree(entry, ignore_errors=True)
             if not entry.exists():
                 removed.append(entry)
     return removed
+
+
+def _legacy_debris(entry: Path, now: float) -> bool:
+    """A build folder of earlier versions (``tmpXXXXXXXX``, holding at most a partial kernel.pt2)
+    over an hour old: nothing else with that look is touched, should the cache folder be shared."""
+    if not _LEGACY_NAME.fullmatch(entry.name):
+        return False
+    try:
+        return now - entry.stat().st_mtime > STALE_BUILD_S and {p.name for p in entry.iterdir()} <= {"kernel.pt2"}
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
