@@ -129,13 +129,19 @@ def _hkl(folder: Path) -> str:
     return str(path)
 
 
+def _fifo_reader(fifo: Path):
+    """Make the FIFO ``fifo`` and read it on a thread; returns (thread, list that gets its bytes)."""
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    return reader, got
+
+
 @pytest.mark.parametrize("flag", OUTPUT_FLAGS)
 def test_a_fifo_is_written_in_place(tmp_path, flag, reference, capsys):
     fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    got = []
-    reader = threading.Thread(target=lambda: got.append(Path(fifo).read_bytes()))
-    reader.start()
+    reader, got = _fifo_reader(fifo)
     assert _run(_outputs(tmp_path) + [flag, str(fifo)], capsys) == 0
     reader.join(30)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
@@ -253,11 +259,7 @@ def test_images_in_many_bands_equal_one_band(tmp_path, monkeypatch, capsys):
 
 
 def test_bands_read_back_from_a_scratch_file_when_the_float_file_is_a_fifo(tmp_path, monkeypatch, reference, capsys):
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    got = []
-    reader = threading.Thread(target=lambda: got.append(Path(fifo).read_bytes()))
-    reader.start()
+    reader, got = _fifo_reader(tmp_path / "fifo")
     monkeypatch.setattr("nanobragg.cli.simulate.band_rows", lambda fpixels, budget: 7)
     assert _run(_outputs(tmp_path, floatfile="fifo"), capsys) == 0
     reader.join(30)
