@@ -11,17 +11,15 @@ import sys
 import threading
 import time
 
-import torch  # noqa: F401  (imported first so that start-up after it can be timed)
-
-TORCH_READY = time.perf_counter()
-
-from ..io import InputError  # noqa: E402
-from ..resolve import ConfigError  # noqa: E402
-from .loaders import apply_smv_header, load_inputs  # noqa: E402
-from .parser import UsageError, apply_flag, split_flags  # noqa: E402
-from .settings import Settings  # noqa: E402
-from .usage import usage_text  # noqa: E402
-from .validate import validate  # noqa: E402
+from . import startup  # noqa: F401  (first: torch loads, and the start-up clock starts)
+# isort: split
+from ..io import InputError
+from ..resolve import ConfigError
+from .loaders import apply_smv_header, load_inputs
+from .parser import UsageError, apply_flag, split_flags
+from .settings import Settings
+from .usage import usage_text
+from .validate import validate
 
 PROG = "nanoBragg"
 

@@ -19,6 +19,7 @@ from .loaders import write_dump
 from .outputs import open_outputs, write_png, write_second_pass
 from .report import report_setup
 from .settings import Settings
+from .startup import TORCH_READY
 from .trace_output import print_printout, print_trace
 
 
@@ -61,8 +62,6 @@ def render(settings: Settings, res: Resolved, device: torch.device, store: Float
     and loading the compiled kernel included), and the engine's own time
     from the first pixel to the last (read by the benchmark command).
     """
-    from .main import TORCH_READY
-
     timing = os.environ.get("NB_TIMING") == "1"
     inp = res.inputs.to(device=device)
     with torch.no_grad():

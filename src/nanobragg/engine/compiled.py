@@ -43,7 +43,7 @@ from pathlib import Path
 
 import torch
 
-from ..io.smv import c_int_values
+from .int_values import c_int_values
 from ..physics.structure_factors import FTable
 from .inputs import RenderInputs
 from .render import render_pixels
@@ -75,7 +75,7 @@ def _tensor_fields(inp: RenderInputs) -> list[str]:
 _TRACED = ("engine/render.py", "engine/totals.py", "engine/compiled.py", "engine/inputs.py",
            "physics/lattice.py", "physics/polarization.py", "physics/structure_factors.py", "geometry/vectors.py")
 #: Likewise for the int conversion kernel.
-_TRACED_INT = ("engine/compiled.py", "io/smv.py")
+_TRACED_INT = ("engine/compiled.py", "engine/int_values.py")
 
 
 @functools.lru_cache(maxsize=2)
@@ -289,7 +289,7 @@ INT_KERNEL_BLOCK = 1 << 18
 
 
 class _IntKernel(torch.nn.Module):
-    """C's int-file conversion (nanobragg.io.smv.c_int_values) of a block, packed two pixels to an int32.
+    """C's int-file conversion (nanobragg.engine.int_values.c_int_values) of a block, packed two pixels to an int32.
 
     ``out[i] = r[2i] | r[2i+1] << 16`` holds the little-endian uint16 pair:
     written into an int32 view of the uint16 image, the stores stay

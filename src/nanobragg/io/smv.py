@@ -248,21 +248,6 @@ def auto_int_scale(max_I, user_scale=0.0):
 INT_BLOCK = 1 << 16
 
 
-def c_int_values(values, scale, adc):
-    """C's int-file values of float32 ``values`` (a torch tensor), as float32 whole numbers.
-
-    ``test = value*scale + adc`` in double, clipped to [0, 65535], then
-    ``floorf(test + 0.5)``: the sum is rounded to float32 first, and the
-    floor is the truncation of the caller's integer conversion (every value
-    is at least 0.5). NaN fails both of C's tests and becomes 0, as on x86-64.
-    """
-    import torch
-
-    test = values.to(torch.float64) * scale + adc
-    test = (test.clamp(0.0, 65535.0) + 0.5).to(torch.float32)
-    return torch.where(test == test, test, 0.0)  # not isnan: compiled, a comparison stays vectorised
-
-
 def int_image_from_float(float_img, scale, adc=40.0, roi=None, kernel=None):
     """uint16 image as C converts the float image for the int file (see c_int_values).
 
@@ -273,6 +258,8 @@ def int_image_from_float(float_img, scale, adc=40.0, roi=None, kernel=None):
     c_int_values; see nanobragg.engine.compiled.compiled_int_kernel).
     """
     import torch
+
+    from ..engine.int_values import c_int_values  # torch loads only when an int image is made
 
     img = np.ascontiguousarray(float_img, dtype=np.float32)
     out = np.empty(img.shape, dtype=np.uint16)
