@@ -208,10 +208,13 @@ def _run_size(exp, geom, N, oversample, roi, tsteps, n_src, phisteps, domains, f
     pixels = max(min(xmax, geom.fpixels - 1) - xmin + 1, 0) * max(min(ymax, geom.spixels - 1) - ymin + 1, 0)
     nearest = min(abs(_num(geom.close_distance)), abs(_num(geom.distance)))
     F_max, F_from = _f_max(exp.crystal)
+    sizes = [f"crystal.sample_{a}" for a in "xyz" if exp.crystal.__dict__[f"sample_{a}"] > 0]
+    b = exp.beam
     return RunSize(
         pixels=pixels, oversample=oversample, auto_oversample=exp.sampling.oversample <= 0, layers=tsteps,
         sources=n_src, phisteps=phisteps, domains=domains, cells=math.prod(_num(n) for n in N),
-        F_max=F_max, F_from=F_from, fluence=_num(fluence), I_bg=_num(_water_background(fluence, _num(exp.crystal.water_size))),
+        size_from=sizes[0] if sizes else "crystal.Na", F_max=F_max, F_from=F_from, fluence=_num(fluence),
+        fluence_from="beam.flux" if b.flux != 0.0 and b.exposure > 0.0 else "beam.fluence", I_bg=_num(_water_background(fluence, _num(exp.crystal.water_size))),
         omega_max=_num(geom.pixel_size) ** 2 / max(nearest, 1e-300) ** 2, kahn=_num(exp.beam.polarization))
 
 

@@ -44,8 +44,11 @@ def _check_settings(settings: Settings) -> None:
     checks.check_pixel("output.trace_pixel", settings.output.trace_pixel, fpixels, spixels, labels, slow_first=True)
     checks.check_pixel("output.printout_pixel", settings.output.printout_pixel, fpixels, spixels, labels)
     itemsize = 8 if settings.run.dtype == "float64" else 4
+    budget = budget_bytes(settings)
+    if settings.run.max_memory_mb:
+        checks.check_budget(budget, labels.get("run.max_memory_mb", "-max_memory"))
     budget_label = "memory budget (-max_memory)" if settings.run.max_memory_mb else "default memory budget"
-    checks.check_memory(exp, itemsize, budget_bytes(settings), labels, budget_label)
+    checks.check_memory(exp, itemsize, budget, labels, budget_label)
 
 
 def validate(settings: Settings) -> None:

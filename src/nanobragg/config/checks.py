@@ -98,10 +98,7 @@ class Real:
 
     def allowed(self) -> str:
         low = f"above {self._show(self.low)}" if self.above else f"at least {self._show(self.low)}"
-        text = f"{low} and at most {self._show(self.high)}"
-        if self.unset:
-            text += " (or " + ", ".join(_g(u / self.factor) for u in self.unset) + ": not given)"
-        return text
+        return f"{low} and at most {self._show(self.high)}"
 
     def problem(self, x: float) -> Optional[str]:
         """Why the plain number ``x`` is refused, or None."""
@@ -141,10 +138,7 @@ class Count:
         if x in self.unset:
             return None
         if x < self.low or x > self.high:
-            text = f"{self.noun} {x} is out of range: must be at least {self.low} and at most {self.high}"
-            if self.unset:
-                text += " (or " + ", ".join(str(u) for u in self.unset) + ": not given)"
-            return text
+            return f"{self.noun} {x} is out of range: must be at least {self.low} and at most {self.high}"
         return None
 
 
@@ -295,6 +289,13 @@ def _labeller(labels) -> Labels:
     return lambda path: labels.get(path, path)
 
 
+def _origin(labels, path: str) -> str:
+    """Where a value came from for a sentence: its label, or "the default" when nothing set it."""
+    if isinstance(labels, dict) and path not in labels:
+        return "the default"
+    return _labeller(labels)(path)
+
+
 def _is_number(x) -> bool:
     return isinstance(x, (numbers.Real, np.floating, np.integer)) and not isinstance(x, (bool, np.bool_))
 
@@ -394,18 +395,31 @@ def problem_of(rule: Real, x: float) -> Optional[str]:
 
 
 def _check_cell(cell, label, pending):
+    """Six numbers: edges in range, angles strictly between 0 and 180 degrees (values queued in ``pending``)."""
     path = "crystal.cell"
     if not isinstance(cell, (tuple, list)) or len(cell) != 6:
         raise CheckTypeError(f"{label}: the cell must be 6 numbers (a, b, c, alpha, beta, gamma)", path)
     for i, x in enumerate(cell):
         _scalar(path, label, CELL_LENGTH if i < 3 else CELL_ANGLE, x, pending)
-    pending.run()
-    al, be, ga = (float(x.detach()) if isinstance(x, torch.Tensor) else float(x) for x in cell[3:])
+
+
+def _check_cell_volume(cell, label):
+    """The angles must give a cell of non-zero volume (checked once the angles are known to be numbers)."""
+    al, be, ga = (_num(x) for x in cell[3:])
     s = (al + be + ga) / 2
     skew = abs(math.sin(s) * math.sin(s - al) * math.sin(s - be) * math.sin(s - ga))
     if skew < 1e-12:
         raise CheckError(f"{label}: the cell angles {_g(al / DEG)} {_g(be / DEG)} {_g(ga / DEG)} deg "
-                         "give no volume", path)
+                         "give no volume", "crystal.cell")
+
+
+def check_cell(cell, names) -> None:
+    """A cell 6-tuple (m, rad) whose entries are named one by one (the API's a, b, c, alpha, beta, gamma)."""
+    pending = _Pending()
+    for i, (x, name) in enumerate(zip(cell, names)):
+        _scalar("crystal.cell", name, CELL_LENGTH if i < 3 else CELL_ANGLE, x, pending)
+    pending.run()
+    _check_cell_volume(cell, ", ".join(names[3:]))
 
 
 def _check_matrix(matrix, wavelength, label):
@@ -414,6 +428,9 @@ def _check_matrix(matrix, wavelength, label):
     m = np.asarray(_numbers(path, label, "the orientation matrix", matrix, 9)).reshape(3, 3)
     if not np.isfinite(m).all():
         raise CheckError(f"{label}: the orientation matrix has entries that are not finite numbers", path)
+    if np.abs(m).max() > 1e6:
+        raise CheckError(f"{label}: the orientation matrix has an entry larger than 1e6 "
+                         f"({_g(np.abs(m).max())}; entries are wavelength / cell edge)", path)
     lam = float(wavelength.detach()) if isinstance(wavelength, torch.Tensor) else float(wavelength)
     recip = m / (lam / 1e-10)  # columns a*, b*, c* in 1/A
     scale = np.abs(recip).max()
@@ -501,17 +518,12 @@ def _check_umats(umats, label):
 SECTIONS = ("detector", "beam", "crystal", "sampling")
 
 
-def check_section(name: str, config, labels=None, experiment=None) -> None:
-    """Check every field of one configuration record (``detector``, ``beam``, ``crystal``, ``sampling``,
-    ``output`` or ``run``) against :data:`RULES`; composite fields (cell, matrix, misset, ROI, sources,
-    F grid) by their own functions. ``experiment`` gives the wavelength a matrix is checked with."""
-    label = _labeller(labels)
-    pending = _Pending()
+def _queue_section(name: str, config, label: Labels, pending: _Pending) -> None:
+    """Check the fields of one record by :data:`RULES` and the composite ones; tensor values are queued."""
     prefix = name + "."
     for path in RULES:
         if path.startswith(prefix):
             check_value(path, getattr(config, path[len(prefix):]), label, pending)
-    pending.run()
     if name == "detector" and config.roi is not None:
         _check_roi(config.roi, label("detector.roi"))
     if name == "beam" and config.sources is not None:
@@ -525,17 +537,42 @@ def check_section(name: str, config, labels=None, experiment=None) -> None:
             _check_fgrid(config.fgrid, label("crystal.fgrid"), pending)
         if config.mosaic_umats is not None:
             _check_umats(config.mosaic_umats, label("crystal.mosaic_umats"))
-        if config.matrix is not None and experiment is not None:
-            _check_matrix(config.matrix, experiment.beam.wavelength, label("crystal.matrix"))
-        pending.run()
+
+
+def _after_values(name: str, config, label: Labels, experiment=None) -> None:
+    """Checks that combine values already known to be in range: cell volume, the matrix at its wavelength."""
+    if name != "crystal":
+        return
+    if config.cell is not None:
+        _check_cell_volume(config.cell, label("crystal.cell"))
+    if config.matrix is not None and experiment is not None:
+        _check_matrix(config.matrix, experiment.beam.wavelength, label("crystal.matrix"))
+
+
+def check_section(name: str, config, labels=None, experiment=None) -> None:
+    """Check every field of one configuration record (``detector``, ``beam``, ``crystal``, ``sampling``,
+    ``output`` or ``run``) against :data:`RULES`; composite fields (cell, matrix, misset, ROI, sources,
+    F grid) by their own functions. ``experiment`` gives the wavelength a matrix is checked with.
+    Tensor values are read in one transfer."""
+    label, pending = _labeller(labels), _Pending()
+    _queue_section(name, config, label, pending)
+    pending.run()
+    _after_values(name, config, label, experiment)
 
 
 def check_experiment(exp, labels=None) -> None:
-    """Check every field of an :class:`~nanobragg.config.Experiment`; labels default to ``exp.origins``."""
-    labels = labels if labels is not None else getattr(exp, "origins", None)
+    """Check every field of an :class:`~nanobragg.config.Experiment`; labels default to ``exp.origins``.
+
+    All tensor values are read in one transfer per device (no sync per value).
+    """
+    label = _labeller(labels if labels is not None else getattr(exp, "origins", None))
+    pending = _Pending()
     for name in SECTIONS:
-        check_section(name, getattr(exp, name), labels, exp)
-    _check_inside_detector(exp, labels)
+        _queue_section(name, getattr(exp, name), label, pending)
+    pending.run()
+    for name in SECTIONS:
+        _after_values(name, getattr(exp, name), label, exp)
+    _check_inside_detector(exp, label)
 
 
 def _check_inside_detector(exp, labels):
@@ -548,7 +585,7 @@ def _check_inside_detector(exp, labels):
     fpixels, spixels, _, _ = pixel_counts(det)
     xmin, _, ymin, _ = det.roi
     if xmin >= fpixels or ymin >= spixels:
-        raise CheckError(f"{_labeller(labels)('detector.roi')}: the ROI starts outside the "
+        raise CheckError(f"{labels('detector.roi')}: the ROI starts outside the "
                          f"{fpixels}x{spixels} detector", "detector.roi")
 
 
@@ -569,8 +606,19 @@ def check_pixel(path: str, value, fpixels: int, spixels: int, labels=None, slow_
 # ---------------------------------------------------------------- sizes of a run
 
 
+def physical_memory() -> int:
+    """Bytes of memory of this machine (8 GiB when it cannot be told)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
 def check_budget(budget_bytes, label: str = "budget") -> int:
-    """A memory budget in bytes: None is the engine's default; otherwise at least 16 MB."""
+    """A memory budget in bytes: None is the engine's default; otherwise at least 16 MB and at most
+    this machine's memory."""
     from ..engine.chunks import default_budget_bytes
 
     if budget_bytes is None:
@@ -580,6 +628,9 @@ def check_budget(budget_bytes, label: str = "budget") -> int:
     if budget_bytes < MIN_BUDGET_MB * MB:
         raise CheckError(f"{label}: a memory budget of {budget_bytes} bytes is below the minimum of "
                          f"{MIN_BUDGET_MB} MB")
+    if budget_bytes > physical_memory():
+        raise CheckError(f"{label}: a memory budget of {_mb(budget_bytes)} is more than this machine's "
+                         f"{_mb(physical_memory())}")
     return int(budget_bytes)
 
 
@@ -629,9 +680,11 @@ class RunSize:
     phisteps: int
     domains: int
     cells: float  #: Na * Nb * Nc
+    size_from: str  #: the field the crystal size comes from (a sample size, else crystal.Na)
     F_max: float  #: largest |F| (grid and default)
     F_from: str  #: the field it comes from (crystal.fgrid or crystal.default_F)
     fluence: float
+    fluence_from: str  #: beam.fluence, or beam.flux when the fluence is flux x exposure / beamsize^2
     I_bg: float  #: water background per step
     omega_max: float  #: pixel^2 / (nearest distance)^2
     kahn: float
@@ -656,10 +709,13 @@ def _check_steps(size: RunSize, label: Labels) -> None:
             ("crystal orientations (spindle steps x mosaic domains)", size.phisteps * size.domains,
              "crystal.mosaic_domains" if size.domains > size.phisteps else "crystal.phisteps"))
     for what, count, path in axes:
-        if count > MAX_STEPS:
-            auto = " (the automatic oversample, from the crystal size)" if path == "sampling.oversample" \
-                and size.auto_oversample else ""
-            raise CheckError(f"{label(path)}: {count} {what}{auto}: more than {MAX_STEPS}", path)
+        if count <= MAX_STEPS:
+            continue
+        if path == "sampling.oversample" and size.auto_oversample:
+            raise CheckError(f"{label(size.size_from)}: the automatic oversample {size.oversample} (3 x crystal size "
+                             f"/ reflection width) makes {count} sub-pixels per pixel, more than {MAX_STEPS}; "
+                             "set the oversample", size.size_from)
+        raise CheckError(f"{label(path)}: {count} {what}: more than {MAX_STEPS}", path)
 
 
 def check_size(size: RunSize, dtype, labels=None) -> None:
@@ -674,11 +730,14 @@ def check_size(size: RunSize, dtype, labels=None) -> None:
 
     label = _labeller(labels)
     _check_steps(size, label)
+    if not size.fluence <= MAX_FLUENCE:
+        raise CheckError(f"{label(size.fluence_from)}: the fluence (flux x exposure / beamsize^2) would be "
+                         f"{_g(size.fluence)} photons/m^2, more than {_g(MAX_FLUENCE)}", size.fluence_from)
     if size.work > MAX_WORK:
         parts = (f"{size.pixels} pixels x {size.oversample}^2 sub-pixels x {size.layers} layers x "
                  f"{size.sources} sources x {size.phisteps} spindle steps x {size.domains} mosaic domains")
-        auto = (f"the automatic oversample {size.oversample} (from the crystal size) makes "
-                if size.auto_oversample else "")
+        auto = (f"{label(size.size_from)}: the automatic oversample {size.oversample} (from the crystal size) "
+                "makes " if size.auto_oversample else "")
         raise CheckError(f"{auto}{_g(size.work)} pixel-steps ({parts}): more than a day's work "
                          f"at {_g(WORK_RATE)} per second")
     with np.errstate(over="ignore", invalid="ignore"):
@@ -687,13 +746,13 @@ def check_size(size: RunSize, dtype, labels=None) -> None:
         total = per_step * steps
         peak = np.float64(R_E_SQR) * size.fluence * per_step * (1.0 + abs(size.kahn)) * size.omega_max
     limit = float(torch.finfo(dtype).max)
-    if total < limit / 1e3 and peak < FLOAT32_MAX:
+    if total < limit and peak < FLOAT32_MAX:
         return
     if peak < FLOAT32_MAX:
         what = f"the sums over {_g(steps)} steps would exceed {str(dtype)[6:]}'s largest number"
     else:
         what = f"the peak pixel could reach {_g(peak)} photons, beyond float32's {_g(FLOAT32_MAX)}"
-    raise CheckError(f"intensities overflow: {what} (|F| up to {_g(size.F_max)} from {label(size.F_from)}, "
-                     f"{_g(size.cells)} unit cells from {label('crystal.Na')}, fluence {_g(size.fluence)} "
-                     f"photons/m^2 from {label('beam.fluence')})")
+    raise CheckError(f"intensities overflow: {what} (|F| up to {_g(size.F_max)} from "
+                     f"{_origin(labels, size.F_from)}, {_g(size.cells)} unit cells from {_origin(labels, size.size_from)}, "
+                     f"fluence {_g(size.fluence)} photons/m^2 from {_origin(labels, size.fluence_from)})")
 

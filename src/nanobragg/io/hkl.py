@@ -138,11 +138,12 @@ def read_hkl(path):
         if _is_skipped(line):
             continue
         h, k, l, F = _parse_line(path, number, line)
+        indices = [_index(path, number, name, v, MILLER_INDEX) for name, v in zip("hkl", (h, k, l))]
         for name, value in zip("hkl", (h, k, l)):
             text = _warning(name, value, len(rows))
             if text:
                 warnings.append(text)
-        rows.append([_index(path, number, name, v, MILLER_INDEX) for name, v in zip("hkl", (h, k, l))])
+        rows.append(indices)
         values.append(_amplitude(path, number, F, STRUCTURE_FACTOR))
     if not rows:
         raise InputError(path, "no reflections (h k l F lines) found")
