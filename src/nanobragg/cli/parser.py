@@ -27,12 +27,16 @@ def _takes_value(token: str) -> bool:
     return not token.startswith("-") or _is_number(token)
 
 
-def split_flags(argv: list[str]) -> list[tuple[Flag, str, list[str]]]:
-    """Group argv into (flag, name as given, raw values), checking names and arity."""
+def split_flags(argv: list[str], table: dict | None = None) -> list[tuple[Flag, str, list[str]]]:
+    """Group argv into (flag, name as given, raw values), checking names and arity.
+
+    ``table`` maps flag names to :class:`Flag` (default: nanoBragg's, ``flags.BY_NAME``).
+    """
+    by_name = BY_NAME if table is None else table
     out, i = [], 0
     while i < len(argv):
         name = argv[i]
-        flag = BY_NAME.get(name)
+        flag = by_name.get(name)
         if flag is None:
             if _takes_value(name):
                 raise UsageError(f"unexpected value '{name}' (no flag takes it)")
