@@ -153,6 +153,10 @@ PARAMETERS: dict[str, Parameter] = {
 }
 
 
+class UnknownParameter(KeyError, ValueError):
+    """A parameter name not in :data:`PARAMETERS` (a ValueError, and a KeyError as a lookup)."""
+
+
 def copy_experiment(exp: Experiment) -> Experiment:
     """Shallow copy with its own detector, beam, crystal and sampling records."""
     return replace(exp, detector=replace(exp.detector), beam=replace(exp.beam),
@@ -169,7 +173,7 @@ def with_parameters(exp: Experiment, **values: torch.Tensor) -> Experiment:
     out = copy_experiment(exp)
     for name, value in values.items():
         if name not in PARAMETERS:
-            raise KeyError(f"unknown parameter {name!r}; known: {', '.join(PARAMETERS)}")
+            raise UnknownParameter(f"unknown parameter {name!r}; known: {', '.join(PARAMETERS)}")
         PARAMETERS[name].write(out, value)
     return out
 

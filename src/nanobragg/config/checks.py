@@ -69,6 +69,7 @@ class CheckTypeError(CheckError, TypeError):
 
 
 def _g(x: float) -> str:
+    """C's %g of a number (inf when it overflowed on the way to the display unit)."""
     return "%g" % x
 
 
@@ -94,7 +95,7 @@ class Real:
     integral: bool = False  #: a whole number (cell counts)
 
     def _show(self, x: float) -> str:
-        return f"{_g(x / self.factor)}{' ' + self.unit if self.unit else ''}"
+        return f"{_g(float(x) / self.factor)}{' ' + self.unit if self.unit else ''}"
 
     def allowed(self) -> str:
         low = f"above {self._show(self.low)}" if self.above else f"at least {self._show(self.low)}"
