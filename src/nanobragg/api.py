@@ -71,7 +71,7 @@ def _real(x, name: str):
         if x.is_complex() or x.dtype == torch.bool:
             raise TypeError(f"{name}: must be real numbers, got a {x.dtype} tensor")
         return x
-    if checks._is_number(x):
+    if checks.is_number(x):
         return float(x)
     raise TypeError(f"{name}: must be a number or a tensor, got {type(x).__name__} {x!r}")
 
@@ -142,9 +142,7 @@ def structure_factors(F, lo: Sequence[int] = (0, 0, 0)) -> FGrid:
     h, k, l = (int(v) for v in lo)
     nh, nk, nl = F.shape
     fgrid = FGrid(h, h + nh - 1, k, k + nk - 1, l, l + nl - 1, grid)
-    pending = checks._Pending()
-    checks._check_fgrid(fgrid, "F", pending)
-    pending.run()
+    checks.check_structure_factors(fgrid, "F")
     return fgrid
 
 
@@ -154,7 +152,7 @@ def _split3(N, name):
         return N[0], N[1], N[2]
     if isinstance(N, (tuple, list)) and len(N) == 3:
         return tuple(_real(v, name) for v in N)
-    if isinstance(N, torch.Tensor) and N.dim() == 0 or checks._is_number(N):
+    if isinstance(N, torch.Tensor) and N.dim() == 0 or checks.is_number(N):
         v = _real(N, name)
         return v, v, v
     raise TypeError(f"{name}: must be a number, 3 numbers or a (3,) tensor, got {N!r}")
@@ -275,17 +273,17 @@ class Rendering:
 def render(exp: Experiment, dtype=torch.float64, device=None, seed: Optional[int] = None,
            budget: Optional[int] = None) -> Rendering:
     """Resolve and render; see :func:`simulate` for the arguments (no interpolation with a batch)."""
-    device, budget = _check_call(exp, dtype, device, seed, budget)
-    res = resolve(exp, seed=seed, dtype=dtype, device=device)
+    res, budget = _resolve_checked(exp, dtype, device, seed, budget)
     out = render_image(res.inputs, res.roi, res.mask, budget=budget)
     return Rendering(out.image, res, out)
 
 
-def _check_call(exp, dtype, device, seed, budget):
-    """Check simulate()/render()'s arguments; returns (device, budget in bytes).
+def _resolve_checked(exp, dtype, device, seed, budget) -> tuple[Resolved, int]:
+    """Check simulate()/render()'s arguments and resolve; returns (resolved, budget in bytes).
 
-    The image (all B orientations) and one pixel's sums over every orientation
-    must fit the memory budget: the API returns the whole image as one tensor.
+    resolve() checks the experiment itself; then the image (all B orientations)
+    and one pixel's sums over every orientation must fit the memory budget, since
+    the API returns the whole image as one tensor. Nothing large is allocated before.
     """
     if not isinstance(exp, Experiment):
         raise TypeError(f"exp: must be an Experiment (see nanobragg.api.experiment), got {type(exp).__name__}")
@@ -300,11 +298,9 @@ def _check_call(exp, dtype, device, seed, budget):
     if seed is not None:
         checks.check_value("output.seed", seed, {"output.seed": "seed"})
     budget = checks.check_budget(budget, "budget")
-    misset = exp.crystal.misset
-    batch = misset.shape[0] if isinstance(misset, torch.Tensor) and misset.dim() == 2 else 1
-    checks.check_experiment(exp)
-    checks.check_memory(exp, torch.finfo(dtype).bits // 8, budget, exp.origins or None, "budget", batch)
-    return device, budget
+    res = resolve(exp, seed=seed, dtype=dtype, device=device)
+    checks.check_memory(exp, torch.finfo(dtype).bits // 8, budget, exp.origins or None, "budget", res.inputs.batch)
+    return res, budget
 
 
 def simulate(exp: Experiment, dtype=torch.float64, device=None, seed: Optional[int] = None,
@@ -319,8 +315,7 @@ def simulate(exp: Experiment, dtype=torch.float64, device=None, seed: Optional[i
     one pass (or one by one when tricubic interpolation is on: C's fallback
     from it is decided per image).
     """
-    device, budget = _check_call(exp, dtype, device, seed, budget)
-    res = resolve(exp, seed=seed, dtype=dtype, device=device)
+    res, budget = _resolve_checked(exp, dtype, device, seed, budget)
     if res.inputs.cells.dim() == 4 and res.interpolate:
         return torch.stack([simulate(_one_orientation(exp, row), dtype, device, seed, budget)
                             for row in exp.crystal.misset])

@@ -11,7 +11,6 @@ import os
 
 import numpy as np
 
-from ..config.checks import check_experiment
 from ..io import InputError, hkl_grid, read_fdump, read_hkl, read_mosflm_matrix, read_smv, read_source_file, write_fdump
 from ..io.sources import read_text_columns
 from .settings import Settings
@@ -112,8 +111,8 @@ def load_inputs(settings: Settings, log) -> bool:
     Returns True when the structure factors came from -hkl and are to be
     cached with :func:`write_dump`; the caller does that once the whole
     configuration has been accepted, so that bad input leaves no file behind.
-    What was read is checked here, by the rules of :mod:`nanobragg.config.checks`
-    (an error names the file).
+    What was read is checked by :func:`nanobragg.resolve.resolve` (the rules of
+    :mod:`nanobragg.config.checks`; an error names the file), before any file is written.
     """
     files, exp = settings.files, settings.experiment
     if files.mat is not None:
@@ -127,5 +126,4 @@ def load_inputs(settings: Settings, log) -> bool:
     if files.stol is not None:
         log(f"reading {files.stol}")
         read_text_columns(files.stol, 2)
-    check_experiment(exp)
     return dump

@@ -113,8 +113,8 @@ class Real:
             return f"{self.noun} {_g(x)} is not a whole number"
         return None
 
-    def ok(self, t: torch.Tensor) -> torch.Tensor:
-        """() bool tensor: every element of the (detached) tensor ``t`` is accepted (no sync)."""
+    def good(self, t: torch.Tensor) -> torch.Tensor:
+        """Element-wise bool tensor: which values of the (detached) tensor ``t`` are accepted (no sync)."""
         t = t.to(torch.float64)
         good = torch.isfinite(t) & (t >= self.low) & (t <= self.high)
         if self.above:
@@ -123,7 +123,7 @@ class Real:
             good = good & (t == torch.floor(t))
         for u in self.unset:
             good = good | (t == u)
-        return good.all()
+        return good
 
 
 @dataclass(frozen=True)
@@ -283,6 +283,7 @@ Labels = Callable[[str], str]
 
 
 def _labeller(labels) -> Labels:
+    """A function naming a dotted field: from a dict (unlisted fields by their path), a function, or None."""
     if labels is None:
         return lambda path: path
     if callable(labels):
@@ -297,7 +298,8 @@ def _origin(labels, path: str) -> str:
     return _labeller(labels)(path)
 
 
-def _is_number(x) -> bool:
+def is_number(x) -> bool:
+    """A plain real number (Python or numpy; not bool)."""
     return isinstance(x, (numbers.Real, np.floating, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
@@ -315,17 +317,18 @@ class _Pending:
         for item in self.items:
             by_device.setdefault(item[3].device, []).append(item)
         for items in by_device.values():
-            if bool(torch.stack([rule.ok(t) for _, _, rule, t in items]).all()):
+            if bool(torch.stack([rule.good(t).all() for _, _, rule, t in items]).all()):
                 continue
             for path, label, rule, t in items:  # error path: find the culprit
-                if not bool(rule.ok(t)):
-                    flat = t.to(torch.float64).reshape(-1).cpu()
-                    bad = next((float(v) for v in flat if rule.problem(float(v))), float(flat[0]))
-                    raise CheckError(f"{label}: {rule.problem(bad) or rule.noun + ' is out of range'}", path)
+                bad = ~rule.good(t).reshape(-1)
+                if bool(bad.any()):
+                    value = float(t.reshape(-1)[bad.nonzero()[0, 0]])
+                    raise CheckError(f"{label}: {rule.problem(value) or rule.noun + ' is out of range'}", path)
         self.items = []
 
 
 def _scalar(path, label, rule: Real, x, pending: _Pending):
+    """A number checked now, or a 0-d tensor queued in ``pending`` (read later, with the others)."""
     if isinstance(x, torch.Tensor):
         if x.dim() != 0:
             raise CheckTypeError(f"{label}: {rule.noun} must be a number or a 0-d tensor, got shape {tuple(x.shape)}",
@@ -334,7 +337,7 @@ def _scalar(path, label, rule: Real, x, pending: _Pending):
             raise CheckTypeError(f"{label}: {rule.noun} must be a real number, got a {x.dtype} tensor", path)
         pending.add(path, label, rule, x.detach())
         return
-    if not _is_number(x):
+    if not is_number(x):
         raise CheckTypeError(f"{label}: {rule.noun} must be a number, got {type(x).__name__} {x!r}", path)
     problem = rule.problem(float(x))
     if problem:
@@ -342,6 +345,7 @@ def _scalar(path, label, rule: Real, x, pending: _Pending):
 
 
 def _count(path, label, rule: Count, x):
+    """A whole number (int, numpy int or integer 0-d tensor) within the rule's range."""
     if isinstance(x, torch.Tensor) and x.dim() == 0 and not x.is_floating_point():
         x = int(x)
     if not isinstance(x, (numbers.Integral, np.integer)) or isinstance(x, (bool, np.bool_)):
@@ -385,11 +389,6 @@ def check_value(path: str, value, labels=None, pending: Optional[_Pending] = Non
             raise CheckError(f"{label}: {problem}", path)
     if own:
         pending.run()
-
-
-def problem_of(rule: Real, x: float) -> Optional[str]:
-    """Why ``x`` breaks ``rule`` (for file readers, which name the line themselves), or None."""
-    return rule.problem(float(x))
 
 
 # ---------------------------------------------------------------- composite fields
@@ -502,6 +501,13 @@ def _check_fgrid(fgrid, label, pending):
     if t.is_complex() or t.dtype == torch.bool:
         raise CheckTypeError(f"{label}: structure factors must be real numbers, got {t.dtype}", path)
     pending.add(path, label, STRUCTURE_FACTOR, t)
+
+
+def check_structure_factors(fgrid, label: str = "F") -> None:
+    """An FGrid's values: finite, at most 1e15 in size (one transfer for a tensor grid)."""
+    pending = _Pending()
+    _check_fgrid(fgrid, label, pending)
+    pending.run()
 
 
 def _check_umats(umats, label):
