@@ -118,6 +118,19 @@ def test_directly_built_experiment_is_checked_by_path():
         api.simulate(bare)
 
 
+def test_extra_fields_are_checked_by_their_name():
+    with pytest.raises(ValueError, match="roi: minimum exceeds maximum"):
+        api.detector(pixels=8, roi=(5, 1, 0, 3))
+    with pytest.raises(ValueError, match="thickness"):
+        api.detector(pixels=8, thickness=-1e-6)
+    with pytest.raises(TypeError, match="phisteps"):
+        api.crystal(api.unit_cell(100, 100, 100), phisteps=2.5)
+    with pytest.raises(ValueError, match="dispersion"):
+        api.beam(dispersion=float("nan"))
+    with pytest.raises(ValueError, match="oversample"):
+        api.sampling(oversample=0)
+
+
 def test_source_with_wavelength_zero_refused():
     with pytest.raises(ValueError, match="sources: source 1: wavelength 0"):
         api.beam(sources=np.array([[-10.0, 0.0, 0.0, 1.0, 0.0]]))

@@ -52,11 +52,12 @@ def _outputs(tmp_path):
     return {"-floatfile": tmp_path / "float.bin", "-intfile": tmp_path / "int.img"}
 
 
-def _check_run(argv, tmp_path, capsys, keep_dump=False):
+def _check_run(argv, tmp_path, capsys):
     outs = _outputs(tmp_path)
     for path in outs.values():
         path.write_bytes(SENTINEL)
     full = BASE + [x for flag, path in outs.items() for x in (flag, str(path))] + argv
+    before = set(tmp_path.iterdir())
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
@@ -76,8 +77,7 @@ def _check_run(argv, tmp_path, capsys, keep_dump=False):
     assert len(lines) == 2 and lines[0].startswith("nanoBragg: error: ") and "nanoBragg -h" in lines[1], (argv, err)
     for path in outs.values():
         assert path.read_bytes() == SENTINEL, (argv, f"{path.name} changed on an error")
-    if not keep_dump:
-        assert not (tmp_path / "Fdump.bin").exists(), (argv, "Fdump.bin written on an error")
+    assert set(tmp_path.iterdir()) == before, (argv, "files created on an error")
     return status, err
 
 
@@ -156,7 +156,7 @@ def test_corrupted_fdump(key, tmp_path, capsys):
     (tmp_path / "Fdump.bin").write_bytes(FDUMP[key])
     before = (tmp_path / "Fdump.bin").read_bytes()
     argv = ["-default_F", "0"] if key != "empty" else []
-    status, _ = _check_run(argv, tmp_path, capsys, keep_dump=True)
+    status, _ = _check_run(argv, tmp_path, capsys)
     assert (tmp_path / "Fdump.bin").read_bytes() == before
 
 
