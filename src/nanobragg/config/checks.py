@@ -145,12 +145,14 @@ class Count:
 
 @dataclass(frozen=True)
 class Vector:
-    """Three finite numbers, each at most ``high`` in size; ``nonzero``: not all (nearly) zero."""
+    """Three finite numbers, each at most ``high`` in size; ``nonzero``: not all (nearly) zero;
+    ``unit_length``: of length 1 within 1e-3 (a vector C uses without normalising it)."""
 
     noun: str
     high: float
     nonzero: bool = True
     unit: str = ""
+    unit_length: bool = False
 
     def problem(self, values) -> Optional[str]:
         if not all(math.isfinite(v) for v in values):
@@ -159,6 +161,9 @@ class Vector:
             return f"{self.noun} has a component larger than {_g(self.high)}{' ' + self.unit if self.unit else ''}"
         if self.nonzero and max(abs(v) for v in values) < 1e-30:
             return f"{self.noun} is zero: it must give a direction"
+        length = math.sqrt(sum(v * v for v in values))
+        if self.unit_length and abs(length - 1.0) > 1e-3:
+            return f"{self.noun} has length {_g(length)}: it must be a unit vector (it is used as given)"
         return None
 
 
@@ -220,7 +225,7 @@ RULES: dict[str, object] = {
     "detector.roty": _angle("detector rotation"),
     "detector.rotz": _angle("detector rotation"),
     "detector.twotheta": _angle("two-theta"),
-    "detector.twotheta_axis": Vector("two-theta axis", 1e30),
+    "detector.twotheta_axis": Vector("two-theta axis", 1e30, unit_length=True),
     "detector.fdet_vector": Vector("fast axis", 1e30),
     "detector.sdet_vector": Vector("slow axis", 1e30),
     "detector.odet_vector": Vector("detector normal", 1e30, nonzero=False),
@@ -693,8 +698,8 @@ class RunSize:
     fluence: float
     fluence_from: str  #: beam.fluence, or beam.flux when the fluence is flux x exposure / beamsize^2
     I_bg: float  #: water background per step
-    omega_max: float  #: pixel^2 / (nearest distance)^2
-    kahn: float
+    omega_max: float  #: largest solid angle of a pixel: pixel^2 / (nearest distance)^2, 1/distance^2 for point pixels
+    omega_every_step: bool  #: -oversample_omega: C multiplies the running sum by omega at every step
 
     @property
     def work(self) -> float:
@@ -728,10 +733,12 @@ def _check_steps(size: RunSize, label: Labels) -> None:
 def check_size(size: RunSize, dtype, labels=None) -> None:
     """Refuse a run of more than a day's work, or whose sums or peak pixel would overflow.
 
-    The peak of a pixel is at most r_e^2 fluence (|F|max^2 (Na Nb Nc)^2 + I_bg)
-    (1 + |Kahn|) omega_max (every shape's lattice factor is at most Na Nb Nc):
-    it must stay below float32's largest value (the float file is float32),
-    and the sums over all steps below the largest value of ``dtype``.
+    A pixel sums, over its ``steps`` sub-steps, at most I_bg + steps |F|max^2 (Na Nb Nc)^2
+    (every shape's lattice factor is at most Na Nb Nc; polarization and capture
+    fraction at most 1), times omega_max^steps when -oversample_omega multiplies
+    the running sum at every step; this must stay below the largest number of
+    ``dtype``, and the pixel, r_e^2 fluence / steps times it (times omega_max),
+    below float32's (the float file is float32).
     """
     from ..resolve import R_E_SQR
 
@@ -747,18 +754,24 @@ def check_size(size: RunSize, dtype, labels=None) -> None:
                 "makes " if size.auto_oversample else "")
         raise CheckError(f"{auto}{_g(size.work)} pixel-steps ({parts}): more than a day's work "
                          f"at {_g(WORK_RATE)} per second")
-    with np.errstate(over="ignore", invalid="ignore"):
-        per_step = np.float64(size.F_max) ** 2 * np.float64(size.cells) ** 2 + np.float64(size.I_bg)
-        steps = float(size.oversample ** 2 * size.layers * size.sources * size.phisteps * size.domains)
-        total = per_step * steps
-        peak = np.float64(R_E_SQR) * size.fluence * per_step * (1.0 + abs(size.kahn)) * size.omega_max
+    steps = float(size.oversample ** 2 * size.layers * size.sources * size.phisteps * size.domains)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        per_step = np.float64(size.F_max) ** 2 * np.float64(size.cells) ** 2
+        # log10 of the bound on the running sum: C multiplies it by omega at every step under -oversample_omega
+        log_sum = np.log10(np.float64(size.I_bg) + steps * per_step)
+        if size.omega_every_step:
+            log_sum += steps * max(0.0, math.log10(size.omega_max))
+        final_omega = 0.0 if size.omega_every_step else math.log10(size.omega_max)
+        log_peak = math.log10(R_E_SQR * size.fluence / steps) + log_sum + final_omega
     limit = float(torch.finfo(dtype).max)
-    if total < limit and peak < FLOAT32_MAX:
+    if not np.isnan(log_sum) and log_sum < math.log10(limit) and log_peak < math.log10(FLOAT32_MAX):
         return
-    if peak < FLOAT32_MAX:
-        what = f"the sums over {_g(steps)} steps would exceed {str(dtype)[6:]}'s largest number"
+    if log_sum < math.log10(limit):
+        what = f"the peak pixel could reach 1e{log_peak:.0f} photons, beyond float32's {_g(FLOAT32_MAX)}"
     else:
-        what = f"the peak pixel could reach {_g(peak)} photons, beyond float32's {_g(FLOAT32_MAX)}"
+        what = f"the sums over {_g(steps)} steps would exceed {str(dtype)[6:]}'s largest number"
+    if size.omega_every_step and size.omega_max > 1:
+        what += f" (-oversample_omega multiplies them by omega up to {_g(size.omega_max)} at every step)"
     raise CheckError(f"intensities overflow: {what} (|F| up to {_g(size.F_max)} from "
                      f"{_origin(labels, size.F_from)}, {_g(size.cells)} unit cells from {_origin(labels, size.size_from)}, "
                      f"fluence {_g(size.fluence)} photons/m^2 from {_origin(labels, size.fluence_from)})")
