@@ -197,7 +197,7 @@ def resolve(s: NonBraggSettings, log=print):
 
     r = SimpleNamespace()
     dtype = torch.float64 if s.dtype == "float64" else torch.float32
-    r.dtype = dtype
+    r.dtype, r.dtype_name = dtype, s.dtype
     r.device = torch.device("cuda" if s.device == "cuda" or (s.device == "auto" and torch.cuda.is_available())
                             else "cpu")
     pix = s.pixel_size
@@ -312,9 +312,77 @@ def resolve(s: NonBraggSettings, log=print):
 # rendering
 
 
-def render(s: NonBraggSettings, r, table, want_img: bool):
+def render(s: NonBraggSettings, r, table, want_img: bool, engine: str = "auto"):
     """The float image (S, F) float32 (0 outside the ROI), and with ``want_img`` the per-pixel
-    last-sample values -img needs: polarization, solid angle, stol, interval index."""
+    last-sample values -img needs: polarization, solid angle, stol, interval index.
+
+    ``engine``: ``loop`` (compiled loop over C's samples in C's order, float64 on the CPU,
+    rows in parallel unless the table's stol values do not increase), ``torch`` (the tensor
+    functions of physics.background, any dtype and device), ``auto`` (loop for float64 on the CPU).
+    """
+    if engine == "auto":
+        engine = "loop" if (r.dtype_name == "float64" and r.device.type == "cpu") else "torch"
+    if engine == "loop":
+        return _render_loop(s, r, table, want_img)
+    return _render_torch(s, r, table, want_img)
+
+
+def _empty_extra(shape, want_img):
+    if not want_img:
+        return None
+    extra = {k: np.zeros(shape, dtype=np.float64) for k in ("polar", "omega", "stol", "F")}
+    extra["nearest"] = np.zeros(shape, dtype=np.int64)
+    return extra
+
+
+def _render_loop(s, r, table, want_img):
+    import torch
+
+    from ..geometry.vectors import cross, unitize
+    from ..physics._background_loops import background_rows_parallel, background_rows_serial
+    from ..physics.background import AVOGADRO, R_E_SQR  # noqa: F401
+
+    S, Fp = r.spixels, r.fpixels
+    image = np.zeros((S, Fp), dtype=np.float32)
+    extra = _empty_extra((S, Fp), want_img or s.fmap)
+    x0, x1 = r.roi[0], min(r.roi[1], Fp - 1)
+    y0, y1 = r.roi[2], min(r.roi[3], S - 1)
+    if x0 > x1 or y0 > y1:
+        return image, extra
+    inc = r.incident.double()
+    b_in = unitize(cross(r.polar_vector.double().expand_as(inc), inc))[0]
+    e_in = unitize(cross(inc, b_in))[0]
+
+    def arr(t):
+        return np.ascontiguousarray(t.detach().double().cpu().numpy())
+    common = (x0, x1, r.oversample, float(r.pixel_size), arr(r.fdet), arr(r.sdet), arr(r.pix0), bool(s.curved),
+              float(r.distance), arr(r.beam), arr(inc), arr(r.lambdas), arr(r.weights), arr(e_in), arr(b_in),
+              table.x.numpy(), table.F.detach().numpy(), table._den.numpy(), float(s.polarization), bool(s.nopolar),
+              bool(s.point_pixel), float(r.close_distance),
+              np.array([R_E_SQR, r.fluence, r.molecules], dtype=np.float64), float(r.steps))
+    width = x1 - x0 + 1
+    band = max(1, min(y1 - y0 + 1, (1 << 20) // max(1, width)))
+    n = 0
+    with torch.no_grad():
+        for start in range(y0, y1 + 1, band):
+            stop = min(start + band, y1 + 1) - 1
+            rows = stop - start + 1
+            out = np.zeros((rows, width), dtype=np.float32)
+            lasts = [np.zeros((rows, width)) for _ in range(4)] + [np.zeros((rows, width), dtype=np.int64)]
+            if table.increasing:
+                background_rows_parallel(start, stop, *common, out, *lasts)
+            else:
+                n = background_rows_serial(start, stop, *common, out, *lasts, n)
+            image[start:stop + 1, x0:x1 + 1] = out
+            if extra is not None:
+                for key, value in zip(("F", "polar", "omega", "stol", "nearest"), lasts):
+                    extra[key][start:stop + 1, x0:x1 + 1] = value
+    if s.fmap:
+        image[y0:y1 + 1, x0:x1 + 1] = extra["F"][y0:y1 + 1, x0:x1 + 1].astype(np.float32)
+    return image, extra
+
+
+def _render_torch(s, r, table, want_img):
     import torch
 
     from ..physics.background import background_image, background_samples, detector_positions, nearest_sequential
@@ -322,9 +390,7 @@ def render(s: NonBraggSettings, r, table, want_img: bool):
     dtype, device = r.dtype, r.device
     S, Fp = r.spixels, r.fpixels
     image = np.zeros((S, Fp), dtype=np.float32)
-    extra = {k: np.zeros((S, Fp), dtype=np.float64) for k in ("polar", "omega", "stol")} if want_img else None
-    if want_img:
-        extra["nearest"] = np.zeros((S, Fp), dtype=np.int64)
+    extra = _empty_extra((S, Fp), want_img)
     x0, x1 = r.roi[0], min(r.roi[1], Fp - 1)
     y0, y1 = r.roi[2], min(r.roi[3], S - 1)
     if x0 > x1 or y0 > y1:
