@@ -760,9 +760,9 @@ def check_size(size: RunSize, dtype, labels=None) -> None:
         # log10 of the bound on the running sum: C multiplies it by omega at every step under -oversample_omega
         log_sum = np.log10(np.float64(size.I_bg) + steps * per_step)
         if size.omega_every_step:
-            log_sum += steps * max(0.0, math.log10(size.omega_max))
-        final_omega = 0.0 if size.omega_every_step else math.log10(size.omega_max)
-        log_peak = math.log10(R_E_SQR * size.fluence / steps) + log_sum + final_omega
+            log_sum += steps * max(0.0, np.log10(size.omega_max))
+        final_omega = 0.0 if size.omega_every_step else np.log10(size.omega_max)
+        log_peak = np.log10(R_E_SQR * size.fluence / steps) + log_sum + final_omega
     limit = float(torch.finfo(dtype).max)
     if not np.isnan(log_sum) and log_sum < math.log10(limit) and log_peak < math.log10(FLOAT32_MAX):
         return
