@@ -172,3 +172,25 @@ def test_simulator_unknown_parameter_is_a_value_error():
         sim.distance.fill_(-5.0)
     with pytest.raises(ValueError, match="distance"):
         sim()
+
+
+@pytest.mark.parametrize("make, error, words", [
+    (lambda: api.detector(pixels=8, convention=None), TypeError, "convention"),
+    (lambda: api.detector(pixels=8, pixel_size=0), ValueError, "pixel_size"),
+    (lambda: api.detector(pixels=8, beam_center=(1,)), TypeError, "beam_center"),
+    (lambda: api.detector(pixels=8, rotation="abc"), TypeError, "rotation"),
+    (lambda: api.beam(polarization=2), ValueError, "polarization"),
+    (lambda: api.crystal((1e-8, 1e-8, 1e-8)), TypeError, "cell"),
+    (lambda: api.crystal(api.unit_cell(100, 100, 100), osc=-5), ValueError, "osc"),
+    (lambda: api.crystal(api.unit_cell(100, 100, 100), mosaic_domains=1.5), TypeError, "mosaic_domains"),
+    (lambda: api.sampling(oversample="2"), TypeError, "oversample"),
+    (lambda: api.sampling(dmin=-1), ValueError, "dmin"),
+    (lambda: api.simulate("exp"), TypeError, "exp"),
+    (lambda: api.experiment("det", api.beam(), api.crystal(api.unit_cell(100, 100, 100))), TypeError, "detector"),
+    (lambda: api.structure_factors("abc"), TypeError, "F"),
+    (lambda: Simulator(_exp(), ["bogus"]), ValueError, "bogus"),
+    (lambda: Simulator(_exp(), ["distance"], dtype=torch.float16), TypeError, "dtype"),
+])
+def test_more_misuse(make, error, words):
+    with pytest.raises(error, match=words):
+        make()

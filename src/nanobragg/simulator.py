@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from .api import ANGSTROM, DEG, MM, simulate, structure_factors
+from .config import checks
 from .config.experiment import Experiment
 from .geometry.detector import beam_centre, pixel_counts
 
@@ -163,18 +164,23 @@ def copy_experiment(exp: Experiment) -> Experiment:
                    crystal=replace(exp.crystal), sampling=replace(exp.sampling))
 
 
+def _parameter(name: str) -> Parameter:
+    """The entry of :data:`PARAMETERS`; UnknownParameter (a ValueError) naming the known ones otherwise."""
+    if name not in PARAMETERS:
+        raise UnknownParameter(f"unknown parameter {name!r}; known: {', '.join(PARAMETERS)}")
+    return PARAMETERS[name]
+
+
 def read_parameters(exp: Experiment, names: Iterable[str]) -> dict[str, torch.Tensor]:
     """Current values (float64 tensors, user units of :data:`PARAMETERS`) of the named quantities."""
-    return {n: PARAMETERS[n].read(exp).detach().clone() for n in names}
+    return {n: _parameter(n).read(exp).detach().clone() for n in names}
 
 
 def with_parameters(exp: Experiment, **values: torch.Tensor) -> Experiment:
     """Copy of ``exp`` with the named quantities (user units) replaced; tensors keep their graph."""
     out = copy_experiment(exp)
     for name, value in values.items():
-        if name not in PARAMETERS:
-            raise UnknownParameter(f"unknown parameter {name!r}; known: {', '.join(PARAMETERS)}")
-        PARAMETERS[name].write(out, value)
+        _parameter(name).write(out, value)
     return out
 
 
@@ -191,6 +197,9 @@ class Simulator(nn.Module):
     def __init__(self, experiment: Experiment, parameters: Iterable[str] = (), dtype=torch.float64,
                  device: Optional[torch.device] = None):
         super().__init__()
+        if not isinstance(experiment, Experiment):
+            raise TypeError(f"experiment: must be an Experiment, got {type(experiment).__name__}")
+        checks.check_dtype(dtype)
         self.experiment, self.dtype, self.device = experiment, dtype, device
         self.names = tuple(parameters)
         for name, value in read_parameters(experiment, self.names).items():

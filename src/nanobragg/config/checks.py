@@ -26,6 +26,7 @@ F grid that does not fit the memory budget.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
@@ -533,9 +534,14 @@ SECTIONS = ("detector", "beam", "crystal", "sampling")
 def _queue_section(name: str, config, label: Labels, pending: _Pending) -> None:
     """Check the fields of one record by :data:`RULES` and the composite ones; tensor values are queued."""
     prefix = name + "."
+    optional = {f.name for f in dataclasses.fields(config) if f.default is None}
     for path in RULES:
         if path.startswith(prefix):
-            check_value(path, getattr(config, path[len(prefix):]), label, pending)
+            field = path[len(prefix):]
+            value = getattr(config, field)
+            if value is None and field not in optional:
+                raise CheckTypeError(f"{label(path)}: {RULES[path].noun} must be given (got None)", path)
+            check_value(path, value, label, pending)
     if name == "detector" and config.roi is not None:
         _check_roi(config.roi, label("detector.roi"))
     if name == "beam" and config.sources is not None:
