@@ -153,6 +153,8 @@ def test_fdump_beyond_budget_refused_from_its_header(tmp_path, capsys):
     ("-10 0 0 1 0", ["source 1", "wavelength 0"]),
     ("inf 0 0 1 1e-10", ["source 1", "not a finite number"]),
     ("0 0 0 1 1e-10", ["source 1", "zero"]),
+    ("-10 0 0 1 1e-10\n0 nan nan 1 1e-10", ["source 2", "zero"]),
+    ("-10 0 0 1 1e-10\n-10 1e300 0 1 1e-10", ["source 2", "source position"]),
 ])
 def test_bad_source_file(row, words, tmp_path, capsys):
     name = _write(tmp_path, "src.txt", row + "\n")

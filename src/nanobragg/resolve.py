@@ -130,6 +130,11 @@ def _sources(exp, vecs, lam0):
     disp = auto.range_steps(b.dispsteps, b.dispersion, b.dispstep)
     if b.sources is not None and len(b.sources):
         dirs, lams = file_sources(b.sources, vecs.beam, lam0)
+        zero = dirs.detach().abs().amax(-1) == 0
+        if bool(zero.any()):
+            row = int(zero.nonzero()[0, 0]) + 1
+            raise ConfigError(f"{exp.origins.get('beam.sources', 'beam.sources')}: source {row}: its position "
+                              "(missing columns filled in) is zero: it must give a direction")
         return dirs, lams, 0, disp, hdiv, vdiv
     pairs = divergence_grid(hdiv[0], hdiv[1], hdiv[2], vdiv[0], vdiv[1], vdiv[2], b.round_div)
     dirs, lams = grid_sources(vecs.beam, vecs.polar, pairs, lam0, disp[1], disp[2], disp[0])

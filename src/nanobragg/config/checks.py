@@ -484,15 +484,22 @@ def _check_sources(table, label):
     t = np.asarray(table.detach().cpu() if isinstance(table, torch.Tensor) else table, dtype=np.float64)
     if t.ndim != 2 or t.shape[1] != 5:
         raise CheckTypeError(f"{label}: sources must be an (n, 5) table of X Y Z I lambda", path)
-    for row, (x, y, z, _, lam) in enumerate(t, start=1):
-        for v in (x, y, z):
-            problem = None if math.isnan(v) else SOURCE_POSITION.problem(v)
-            if problem:
-                raise CheckError(f"{label}: source {row}: {problem}", path)
-        if not math.isnan(lam) and WAVELENGTH.problem(lam):
-            raise CheckError(f"{label}: source {row}: {WAVELENGTH.problem(lam)}", path)
-        if not (math.isnan(x) or math.isnan(y) or math.isnan(z)) and max(abs(x), abs(y), abs(z)) < 1e-30:
-            raise CheckError(f"{label}: source {row}: position is zero: it must give a direction", path)
+    pos, lam = t[:, :3], t[:, 4]
+    with np.errstate(invalid="ignore"):
+        bad_pos = ~np.isnan(pos) & ~(np.abs(pos) <= SOURCE_POSITION.high)
+        bad_lam = ~np.isnan(lam) & ~((lam >= WAVELENGTH.low) & (lam <= WAVELENGTH.high))
+        zero = ~np.isnan(pos).any(axis=1) & (np.abs(pos).max(axis=1) < 1e-30)
+    for rows, what in ((bad_pos.any(axis=1), "position"), (bad_lam, "wavelength"), (zero, "zero")):
+        if rows.any():
+            row = int(np.nonzero(rows)[0][0])
+            if what == "position":
+                v = pos[row][bad_pos[row]][0]
+                problem = SOURCE_POSITION.problem(v)
+            elif what == "wavelength":
+                problem = WAVELENGTH.problem(lam[row])
+            else:
+                problem = "position is zero: it must give a direction"
+            raise CheckError(f"{label}: source {row + 1}: {problem}", path)
 
 
 def _check_fgrid(fgrid, label, pending):
