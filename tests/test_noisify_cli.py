@@ -100,3 +100,15 @@ def test_console_script(tmp_path):
     assert exe is not None
     done = subprocess.run([exe, "-h"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "-psf" in done.stdout
+
+
+def test_library_chain_equals_the_c_chain():
+    """nonBragg then noisify through the library functions (no files) equals the C programs' chain:
+    nz-geometry is C noisify on C nonBragg's nb-water image."""
+    from golden_tools import c_output
+    from nanobragg.cli.nonbragg import background
+    water = background("-stol water -distance 100 -detpixels 128 -pixel 0.4".split())
+    res = de.noisify_c(water, seed=-12, scale=1e-9, log=lambda *a: None)
+    ref = c_output("nz-geometry", "noise.img")
+    assert res.noise16.astype("<u2").tobytes() == ref[512:]
+    assert res.int16.astype("<u2").tobytes() == c_output("nz-geometry", "int.img")[512:]

@@ -92,3 +92,11 @@ def test_console_script(tmp_path):
     assert done.returncode == 0 and "-stol" in done.stdout
     done = subprocess.run([exe, "-stol"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.startswith("nonBragg: error:") and not list(tmp_path.iterdir())
+
+
+def test_background_function_equals_the_command(tmp_path):
+    from nanobragg.cli.nonbragg import background
+    args = ["-stol", "water", "-distance", "100", "-detpixels", "128", "-pixel", "0.4", "-noprogress"]
+    image = background(args)
+    assert image.shape == (128, 128) and image.dtype == np.float32
+    assert image.tobytes() == c_output("nb-water", "float.bin")

@@ -646,6 +646,23 @@ def _summary(s, r, log):
         log(f"  seed: {s.seed}")
 
 
+def background(argv: list[str], log=None) -> np.ndarray:
+    """The float image (S, F) float32, photons/pixel, that ``nonBragg`` with these flags would write.
+
+    Nothing is written (output flags are accepted and ignored). Bad flags raise UsageError or
+    InputError, as the command reports them. Example::
+
+        water = background("-stol water -distance 100 -detpixels 1024 -pixel 0.1".split())
+    """
+    s, img = build_settings(argv)
+    validate(s)
+    quiet = log or (lambda *a: None)
+    r = resolve(s, quiet)
+    table, _, _ = read_stol(s.stol, s.stol_mult)
+    image, _ = render(s, r, table, False)
+    return image
+
+
 def run(argv: list[str], log=print) -> int:
     """Run the command; returns the exit status."""
     try:
