@@ -55,10 +55,13 @@ def split_flags(argv: list[str], table: dict | None = None) -> list[tuple[Flag, 
 def apply_flag(settings: Settings, flag: Flag, name: str, values: list[str]) -> None:
     """Convert the values and apply the flag's assignments, implications or action.
 
-    Every field set is recorded in ``settings.origins`` as set by ``name``, so that a
-    later check of the value names this flag.
+    Every field set is recorded in ``settings.origins`` as set by ``name`` (when the
+    settings record origins, as :class:`Settings` does), so that a later check of
+    the value names this flag.
     """
-    settings.source = name
+    track = hasattr(settings, "source")
+    if track:
+        settings.source = name
     try:
         converters = flag.values if len(flag.values) == len(values) else flag.values[:1] * len(values)
         converted = [conv(v) for conv, v in zip(converters, values)]
@@ -72,7 +75,8 @@ def apply_flag(settings: Settings, flag: Flag, name: str, values: list[str]) -> 
         raise UsageError(f"{name}: {exc}") from None
     for target, value in flag.implies:
         settings.assign(target, value)
-    settings.source = None
+    if track:
+        settings.source = None
 
 
 def parse(argv: list[str], settings: Settings | None = None) -> Settings:
