@@ -100,6 +100,8 @@ class Real:
 
     def allowed(self) -> str:
         low = f"above {self._show(self.low)}" if self.above else f"at least {self._show(self.low)}"
+        if 0.0 in self.unset and self.low > 0:
+            low = f"0 or {low}"
         return f"{low} and at most {self._show(self.high)}"
 
     def problem(self, x: float) -> Optional[str]:
