@@ -75,6 +75,7 @@ def test_tensor_functions():
     photons = de.photon_scale(x, scale=2.0)
     assert math.isclose(float(photons[0, 0].detach()), 200.0, rel_tol=1e-12)
     noisy = de.photon_noise(de.calibration_error(de.flicker(photons, 0.0, generator=g), 0.0, generator=g), generator=g)
+    noisy = noisy.detach()
     assert abs(float(noisy.mean()) - 200.0) < 2.0 and abs(float(noisy.var()) - 200.0) < 30.0
     values, overloads = de.adc(noisy, gain=2.0, offset=10.0, noise=de.read_noise(torch.zeros_like(noisy), 0.0))
     assert values.dtype == torch.int64 and overloads == 0 and int(values.min()) >= 10

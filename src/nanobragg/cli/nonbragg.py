@@ -198,6 +198,8 @@ def resolve(s: NonBraggSettings, log=print):
     r = SimpleNamespace()
     dtype = torch.float64 if s.dtype == "float64" else torch.float32
     r.dtype, r.dtype_name = dtype, s.dtype
+    if s.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("-device cuda: no CUDA device is available")
     r.device = torch.device("cuda" if s.device == "cuda" or (s.device == "auto" and torch.cuda.is_available())
                             else "cpu")
     pix = s.pixel_size
