@@ -198,7 +198,7 @@ def test_smv_garbage_and_empty(tmp_path, capsys):
 # ---------------------------------------------------------------- real processes
 
 PROCESS_CASES = [["-N", "0"], ["-distance", "1e-300"], ["-cell", "1e300"] * 1 + ["1"] * 5, ["-mosaic", "nan"],
-                 ["-detpixels", "100000"]]
+                 ["-detpixels", "100000000"]]
 
 
 @pytest.mark.parametrize("argv", PROCESS_CASES, ids=[" ".join(a) for a in PROCESS_CASES])

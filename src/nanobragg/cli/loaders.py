@@ -77,10 +77,10 @@ def load_structure_factors(settings: Settings, log) -> bool:
 
     A grid that does not fit the memory budget is refused before it is built.
     """
-    from .validate import budget_bytes
+    from .simulate import memory_budget
 
     xtal, files, out = settings.experiment.crystal, settings.files, settings.output
-    budget = budget_bytes(settings)
+    budget = memory_budget(settings)
     if files.hkl is not None:
         table = read_hkl(files.hkl)
         for line in table.warnings:

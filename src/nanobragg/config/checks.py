@@ -665,9 +665,11 @@ def _mb(nbytes: float) -> str:
     return f"{nbytes / MB:.4g} MB"
 
 
-def check_memory(exp, itemsize: int, budget: int, labels=None, budget_label="memory budget", batch: int = 1) -> None:
-    """The image (``batch`` x spixels x fpixels of ``itemsize`` bytes) and one pixel's sums over every
-    crystal orientation (phi steps x mosaic domains) must fit ``budget`` bytes."""
+def check_memory(exp, itemsize: int, budget: int, labels=None, budget_label="memory budget", batch: int = 1,
+                 whole_image: bool = True) -> None:
+    """One pixel's sums over every crystal orientation (phi steps x mosaic domains), and with
+    ``whole_image`` the image itself (``batch`` x spixels x fpixels of ``itemsize`` bytes, as the API
+    returns it; the command line writes it in bands), must fit ``budget`` bytes."""
     from ..engine.chunks import ELEMENT_FACTOR
     from ..geometry import steps as auto
     from ..geometry.detector import pixel_counts
@@ -675,7 +677,7 @@ def check_memory(exp, itemsize: int, budget: int, labels=None, budget_label="mem
     label = _labeller(labels if labels is not None else getattr(exp, "origins", None))
     fpixels, spixels, _, _ = pixel_counts(exp.detector)
     image = float(batch) * fpixels * spixels * itemsize
-    if image > budget:
+    if whole_image and image > budget:
         who = "detector.fpixels" if exp.detector.fpixels else "detector.detsize_f"
         raise CheckError(f"{label(who)}: a {fpixels}x{spixels} image ({_mb(image)}) does not fit the "
                          f"{budget_label} of {_mb(budget)}", who)
