@@ -455,27 +455,35 @@ def statistics(image: np.ndarray, roi, n_start: int | None = None):
     bin's count instead, ``n_start``), and the rmsd loop reads each pixel's
     successor (its index is incremented before use; 0 after the last pixel).
     """
-    mask = roi_mask(image.shape, roi)
-    values = image.astype(np.float64)
-    inside = values[mask]
-    count = int(mask.sum())
-    total, sumsqr = float(inside.sum()), float((inside * inside).sum())
-    if count:
-        flat = np.where(mask, values, -np.inf).reshape(-1)
-        at = int(np.argmax(flat))
-        max_I = max(float(flat[at]), 0.0)
-        at = at if float(flat[at]) > 0.0 else None
+    S, F = image.shape
+    xmin, xmax, ymin, ymax = roi
+    x0, x1, y0, y1 = max(xmin, 0), min(xmax, F - 1), max(ymin, 0), min(ymax, S - 1)
+    if x0 > x1 or y0 > y1:
+        sub = np.zeros((0, 0), dtype=np.float32)
     else:
-        max_I, at = 0.0, None
+        sub = image[y0:y1 + 1, x0:x1 + 1]
+    count = sub.size
+    inside = sub.astype(np.float64).reshape(-1)
+    total, sumsqr = float(inside.sum()), float(np.dot(inside, inside))
+    max_I, at = 0.0, None
+    if count:
+        k = int(np.argmax(sub))
+        if float(sub.reshape(-1)[k]) > 0.0:
+            max_I = float(sub.reshape(-1)[k])
+            at = (y0 + k // sub.shape[1]) * F + x0 + k % sub.shape[1]
     n = count if n_start is None else n_start
     n = 1 if n <= 0 else n
     avg = total / n
     n = 2 if n <= 1 else n
     rms = math.sqrt(sumsqr / (n - 1))
-    following = np.append(values.reshape(-1)[1:], 0.0).reshape(values.shape)
-    dev = following[mask] - avg
+    ssd = 0.0
+    if count:
+        ext = np.zeros(S * F + 1, dtype=np.float32)
+        ext[:-1] = image.reshape(-1)
+        following = ext[1:].reshape(S, F)[y0:y1 + 1, x0:x1 + 1].astype(np.float64).reshape(-1) - avg
+        ssd = float(np.dot(following, following))
     m = count if count > 1 else 2
-    rmsd = math.sqrt(float((dev * dev).sum()) / (m - 1))
+    rmsd = math.sqrt(ssd / (m - 1))
     return dict(max_I=max_I, max_at=at, mean=avg, rms=rms, rmsd=rmsd)
 
 
