@@ -11,21 +11,27 @@ import numpy as np
 
 DATA = Path(__file__).parent / "data" / "golden_tools"
 CASES = DATA / "cases"
+#: More C outputs made for this project (same C programs, gcc -O3), on flag combinations the golden set lacks.
+EXTRA = Path(__file__).parent / "data" / "golden_tools_extra"
 INPUTS = DATA / "inputs"
 STOL = Path(__file__).resolve().parents[1] / "src" / "nanobragg" / "data" / "stol"
 
 
-def case_names(prog: str) -> list[str]:
-    return sorted(p.name for p in CASES.iterdir()
+def case_names(prog: str, root: Path = CASES) -> list[str]:
+    return sorted(p.name for p in root.iterdir()
                   if (p / "case.json").exists() and json.loads((p / "case.json").read_text())["prog"] == prog)
 
 
+def _folder(name: str) -> Path:
+    return CASES / name if (CASES / name).exists() else EXTRA / name
+
+
 def load_case(name: str) -> dict:
-    return json.loads((CASES / name / "case.json").read_text())
+    return json.loads((_folder(name) / "case.json").read_text())
 
 
 def c_output(name: str, output: str) -> bytes:
-    return gzip.decompress((CASES / name / f"{output}.gz").read_bytes())
+    return gzip.decompress((_folder(name) / f"{output}.gz").read_bytes())
 
 
 def prepare(name: str, folder: Path) -> dict:

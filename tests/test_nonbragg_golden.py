@@ -9,17 +9,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from golden_tools import c_output, case_names, float_compare, pgm_split, prepare, run_in
+from golden_tools import EXTRA, c_output, case_names, float_compare, pgm_split, prepare, run_in
 from nanobragg.cli.nonbragg import run
 
 CASES = case_names("nonBragg")
+EXTRA_CASES = case_names("nonBragg", EXTRA)
 #: C reads nanoice.stol's two '#' lines as rows (stol 0, F 0): 5 NaN pixels at the direct beam, and a
 #: smaller brightest pixel, hence another int scale. Here the comment lines are skipped.
 NAN_TABLE = {"nb-nanoice-samplesize"}
 
 
 def test_every_case_is_here():
-    assert len(CASES) == 23
+    assert len(CASES) == 23 and len(EXTRA_CASES) == 19
 
 
 def _check(name, folder, dtype):
@@ -55,12 +56,12 @@ def _check(name, folder, dtype):
     return results
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", CASES + EXTRA_CASES)
 def test_case_float64(name, tmp_path):
     _check(name, tmp_path, "float64")
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", CASES + EXTRA_CASES)
 def test_case_float32(name, tmp_path):
     _check(name, tmp_path, "float32")
 
