@@ -194,3 +194,11 @@ def test_simulator_unknown_parameter_is_a_value_error():
 def test_more_misuse(make, error, words):
     with pytest.raises(error, match=words):
         make()
+
+
+def test_random_misset_without_a_seed():
+    xtal = api.crystal(api.unit_cell(100, 100, 100), N=3, default_F=10, misset="random")
+    exp = api.experiment(api.detector(pixels=8), api.beam(), xtal)
+    with pytest.raises(ValueError, match="misset: a random misset needs a seed"):
+        api.simulate(exp)
+    assert torch.isfinite(api.simulate(exp, seed=-5)).all()

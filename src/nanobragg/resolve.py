@@ -117,6 +117,9 @@ def _misset(exp: Experiment, seed: int | None):
         from .rng.orientation import random_misset
 
         mseed = exp.crystal.misset_seed if exp.crystal.misset_seed is not None else seed
+        if mseed is None:
+            label = exp.origins.get("crystal.misset", "crystal.misset")
+            raise ConfigError(f"{label}: a random misset needs a seed (the noise seed, or crystal.misset_seed)")
         _, angles = random_misset(mseed)
         return angles, tuple(a * 180.0 / math.pi for a in angles)
     return m, None
