@@ -129,6 +129,9 @@ def test_extra_fields_are_checked_by_their_name():
         api.beam(dispersion=float("nan"))
     with pytest.raises(ValueError, match="oversample"):
         api.sampling(oversample=0)
+    with pytest.raises(ValueError, match="mask: mask has 4x4 pixels, the detector 8x8"):
+        api.experiment(api.detector(pixels=8, mask=np.ones((4, 4))), api.beam(),
+                       api.crystal(api.unit_cell(100, 100, 100), default_F=1))
 
 
 def test_source_with_wavelength_zero_refused():

@@ -48,6 +48,8 @@ def apply_smv_header(settings: Settings, path: str, is_mask: bool) -> np.ndarray
     header, data = read_smv(path)
     flag = f"{'-mask' if is_mask else '-img'} {path}"
     det = settings.experiment.detector
+    if is_mask:
+        settings.origins["detector.mask"] = flag
 
     def put(key, target, value):
         settings.source = f"{flag}, header {key}"

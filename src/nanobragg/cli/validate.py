@@ -14,17 +14,6 @@ from .parser import UsageError
 from .settings import Settings
 
 
-def _check_mask(settings: Settings) -> None:
-    """The -mask image must have the detector's pixel counts (flags after it may change them)."""
-    det = settings.experiment.detector
-    if det.mask is None:
-        return
-    masks, maskf = det.mask.shape
-    if (det.spixels, det.fpixels) != (masks, maskf):
-        raise UsageError(f"-mask {settings.files.mask}: mask has {maskf}x{masks} pixels, "
-                         f"the detector {det.fpixels}x{det.spixels}")
-
-
 def _check_settings(settings: Settings) -> None:
     """Every value of the command line and the -img/-mask headers, by the shared rules, named by origin."""
     exp, labels = settings.experiment, settings.origins
@@ -46,9 +35,9 @@ def _check_settings(settings: Settings) -> None:
 
 
 def validate(settings: Settings) -> None:
-    """Refuse bad values (see :mod:`nanobragg.config.checks`), a mask of the wrong size and unwritable output folders."""
+    """Refuse bad values (see :mod:`nanobragg.config.checks`: ranges, a mask of the wrong size, ...) and
+    unwritable output folders."""
     _check_settings(settings)
-    _check_mask(settings)
     out = settings.output
     for path in (out.floatfile, out.intfile, out.pgmfile if out.write_pgm else None,
                  out.noisefile if out.calculate_noise else None, out.pngfile):

@@ -603,17 +603,23 @@ def check_experiment(exp, labels=None) -> None:
 
 
 def _check_inside_detector(exp, labels):
-    """The ROI must hold a detector pixel (whole-detector ROIs may reach beyond it, as in C)."""
+    """The ROI must hold a detector pixel (whole-detector ROIs may reach beyond it, as in C); a mask
+    must have the detector's pixel counts."""
     from ..geometry.detector import pixel_counts
 
     det = exp.detector
-    if det.roi is None:
+    if det.roi is None and det.mask is None:
         return
     fpixels, spixels, _, _ = pixel_counts(det)
-    xmin, _, ymin, _ = det.roi
-    if xmin >= fpixels or ymin >= spixels:
+    if det.roi is not None and (det.roi[0] >= fpixels or det.roi[2] >= spixels):
         raise CheckError(f"{labels('detector.roi')}: the ROI starts outside the "
                          f"{fpixels}x{spixels} detector", "detector.roi")
+    if det.mask is not None:
+        shape = np.shape(det.mask)
+        if len(shape) != 2 or shape != (spixels, fpixels):
+            size = "x".join(str(n) for n in shape[::-1])
+            raise CheckError(f"{labels('detector.mask')}: mask has {size} pixels, the detector "
+                             f"{fpixels}x{spixels}", "detector.mask")
 
 
 def check_pixel(path: str, value, fpixels: int, spixels: int, labels=None, slow_first=False) -> None:
