@@ -32,7 +32,7 @@ from .polarization import polarization_factor
 __all__ = [
     "AVOGADRO", "R_E_SQR", "STOL_PER_ANGSTROM", "StolTable", "stol_table", "table_is_increasing",
     "nearest_sequential", "nearest_sorted", "polint4", "interpolate_F", "sample_molecules",
-    "detector_positions", "background_samples", "background_image",
+    "detector_positions", "background_samples", "background_image", "render_background",
 ]
 
 #: C's constants.
@@ -258,3 +258,44 @@ def background_image(pos: torch.Tensor, incident: torch.Tensor, lambdas: torch.T
         return image, F[..., -1, -1, -1], polar[..., -1, -1, -1], omega[..., -1, -1], stol[..., -1, -1, -1]
     return image
 
+
+
+def render_background(det, incident: torch.Tensor, lambdas: torch.Tensor, table: StolTable, *,
+                      weights: torch.Tensor | None = None, oversample: int = 1, kahn=0.0, polar_vector=None,
+                      nopolar: bool = False, fluence=1.2593201528622709e29, molecules=1.0,
+                      max_samples: int = 1 << 18) -> torch.Tensor:
+    """The amorphous background (S, F) on a resolved detector, in bands of rows (differentiable).
+
+    ``det``: a :class:`nanobragg.geometry.detector.DetectorGeometry` (or anything with its fields
+    ``fpixels, spixels, pixel_size, fdet, sdet, pix0, close_distance, distance, beam, curved,
+    point_pixel``), so the API can add water to a nanoBragg image on the same detector;
+    ``incident`` (S, 3) unit vectors from source to sample, ``lambdas`` (S,) m, ``weights`` (S,)
+    (default 1), ``fluence`` photons/m^2, ``molecules`` from :func:`sample_molecules`. The dtype and
+    device are those of ``det.fdet``. For a table whose stol values do not increase the C search
+    is run in C's order on the CPU. Returns photons per pixel.
+    """
+    fdet = det.fdet
+    dtype, device = fdet.dtype, fdet.device
+    incident = incident.to(dtype=dtype, device=device)
+    lambdas = lambdas.to(dtype=dtype, device=device)
+    weights = (torch.ones_like(lambdas) if weights is None else weights.to(dtype=dtype, device=device))
+    if polar_vector is None:
+        polar_vector = torch.tensor([0.0, 0.0, 1.0], dtype=dtype, device=device)
+    cols = torch.arange(int(det.fpixels), device=device)
+    per_row = max(1, int(det.fpixels) * oversample * oversample * len(lambdas))
+    band = max(1, max_samples // per_row)
+    rows_out, last = [], 0
+    for start in range(0, int(det.spixels), band):
+        rows = torch.arange(start, min(start + band, int(det.spixels)), device=device)
+        pos = detector_positions(rows, cols, oversample, det.pixel_size, fdet, det.sdet, det.pix0,
+                                 bool(det.curved), det.distance, det.beam)
+        nearest = None
+        if not table.increasing:
+            stol, _, _ = background_samples(pos, incident, lambdas, table)
+            found, last = nearest_sequential(stol.detach().double().cpu().numpy().reshape(-1), table.x.numpy(), last)
+            nearest = torch.from_numpy(found.reshape(stol.shape)).to(device)
+        rows_out.append(background_image(pos, incident, lambdas, weights, table, pixel_size=det.pixel_size,
+                                         close_distance=det.close_distance, kahn=kahn, polar_vector=polar_vector,
+                                         nopolar=nopolar, point_pixel=bool(det.point_pixel), fluence=fluence,
+                                         molecules=molecules, nearest=nearest))
+    return torch.cat(rows_out, 0)
