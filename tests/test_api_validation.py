@@ -79,6 +79,12 @@ def test_structure_factor_misuse():
         api.crystal(api.unit_cell(100, 100, 100), F=torch.ones(2, 2, 2))
 
 
+def test_grid_that_does_not_match_its_bounds():
+    grid = api.FGrid(0, 5, 0, 1, 0, 1, torch.ones(3, 3, 3))
+    with pytest.raises(TypeError, match="does not match its index bounds"):
+        api.crystal(api.unit_cell(100, 100, 100), F=grid)
+
+
 def test_nan_in_a_grid_changed_after_building_is_caught_at_render():
     xtal = api.crystal(api.unit_cell(100, 100, 100), N=3, F=api.structure_factors(torch.ones(3, 3, 3)))
     exp = api.experiment(api.detector(pixels=8), api.beam(), xtal)

@@ -512,6 +512,10 @@ def _check_fgrid(fgrid, label, pending):
                              path)
     if grid.ndim != 3:
         raise CheckTypeError(f"{label}: the structure-factor grid must be 3-d, got shape {tuple(grid.shape)}", path)
+    expected = tuple(int(r) + 1 for r in fgrid.ranges)
+    if tuple(grid.shape) != expected:
+        raise CheckTypeError(f"{label}: the grid's shape {tuple(grid.shape)} does not match its index bounds "
+                             f"{fgrid.bounds} (expected {expected}, C's padding plane included)", path)
     t = grid.detach() if isinstance(grid, torch.Tensor) else torch.from_numpy(np.asarray(grid))
     if t.is_complex() or t.dtype == torch.bool:
         raise CheckTypeError(f"{label}: structure factors must be real numbers, got {t.dtype}", path)
