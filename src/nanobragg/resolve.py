@@ -222,7 +222,8 @@ def _run_size(exp, geom, N, oversample, roi, tsteps, n_src, phisteps, domains, f
         pixels=pixels, oversample=oversample, auto_oversample=exp.sampling.oversample <= 0, layers=tsteps,
         sources=n_src, phisteps=phisteps, domains=domains, cells=math.prod(_num(n) for n in N),
         size_from=sizes[0] if sizes else "crystal.Na", F_max=F_max, F_from=F_from, fluence=_num(fluence),
-        fluence_from="beam.flux" if b.flux != 0.0 and b.exposure > 0.0 else "beam.fluence", I_bg=_num(_water_background(fluence, _num(exp.crystal.water_size))),
+        fluence_from="beam.flux" if b.flux != 0.0 and b.exposure > 0.0 else "beam.fluence",
+        photons_per_F2=R_E_SQR * _num(fluence), I_bg=_num(_water_background(fluence, _num(exp.crystal.water_size))),
         omega_max=(1.0 if exp.detector.point_pixel else _num(geom.pixel_size) ** 2) / max(nearest, 1e-300) ** 2,
         omega_every_step=exp.sampling.oversample_omega)
 

@@ -79,10 +79,8 @@ def load_structure_factors(settings: Settings, log) -> bool:
 
     A grid that does not fit the memory budget is refused before it is built.
     """
-    from .simulate import memory_budget
-
     xtal, files, out = settings.experiment.crystal, settings.files, settings.output
-    budget = memory_budget(settings)
+    budget = settings.budget_bytes()
     if files.hkl is not None:
         table = read_hkl(files.hkl)
         for line in table.warnings:

@@ -35,6 +35,13 @@ class Settings:
     run: RunOptions = field(default_factory=RunOptions)
     source: Optional[str] = None  #: the flag (or file and key) now being applied, recorded by assign
 
+    def budget_bytes(self) -> int:
+        """The run's memory budget in bytes: -max_memory, else the engine's default."""
+        from ..engine.chunks import default_budget_bytes
+
+        mb = self.run.max_memory_mb
+        return int(mb * 2 ** 20) if mb else default_budget_bytes()
+
     @property
     def origins(self) -> dict:
         """Dotted field -> the flag or file key that last set it (shared with ``experiment.origins``)."""

@@ -23,14 +23,12 @@ def _check_settings(settings: Settings) -> None:
     fpixels, spixels, _, _ = pixel_counts(exp.detector)
     checks.check_pixel("output.trace_pixel", settings.output.trace_pixel, fpixels, spixels, labels, slow_first=True)
     checks.check_pixel("output.printout_pixel", settings.output.printout_pixel, fpixels, spixels, labels)
-    from .simulate import memory_budget
-
     itemsize = 8 if settings.run.dtype == "float64" else 4
-    budget = memory_budget(settings)
+    budget = settings.budget_bytes()
     if settings.run.max_memory_mb:
         checks.check_budget(budget, labels.get("run.max_memory_mb", "-max_memory"))
     which = "memory budget (-max_memory)" if settings.run.max_memory_mb else "default memory budget"
-    # the image is written in bands; the engine's chunks get half the budget (cli/simulate.py)
+    # the image is written in bands; the engine's chunks get half the budget (cli/simulate.render)
     checks.check_memory(exp, itemsize, budget // 2, labels, f"engine's half of the {which}", whole_image=False)
 
 

@@ -724,6 +724,7 @@ class RunSize:
     F_from: str  #: the field it comes from (crystal.fgrid or crystal.default_F)
     fluence: float
     fluence_from: str  #: beam.fluence, or beam.flux when the fluence is flux x exposure / beamsize^2
+    photons_per_F2: float  #: r_e^2 fluence: photons per unit of F^2 F_latt^2 omega (m^2 x photons/m^2)
     I_bg: float  #: water background per step
     omega_max: float  #: largest solid angle of a pixel: pixel^2 / (nearest distance)^2, 1/distance^2 for point pixels
     omega_every_step: bool  #: -oversample_omega: C multiplies the running sum by omega at every step
@@ -767,8 +768,6 @@ def check_size(size: RunSize, dtype, labels=None) -> None:
     ``dtype``, and the pixel, r_e^2 fluence / steps times it (times omega_max),
     below float32's (the float file is float32).
     """
-    from ..resolve import R_E_SQR
-
     label = _labeller(labels)
     _check_steps(size, label)
     if not size.fluence <= MAX_FLUENCE:
@@ -789,7 +788,7 @@ def check_size(size: RunSize, dtype, labels=None) -> None:
         if size.omega_every_step:
             log_sum += steps * max(0.0, np.log10(size.omega_max))
         final_omega = 0.0 if size.omega_every_step else np.log10(size.omega_max)
-        log_peak = np.log10(R_E_SQR * size.fluence / steps) + log_sum + final_omega
+        log_peak = np.log10(size.photons_per_F2 / steps) + log_sum + final_omega
     limit = float(torch.finfo(dtype).max)
     if not np.isnan(log_sum) and log_sum < math.log10(limit) and log_peak < math.log10(FLOAT32_MAX):
         return
