@@ -5,14 +5,26 @@ the engine (:mod:`nanobragg.engine.render`) is a pure function of it.
 Shapes: vectors (3,), T sensor layers, S sources, C = phisteps x domains
 crystal orientations. Units: metres, 1/metre, radians; reciprocal vectors
 ``recip`` in 1/Angstrom as the C program keeps them.
+
+A run in a lower precision than float64 keeps float64 copies of the
+geometry that fixes the Miller indices (``exact_*``, see :data:`EXACT`):
+the engine computes positions, scattering vectors and h, k, l from them,
+as C does in double, and everything after the fractional indices in the
+run's dtype.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Optional
 
 import torch
 
 from ..physics.structure_factors import FTable
+
+
+#: Fields kept in float64 (as ``exact_<name>``) when the inputs are converted to a lower precision.
+EXACT = ("pix0", "fdet", "sdet", "odet", "beam", "pixel_size", "distance", "thick_offsets",
+         "source_dirs", "source_lambdas", "cells")
 
 
 @dataclass
@@ -54,16 +66,45 @@ class RenderInputs:
     water: bool  #: water background present (changes C's zero-F_latt skip)
     I_bg: torch.Tensor  #: () background added to every pixel before scaling
     scale: torch.Tensor  #: () r_e^2 * fluence / steps
+    #: float64 copies of the EXACT fields in a lower-precision run, None otherwise (set by ``to``)
+    exact_pix0: Optional[torch.Tensor] = None
+    exact_fdet: Optional[torch.Tensor] = None
+    exact_sdet: Optional[torch.Tensor] = None
+    exact_odet: Optional[torch.Tensor] = None
+    exact_beam: Optional[torch.Tensor] = None
+    exact_pixel_size: Optional[torch.Tensor] = None
+    exact_distance: Optional[torch.Tensor] = None
+    exact_thick_offsets: Optional[torch.Tensor] = None
+    exact_source_dirs: Optional[torch.Tensor] = None
+    exact_source_lambdas: Optional[torch.Tensor] = None
+    exact_cells: Optional[torch.Tensor] = None
 
     def to(self, dtype=None, device=None) -> "RenderInputs":
-        """Copy with every floating tensor moved to ``dtype``/``device``."""
+        """Copy with every floating tensor moved to ``dtype``/``device``.
+
+        Converting float64 inputs to a lower precision keeps float64 copies
+        of the EXACT fields; converting back to float64 drops them.
+        """
         def conv(x):
             if isinstance(x, torch.Tensor):
                 return x.to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)
             if isinstance(x, FTable):
                 return FTable(conv(x.grid), x.lo, x.hi, conv(x.default_F), x.populated)
             return x
-        return replace(self, **{k: conv(v) for k, v in self.__dict__.items()})
+        fields = {k: conv(v) for k, v in self.__dict__.items() if not k.startswith("exact_")}
+        exact = {k: getattr(self, f"exact_{k}") for k in EXACT}
+        if dtype == torch.float64:  # the copies become the fields
+            fields.update({k: conv(v) for k, v in exact.items() if v is not None})
+            exact = dict.fromkeys(EXACT)
+        elif dtype is not None and self.exact_pix0 is None and self.pix0.dtype == torch.float64:
+            exact = {k: getattr(self, k) for k in EXACT}
+        fields.update({f"exact_{k}": None if v is None else v.to(device=device) for k, v in exact.items()})
+        return replace(self, **fields)
+
+    def exact(self, name: str) -> torch.Tensor:
+        """The float64 copy of EXACT field ``name`` when there is one, else the field itself."""
+        value = getattr(self, f"exact_{name}")
+        return getattr(self, name) if value is None else value
 
     @property
     def batch(self) -> int:
@@ -74,6 +115,11 @@ class RenderInputs:
     def orientations(self) -> torch.Tensor:
         """All cells as (B*C, 3, 3), batch-major."""
         return self.cells.reshape(-1, 3, 3)
+
+    @property
+    def exact_orientations(self) -> torch.Tensor:
+        """``orientations`` from the float64 cells when there are any."""
+        return self.exact("cells").reshape(-1, 3, 3)
 
     @property
     def recurrent(self) -> bool:

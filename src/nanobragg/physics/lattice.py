@@ -14,15 +14,25 @@ import torch
 ROUND_SCALE = 0.723601254558268
 
 
-def sincg_frac_parts(frac: torch.Tensor, n) -> tuple:
-    """(numerator, denominator) of sincg_frac: (sin(N x), sin(x)), x = pi f, or (series, 1) near f = 0.
+def _differentiated(*tensors) -> bool:
+    """True when autograd records operations on any of ``tensors``."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
-    Near f = 0 (|N pi f| < 0.1) the Taylor series
+
+def sincg_frac_parts(frac: torch.Tensor, n) -> tuple:
+    """(numerator, denominator) of sincg_frac: (sin(N x), sin(x)), x = pi f, or (N, 1) at f = 0.
+
+    With gradients, near f = 0 (|N pi f| < 0.1) the Taylor series
     N (1 - (N^2-1) x^2/6 + (N^2-1)(3N^2-7) x^4/360) replaces the ratio,
-    whose derivative loses all its digits there.
+    whose derivative loses all its digits there. Without, the ratio itself
+    is accurate to a few roundings everywhere (sin x ~ x keeps its relative
+    precision), and only f = 0 needs its limit.
     """
     x = math.pi * frac
     n = torch.as_tensor(n, dtype=x.dtype, device=x.device)
+    if not _differentiated(x, n):
+        zero = x == 0
+        return torch.where(zero, n, torch.sin(n * x)), torch.where(zero, 1.0, torch.sin(x))
     small = (n * x).abs() < 0.1
     safe = torch.where(small, torch.full_like(x, 0.5), x)
     x2, n2 = x * x, n * n
@@ -35,8 +45,12 @@ def sincg_frac(frac: torch.Tensor, n) -> torch.Tensor:
 
     Equal to C's ``sincg(pi*h, N)`` up to sign for integer N, but computed
     from f in (-1/2, 1/2] so it stays accurate in float32 far from the
-    origin; near f = 0 a series (see sincg_frac_parts).
+    origin; near f = 0 a series when differentiated (see sincg_frac_parts).
     """
+    x = math.pi * frac
+    n = torch.as_tensor(n, dtype=x.dtype, device=x.device)
+    if not _differentiated(x, n):  # one pass fewer than the parts' quotient
+        return torch.where(x == 0, n, torch.sin(n * x) / torch.sin(x))
     num, den = sincg_frac_parts(frac, n)
     return num / den
 
