@@ -1,9 +1,13 @@
-"""The command line's output files: float, SMV, PGM, noise and PNG images, written band by band.
+"""The command line's output files: float, SMV, PGM, noise, PNG, CBF and NXmx images, written band by band.
 
 Every output is opened (checked, and given its temporary file) before the
 render starts, see :func:`open_outputs`; the float file is filled while the
 bands are rendered (:class:`nanobragg.cli.bands.FloatStore`), the others in
 one second pass over the float image, :func:`write_second_pass`.
+
+The CBF (``-cbffile``) and NXmx (``-h5file``) files hold the int image's
+pixels, or the noise image's when noise is on (``-nonoise`` off): the same
+values as ``-intfile`` or ``-noisefile``, made once per band for both.
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ import numpy as np
 
 from ..io import (InputError, OutputFile, OutputSet, QueuedWrites, auto_int_scale, auto_pgm_scale,
                   int_image_from_float)
+from ..io.cbf import PADDING, CbfWriter, PilatusHeader, cif_text, require_fabio
+from ..io.nexus import Module, NXmxInfo, NXmxWriter, require_h5
 from ..io.pgm import pgm_header, pgm_pixels
 from ..io.smv import smv_header, smv_header_values
 from ..resolve import Resolved
@@ -41,15 +47,66 @@ class RunOutputs:
     png: Optional[OutputFile]
     int_header: bytes = b""
     noise_header: bytes = b""
+    cbf: Optional[OutputFile] = None
+    h5: Optional[OutputFile] = None
+    cbf_header: Optional[PilatusHeader] = None
+    nxmx: Optional[NXmxInfo] = None
 
 
-def open_outputs(out, res: Resolved, outputs: OutputSet) -> RunOutputs:
+def _exposure_and_spindle(res: Resolved, experiment):
+    """Exposure time (s) and lab spindle axis of the run (C's defaults without an experiment)."""
+    from ..geometry.detector import convention_vectors
+
+    if experiment is None:
+        from ..config.experiment import Experiment
+        experiment = Experiment()
+    det, beam = experiment.detector, experiment.beam
+    vecs = convention_vectors(det, beam.beam_vector, beam.polar_vector, experiment.crystal.spindle_axis)
+    return float(beam.exposure), vecs.spindle.detach().cpu().numpy().astype(np.float64)
+
+
+def pilatus_header(res: Resolved, experiment=None) -> PilatusHeader:
+    """The run's mini-CBF header values: pixel, sensor, exposure, wavelength, distance, beam centre, phi."""
+    g, f = res.detector, float
+    exposure, _ = _exposure_and_spindle(res, experiment)
+    return PilatusHeader(pixel_size=f(g.pixel_size), thickness=f(res.thickness), exposure=exposure,
+                         wavelength=f(res.wavelength), distance=f(g.distance), beam_f=f(g.Fbeam), beam_s=f(g.Sbeam),
+                         start_angle=f(res.phi0), increment=f(res.osc), twotheta=f(g.twotheta))
+
+
+def _lab(v) -> np.ndarray:
+    return v.detach().cpu().numpy().astype(np.float64)
+
+
+def nxmx_info(res: Resolved, experiment=None) -> NXmxInfo:
+    """The run's NXmx values: beam, wavelength, rotation axis and angle, and the detector as one module."""
+    g, f = res.detector, float
+    exposure, spindle = _exposure_and_spindle(res, experiment)
+    module = Module(pix0=_lab(g.pix0), fdet=_lab(g.fdet), sdet=_lab(g.sdet), pixel_size=f(g.pixel_size),
+                    shape=(g.spixels, g.fpixels))
+    return NXmxInfo(wavelength=f(res.wavelength), beam=_lab(g.beam), spindle=spindle, phi0=f(res.phi0),
+                    osc=f(res.osc), distance=f(g.distance), beam_f=f(g.Fbeam), beam_s=f(g.Sbeam),
+                    thickness=f(res.thickness), exposure=exposure, modules=[module])
+
+
+def open_outputs(out, res: Resolved, outputs: OutputSet, experiment=None) -> RunOutputs:
     """Check and open every output ``out`` (OutputConfig) asks for, with the size each will have.
 
     Raises InputError (nothing written) for a missing or unwritable folder, a
-    directory, two outputs naming one file, or too little free space.
+    directory, two outputs naming one file, too little free space, or a
+    missing library (fabio for ``-cbffile``, h5py and hdf5plugin for
+    ``-h5file``). ``experiment`` gives the exposure time and spindle axis
+    of the CBF and NXmx headers. The CBF's size is reserved as its lower
+    bound (a byte a pixel); the NXmx file's is not known beforehand.
     """
     shape = (res.detector.spixels, res.detector.fpixels)
+    cbf_header = nxmx = None
+    if out.cbffile:
+        require_fabio("-cbffile")
+        cbf_header = pilatus_header(res, experiment)
+    if out.h5file:
+        require_h5("-h5file")
+        nxmx = nxmx_info(res, experiment)
     pixels = shape[0] * shape[1]
     int_header = smv_header(header_values(res, noise=False), shape)[0]
     noise_header = smv_header(header_values(res, noise=True), shape)[0]
@@ -59,9 +116,11 @@ def open_outputs(out, res: Resolved, outputs: OutputSet) -> RunOutputs:
         ("pgm", out.pgmfile if out.write_pgm else None, len(pgm_header(shape[1], shape[0], 0.0)) + pixels),
         ("noise", out.noisefile if out.calculate_noise else None, len(noise_header) + 2 * pixels),
         ("png", out.pngfile, None),
+        ("cbf", out.cbffile, len(cif_text(cbf_header)) + pixels + PADDING if cbf_header else None),
+        ("h5", out.h5file, None),
     )
     files = {name: outputs.add(path, size) if path else None for name, path, size in wanted}
-    return RunOutputs(**files, int_header=int_header, noise_header=noise_header)
+    return RunOutputs(**files, int_header=int_header, noise_header=noise_header, cbf_header=cbf_header, nxmx=nxmx)
 
 
 def band_roi(roi, first_row: int):
@@ -102,8 +161,9 @@ def write_second_pass(out, res: Resolved, store, stats, files: RunOutputs, write
     """Write the SMV, PGM and noise files from the float image ``store`` (FloatStore), printing C's lines.
 
     One pass over the bands: each band's int, PGM and noise pixels are made
-    and written at their offsets. ``int_kernel``: the compiled int
-    conversion, or None (see int_image_from_float).
+    and written at their offsets, and the CBF and NXmx files are given the
+    int (or, with noise on, the noise) pixels. ``int_kernel``: the compiled
+    int conversion, or None (see int_image_from_float).
     """
     roi, F = res.roi, res.detector.fpixels
     scale = auto_int_scale(stats.max_I, out.intfile_scale)
@@ -117,21 +177,53 @@ def write_second_pass(out, res: Resolved, store, stats, files: RunOutputs, write
         log(f"writing {out.pgmfile} as 1-byte integers")
         pgm_head = pgm_header(F, res.detector.spixels, pgm_scale)
         writes.write(files.pgm, pgm_head, 0)
-    noise = _Noise(out, roi) if files.noise is not None else None
-    if noise is not None:
+    counts_are_noise = bool(out.calculate_noise)
+    pipeline = files.cbf is not None or files.h5 is not None
+    make_ints = files.int is not None or (pipeline and not counts_are_noise)
+    noise = _Noise(out, roi) if files.noise is not None or (pipeline and counts_are_noise) else None
+    if files.noise is not None:
         writes.write(files.noise, files.noise_header, 0)
-    for first, band32 in store.bands():
-        here = band_roi(roi, first)
-        if files.int is not None:
-            ints = int_image_from_float(band32, scale, out.adc, here, int_kernel)
-            writes.write(files.int, ints, len(files.int_header) + 2 * first * F)
-        if files.pgm is not None:
-            writes.write(files.pgm, pgm_pixels(band32, pgm_scale, here), len(pgm_head) + first * F)
+    shape = store.shape
+    cbf = CbfWriter(files.cbf, shape, files.cbf_header) if files.cbf is not None else None
+    try:
+        h5 = (NXmxWriter(files.h5, files.nxmx, shape, store.rows, bool(out.h5_float))
+              if files.h5 is not None else None)
+    except BaseException:
+        if cbf is not None:
+            cbf.close()
+        raise
+    try:
+        for first, band32 in store.bands():
+            here = band_roi(roi, first)
+            ints = int_image_from_float(band32, scale, out.adc, here, int_kernel) if make_ints else None
+            if files.int is not None:
+                writes.write(files.int, ints, len(files.int_header) + 2 * first * F)
+            if files.pgm is not None:
+                writes.write(files.pgm, pgm_pixels(band32, pgm_scale, here), len(pgm_head) + first * F)
+            noisy = noise.band(band32, first) if noise is not None else None
+            if files.noise is not None:
+                writes.write(files.noise, noisy, len(files.noise_header) + 2 * first * F)
+            counts = noisy if counts_are_noise else ints
+            if cbf is not None:
+                cbf.band(counts)
+            if h5 is not None:
+                h5.band(first, counts, band32 if out.h5_float else None)
         if noise is not None:
-            writes.write(files.noise, noise.band(band32, first), len(files.noise_header) + 2 * first * F)
-    if noise is not None:
-        log(f"{noise.photons:.0f} photons on noise image ({noise.overloads} overloads)")
-        log(f"writing {out.noisefile} as 2-byte integers")
+            log(f"{noise.photons:.0f} photons on noise image ({noise.overloads} overloads)")
+        if files.noise is not None:
+            log(f"writing {out.noisefile} as 2-byte integers")
+        which = "noise" if counts_are_noise else "int"
+        if cbf is not None:
+            log(f"writing {out.cbffile} as a mini-CBF of the {which} image")
+            cbf.finish()
+        if h5 is not None:
+            log(f"writing {out.h5file} as NXmx HDF5 of the {which} image")
+            h5.finish()
+    finally:
+        if cbf is not None:
+            cbf.close()
+        if h5 is not None:
+            h5.close()
 
 
 def _kth_values(store, ks: list) -> list:

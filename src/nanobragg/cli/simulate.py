@@ -8,7 +8,6 @@ import time
 
 import torch
 
-from ..engine.chunks import default_budget_bytes
 from ..engine.image import prepare_render, run_render
 from ..engine.totals import combine_totals
 from ..io import OutputSet, QueuedWrites
@@ -43,13 +42,6 @@ def _progress(settings: Settings, total: int):
     return bar, bar.update
 
 
-def memory_budget(settings: Settings) -> int:
-    """The run's memory budget in bytes: -max_memory, else the engine's default."""
-    if settings.run.max_memory_mb:
-        return int(settings.run.max_memory_mb * 2 ** 20)
-    return default_budget_bytes()
-
-
 def render(settings: Settings, res: Resolved, device: torch.device, store: FloatStore):
     """Render the image band by band into ``store``, honouring the memory budget and progress settings.
 
@@ -65,7 +57,7 @@ def render(settings: Settings, res: Resolved, device: torch.device, store: Float
     timing = os.environ.get("NB_TIMING") == "1"
     inp = res.inputs.to(device=device)
     with torch.no_grad():
-        job = prepare_render(inp, res.roi, res.mask, budget=memory_budget(settings) // 2, compile=settings.run.compile)
+        job = prepare_render(inp, res.roi, res.mask, budget=settings.budget_bytes() // 2, compile=settings.run.compile)
     bar, update = _progress(settings, job.count)
     start = time.perf_counter()
     if timing:
@@ -113,11 +105,11 @@ def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False) -
     res = resolve(settings.experiment, seed=seed, dtype=dtype)
     g = res.detector
     with OutputSet() as outputs, QueuedWrites() as writes:
-        files = open_outputs(settings.output, res, outputs)
+        files = open_outputs(settings.output, res, outputs, settings.experiment)
         if dump:
             write_dump(settings, log)
         report_setup(res, settings, log)
-        rows = band_rows(g.fpixels, memory_budget(settings) // 2)
+        rows = band_rows(g.fpixels, settings.budget_bytes() // 2)
         store = FloatStore((g.spixels, g.fpixels), rows, files.float, writes)
         try:
             _render_and_write(settings, res, device, store, files, writes, log)

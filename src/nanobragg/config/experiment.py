@@ -139,6 +139,9 @@ class OutputConfig:
     noisefile: Optional[str] = "noiseimage.img"
     pngfile: Optional[str] = None
     png_linear: bool = False
+    cbffile: Optional[str] = None  #: Pilatus mini-CBF of the int image (the noise image with noise on)
+    h5file: Optional[str] = None  #: NeXus/NXmx HDF5 of the same pixels
+    h5_float: bool = False  #: the NXmx file also holds the float image
     write_pgm: bool = True
     calculate_noise: bool = True
     noise_rng: str = "c"
