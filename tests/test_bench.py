@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from nanobragg.tools import bench as nbb
+from nanobragg.tools import bench_report as nbr
+from nanobragg.tools import bench_run as nbrun
 
 FAKE_PROGRAM = r'''#!{python}
 """Fake nanoBragg: a float file of zeros, a short sleep, optional timing lines."""
@@ -118,10 +120,10 @@ def test_parse_timing_lines():
     err = ("noise\nstartup: first pixel at 1.500 s after import torch\n"
            "engine: rendered 1048576 pixels in 2.250 s (compiled: yes, dtype float64, "
            "device cuda, threads 2)\n")
-    assert nbb.parse_startup(err) == 1.5
-    assert nbb.parse_engine(err) == {"pixels": 1048576, "seconds": 2.25, "compiled": True,
+    assert nbrun.parse_startup(err) == 1.5
+    assert nbrun.parse_engine(err) == {"pixels": 1048576, "seconds": 2.25, "compiled": True,
                                      "dtype": "float64", "device": "cuda", "threads": 2}
-    assert nbb.parse_engine("nothing") is None and nbb.parse_startup("") is None
+    assert nbrun.parse_engine("nothing") is None and nbrun.parse_startup("") is None
 
 
 def test_plan_repeats_fits_budget():
@@ -221,7 +223,7 @@ def test_robustness_with_fake_programs(tmp_path, robust_setup, monkeypatch):
     assert all(a["end"] <= b["start"] for a, b in zip(in_turn, in_turn[1:]))
     assert len({r["cache"] for r in pilatus}) == 1 and pilatus[0]["cache"] != str(tmp_path / "cache")  # empty cache
     text = (out / "robustness.md").read_text()
-    assert text.startswith(robust.DOCS_BEGIN) and "| ours |" in text and "| C |" in text
+    assert text.startswith(nbr.DOCS_BEGIN) and "| ours |" in text and "| C |" in text
     assert not (tmp_path / "docs").exists()
 
 
@@ -246,16 +248,15 @@ def test_robustness_usage_errors():
 
 def test_robustness_docs_section_kept_and_replaced(tmp_path, monkeypatch):
     """--robustness --docs replaces its own section only; the full report keeps it."""
-    from nanobragg.tools import bench_report as nbr
     from nanobragg.tools import bench_robust as robust
-    section = f"{robust.DOCS_BEGIN}\n## Robustness\nold figures\n{robust.DOCS_END}\n"
+    section = f"{nbr.DOCS_BEGIN}\n## Robustness\nold figures\n{nbr.DOCS_END}\n"
     text = "# Performance\n\ntable\n\n" + section + "\n## Method\n"
-    new = f"{robust.DOCS_BEGIN}\nnew figures\n{robust.DOCS_END}\n"
+    new = f"{nbr.DOCS_BEGIN}\nnew figures\n{nbr.DOCS_END}\n"
     replaced = robust.replace_section(text, new)
     assert "new figures" in replaced and "old figures" not in replaced
     assert replaced.startswith("# Performance\n\ntable\n") and replaced.endswith("## Method\n")
     assert robust.replace_section("# P\n", new) == "# P\n\n" + new
-    assert robust.existing_section(text) == section and robust.existing_section("# P") is None
+    assert nbr.existing_section(text) == section and nbr.existing_section("# P") is None
     # the full benchmark's --docs keeps the section
     monkeypatch.setattr(nbr, "repo_root", lambda: tmp_path)
     (tmp_path / "docs").mkdir()

@@ -10,6 +10,17 @@ from pathlib import Path
 
 from nanobragg.tools.bench_batch import batch_text
 
+#: Markers of the robustness section of docs/performance.md (written by nanobragg-bench --robustness).
+DOCS_BEGIN = "<!-- nanobragg-bench --robustness: begin -->"
+DOCS_END = "<!-- nanobragg-bench --robustness: end -->"
+
+
+def existing_section(text: str) -> str | None:
+    """The robustness section of ``text`` (markers included, one newline after), or None."""
+    start, end = text.find(DOCS_BEGIN), text.find(DOCS_END)
+    return text[start:end + len(DOCS_END)] + "\n" if start >= 0 and end > start else None
+
+
 
 def log(message: str) -> None:
     """One progress line on stderr."""
@@ -169,7 +180,6 @@ def write_report(report: dict, out: Path, docs: bool) -> None:
     (out / "performance.md").write_text(text)
     log(f"wrote {out / 'bench.json'} and {out / 'performance.md'}")
     if docs:
-        from nanobragg.tools.bench_robust import existing_section
         target = repo_root() / "docs" / "performance.md"
         kept = existing_section(target.read_text()) if target.is_file() else None
         target.parent.mkdir(parents=True, exist_ok=True)

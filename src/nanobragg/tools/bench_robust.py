@@ -38,8 +38,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from nanobragg.tools.bench import BenchError, Run, log, run_once
-from nanobragg.tools.bench_report import _fmt, _version, machine_info, repo_root
+from nanobragg.tools.bench_run import BenchError, Run, log, run_once
+from nanobragg.tools.bench_report import DOCS_BEGIN, DOCS_END, _fmt, _version, machine_info, repo_root
 from nanobragg.tools.bench_workloads import FLOATFILE, QUICK_DIVISOR, TINY_DETPIXELS
 
 MEMORY_ARGS = tuple("-default_F 100 -cell 100 100 100 90 90 90 -lambda 1 -N 5 -distance 100 "
@@ -60,8 +60,7 @@ PILATUS_INPUTS = ("A.mat", "scaled.hkl")
 CONCURRENT_RUNS = 3
 #: Removed from the programs' environment: each program's default thread policy is measured.
 POLICY_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
-DOCS_BEGIN = "<!-- nanobragg-bench --robustness: begin -->"
-DOCS_END = "<!-- nanobragg-bench --robustness: end -->"
+
 
 
 # ------------------------------------------------------------------ inputs and command lines
@@ -255,12 +254,6 @@ def replace_section(text: str, section: str) -> str:
         tail = text[end + len(DOCS_END):].lstrip("\n")
         return text[:start] + section + ("\n" + tail if tail else "")
     return text.rstrip("\n") + "\n\n" + section
-
-
-def existing_section(text: str) -> str | None:
-    """The robustness section of ``text`` (markers included, one newline after), or None."""
-    start, end = text.find(DOCS_BEGIN), text.find(DOCS_END)
-    return text[start:end + len(DOCS_END)] + "\n" if start >= 0 and end > start else None
 
 
 def write_robust_report(report: dict, out: Path, docs: bool) -> None:
