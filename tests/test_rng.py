@@ -191,3 +191,88 @@ def test_poisson_noise_torch_statistics():
     body = vals[1:, :150].double() - 40
     assert abs(body.mean().item() - 25) < 0.2 and abs(body.var().item() - 25) < 1.0
     assert photons == pytest.approx(25 * 200 * 150 + 1e6, rel=0.01)
+
+
+# --- C's statics: one shuffle table shared by every seed variable --------------------------------
+
+def test_fresh_statics_keep_the_old_per_seed_streams():
+    from nanobragg.rng import CStatics
+
+    a, b = CRandom(MOSAIC_SEED), CRandom(MOSAIC_SEED, CStatics())
+    assert [a.ran1() for _ in range(10)] == [b.ran1() for _ in range(10)]
+
+
+def test_positive_seed_on_an_empty_table_starts_from_one():
+    """C's ran1: a positive seed with iy == 0 sets idum = 1 before loading the table."""
+    assert [CRandom(5).ran1() for _ in range(1)] == [CRandom(-1).ran1()]
+    assert CRandom(7).ran1() == CRandom(0).ran1() == CRandom(-1).ran1()
+
+
+def test_positive_seed_draws_on_the_table_left_by_other_seeds():
+    from nanobragg.rng import CStatics
+
+    statics = CStatics()
+    first = CRandom(MOSAIC_SEED, statics)
+    for _ in range(3):
+        first.ran1()
+    table = statics.table
+    shared = CRandom(7, statics)
+    value = shared.ran1()
+    assert value != CRandom(7).ran1()  # not a fresh table
+    # by hand: one Schrage step of idum = 7, then the shuffle through the left table
+    idum = (16807 * 7) % 2147483647
+    iy = table[1 + table[0] // (1 + (2147483647 - 1) // 32)]
+    assert value == float(np.float32(iy / 2147483647))
+    assert shared.idum == idum
+    # a negative seed rebuilds the table whatever came before
+    assert CRandom(-424242, statics).ran1() == CRandom(-424242).ran1()
+
+
+def test_gaussdev_spare_is_a_process_static():
+    """gaussdev's spare deviate belongs to the process: the next seed variable gets it."""
+    from nanobragg.rng import CStatics
+
+    statics = CStatics()
+    a = CRandom(-99, statics)
+    a.gaussdev()
+    spare = CRandom(-99)
+    spare.gaussdev()
+    assert CRandom(-5, statics).gaussdev() == spare.gaussdev()
+
+
+def test_one_mosaic_domain_still_draws_three_deviates():
+    from nanobragg.rng import CStatics
+    from nanobragg.rng.ran1 import mosaic_draws
+
+    one, many = CStatics(), CStatics()
+    assert np.array_equal(mosaic_draws(one, MOSAIC_SEED, 1), np.eye(3)[None])
+    mosaic_umats(0.0, 1, MOSAIC_SEED, many)
+    assert np.array_equal(one.table, many.table)
+    umats = mosaic_draws(CStatics(), MOSAIC_SEED, 3, 0.5 / RTD)
+    np.testing.assert_array_equal(umats, mosaic_umats(0.5 / RTD, 3, MOSAIC_SEED))
+
+
+def test_misset_then_mosaic_share_the_table():
+    """-misset random, then mosaic domains from a positive seed value: the domains continue the misset's table."""
+    from nanobragg.rng import CStatics
+
+    statics = CStatics()
+    umat, _ = random_misset(-98765, statics)
+    np.testing.assert_allclose(umat, GOLD["misset_random_seed_-98765_umat"], rtol=0, atol=1e-12)
+    shared = mosaic_umats(0.5 / RTD, 3, 2, statics)
+    fresh = mosaic_umats(0.5 / RTD, 3, 2)
+    assert not np.allclose(shared[1:], fresh[1:])
+
+
+def test_cnoise_takes_a_snapshot_of_the_statics():
+    from nanobragg.rng import CStatics
+    from nanobragg.rng.noise import CNoise
+
+    statics = CStatics()
+    mosaic_umats(0.0, 1, MOSAIC_SEED, statics)
+    flt = np.full((4, 5), 30.0, dtype=np.float32)
+    table = statics.table
+    first = CNoise(7, statics=statics).band(flt)
+    assert np.array_equal(statics.table, table)
+    assert np.array_equal(CNoise(7, statics=statics).band(flt), first)
+    assert not np.array_equal(CNoise(7).band(flt), first)

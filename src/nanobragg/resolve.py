@@ -66,6 +66,8 @@ class Resolved:
     interpolate: bool
     misset_deg: tuple | None
     notes: list = field(default_factory=list)
+    #: C's generator statics after the set-up's draws (rng.ran1.CStatics), which the noise draws on
+    rng_statics: object = None
 
 
 def _t(x, dtype=torch.float64, device=None):
@@ -110,7 +112,7 @@ def _check_inputs(exp: Experiment):
         raise ConfigError("a unit cell is needed: give -cell or -mat")
 
 
-def _misset(exp: Experiment, seed: int | None):
+def _misset(exp: Experiment, seed: int | None, statics=None):
     """Misset angles (rad), drawing C's random orientation when asked."""
     m = exp.crystal.misset
     if isinstance(m, str):
@@ -120,7 +122,7 @@ def _misset(exp: Experiment, seed: int | None):
         if mseed is None:
             label = exp.origins.get("crystal.misset", "crystal.misset")
             raise ConfigError(f"{label}: a random misset needs a seed (the noise seed, or crystal.misset_seed)")
-        _, angles = random_misset(mseed)
+        _, angles = random_misset(mseed, statics)
         return angles, tuple(a * 180.0 / math.pi for a in angles)
     return m, None
 
@@ -152,13 +154,12 @@ def _oversample(sampling, cell, N, lam0, distance, pixel):
     return (sampling.oversample if sampling.oversample > 0 else recommended), recommended
 
 
-def _domain_rotations(spread: float, domains: int, seed: int) -> np.ndarray:
-    """C's mosaic domain rotations; a single domain is always the identity, so no generator is needed."""
-    if domains == 1:
-        return np.eye(3)[None]
-    from .rng.orientation import mosaic_umats
+def _domain_rotations(spread: float, domains: int, seed: int, statics=None) -> np.ndarray:
+    """C's mosaic domain rotations, drawn through the generator ``statics`` (a single domain is the
+    identity, but C still draws it: the noise draws on the table it leaves)."""
+    from .rng.ran1 import CStatics, mosaic_draws
 
-    return mosaic_umats(spread, domains, seed)
+    return mosaic_draws(CStatics() if statics is None else statics, seed, domains, spread)
 
 
 def _ftable(xtal, dtype, device) -> FTable:
@@ -273,7 +274,10 @@ def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, devic
     notes += warn
     geom = resolve_detector(det, vecs, dtype=f64, device=device)
     interpolate = _interpolation_choice(xtal)
-    misset, misset_deg = _misset(exp, seed)
+    from .rng.ran1 import CStatics
+
+    statics = CStatics()  # C's generator statics: the misset, mosaic and noise draws share them
+    misset, misset_deg = _misset(exp, seed, statics)
     cell = orient_cell(xtal.cell, xtal.matrix, beam.wavelength, misset, dtype=f64, device=device)
     N = tuple(cells_in_crystal(s, _length(v), n) for s, v, n in
               ((xtal.sample_x, cell.a, xtal.Na), (xtal.sample_y, cell.b, xtal.Nb), (xtal.sample_z, cell.c, xtal.Nc)))
@@ -289,7 +293,7 @@ def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, devic
     ftable = _ftable(xtal, f64, device)
     interpolate = interpolate and ftable.populated
     dirs, lams, divsteps, disp, hdiv, vdiv = _sources(exp, vecs, beam.wavelength)
-    umats = xtal.mosaic_umats if xtal.mosaic_umats is not None else _domain_rotations(spread, domains, xtal.mosaic_seed)
+    umats = xtal.mosaic_umats if xtal.mosaic_umats is not None else _domain_rotations(spread, domains, xtal.mosaic_seed, statics)
     umats = _t(np.asarray(umats) if not isinstance(umats, torch.Tensor) else umats, f64, device)
     phis = [_t(xtal.phi0, f64, device) + phistep * i for i in range(phisteps)]
     cells = rotated_cells(cell, vecs.spindle, phis, umats)
@@ -319,4 +323,4 @@ def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, devic
         hdiv=hdiv, vdiv=vdiv, thicksteps=tsteps, thickness=thick, thickstep=tstep, mu=mu,
         oversample=oversample, steps=steps, N=tuple(_num(n) for n in N),
         roi=_roi(det, geom.fpixels, geom.spixels), mask=det.mask, interpolate=interpolate,
-        misset_deg=misset_deg, notes=notes)
+        misset_deg=misset_deg, notes=notes, rng_statics=statics)

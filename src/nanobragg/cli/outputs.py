@@ -132,14 +132,14 @@ def band_roi(roi, first_row: int):
 class _Noise:
     """The noise image's generator: C's (bit-identical, sequential) or torch's (fast, not identical)."""
 
-    def __init__(self, out, roi):
+    def __init__(self, out, roi, statics=None):
         if out.noise_rng == "torch":
             import torch
             self._gen = torch.Generator().manual_seed(abs(int(out.seed)))
             self.photons, self.overloads = 0.0, 0
         else:
             from ..rng.noise import CNoise  # numba loads only when noise is made
-            self._c = CNoise(out.seed, roi, out.adc)
+            self._c = CNoise(out.seed, roi, out.adc, statics)  # statics: C's table after the set-up's draws
         self._out, self._roi = out, roi
 
     def band(self, band32: np.ndarray, first_row: int) -> np.ndarray:
@@ -180,7 +180,7 @@ def write_second_pass(out, res: Resolved, store, stats, files: RunOutputs, write
     counts_are_noise = bool(out.calculate_noise)
     pipeline = files.cbf is not None or files.h5 is not None
     make_ints = files.int is not None or (pipeline and not counts_are_noise)
-    noise = _Noise(out, roi) if files.noise is not None or (pipeline and counts_are_noise) else None
+    noise = _Noise(out, roi, res.rng_statics) if files.noise is not None or (pipeline and counts_are_noise) else None
     if files.noise is not None:
         writes.write(files.noise, files.noise_header, 0)
     shape = store.shape

@@ -9,9 +9,11 @@ from .cran import (
     umat2misset,
 )
 from .noise import poisson_noise_c, poisson_noise_torch
+from .ran1 import CStatics
 
 __all__ = [
     "CRandom",
+    "CStatics",
     "mosaic_rotation_umat",
     "mosaic_umats",
     "random_misset",

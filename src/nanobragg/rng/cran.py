@@ -18,10 +18,11 @@ loop in :mod:`nanobragg.rng.noise`:
 ``fst`` (float32[FSTATE_SIZE])
     gaussdev's spare deviate and poidev's cached ``oldm, sq, alxm, g``.
 
-In C all of these statics are process globals shared by every seed variable.
-Keeping them per generator is equivalent for nanoBragg because each seed
-variable starts negative, which makes ran1 rebuild its table on first use,
-and poidev's statics are only a cache keyed on the mean.
+In C all of these statics are process globals shared by every seed
+variable: :class:`nanobragg.rng.ran1.CStatics` holds them, and generators
+given the same one share them as C's seed variables do (a positive seed
+value keeps drawing from the table earlier draws left; see
+:mod:`nanobragg.rng.ran1`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import numpy as np
 
 __all__ = [
     "CRandom",
+    "CStatics",
     "mosaic_rotation_umat",
     "umat2misset",
     "mosaic_umats",
@@ -44,7 +46,7 @@ __all__ = [
 from .orientation import (mosaic_rotation_umat, mosaic_umats, random_misset,  # noqa: F401 (re-exported)
                           umat2misset, uniform3d_dev)
 from .ran1 import (_GAMMLN_COF, ALXM, FSTATE_SIZE, GSET, IDUM, ISET, ISTATE_SIZE, IV, IY, OLDM, SQ, G,  # noqa: F401
-                   _F32_ONE, new_state, ran1)
+                   _F32_ONE, CStatics, new_state, ran1)
 
 #: C ``ran1`` compiled (same source as :func:`nanobragg.rng.ran1.ran1`) for use inside compiled loops.
 ran1_nb = numba.njit(cache=True)(ran1)
@@ -144,31 +146,37 @@ def poidev_nb(xm, ist, fst):
 
 
 class CRandom:
-    """One C seed variable plus the generator statics it drives.
+    """One C seed variable and the generator statics it draws through.
 
     ``seed`` is the value C keeps in its ``long`` (nanoBragg's ``-seed N``
     stores ``-N``; a non-positive value requests table initialisation, as in
-    C's ``ran1``).
+    C's ``ran1``). ``statics``: the process state shared with other seed
+    variables (:class:`nanobragg.rng.ran1.CStatics`), a fresh one by default.
     """
 
-    def __init__(self, seed: int):
-        self.ist, self.fst = new_state(seed)
+    def __init__(self, seed: int, statics: CStatics | None = None):
+        self.statics = CStatics() if statics is None else statics
+        self._idum = int(seed)
 
     @property
     def idum(self) -> int:
         """Current value of the C ``long`` seed variable."""
-        return int(self.ist[IDUM])
+        return self._idum
+
+    def _draw(self, fn):
+        self._idum, value = self.statics.draw(self._idum, fn)
+        return float(value)
 
     def ran1(self) -> float:
         """C ``ran1``: next uniform deviate (a float32 value)."""
-        return float(ran1_nb(self.ist))
+        return self._draw(ran1_nb)
 
     def gaussdev(self) -> float:
         """C ``gaussdev``: next unit normal deviate (a float32 value)."""
-        return float(gaussdev_nb(self.ist, self.fst))
+        return self._draw(lambda ist: gaussdev_nb(ist, self.statics.fst))
 
     def poidev(self, xm: float) -> float:
         """C ``poidev``: Poisson deviate of mean ``xm`` (rounded to float32 first)."""
-        return float(poidev_nb(np.float32(xm), self.ist, self.fst))
+        return self._draw(lambda ist: poidev_nb(np.float32(xm), ist, self.statics.fst))
 
 

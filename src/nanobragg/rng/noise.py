@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .cran import new_state, poidev_nb
+from .cran import CStatics, new_state, poidev_nb
 
 __all__ = ["CNoise", "poisson_noise_c", "poisson_noise_torch"]
 
@@ -70,11 +70,15 @@ class CNoise:
     inclusive (xmin, xmax, ymin, ymax) on the detector, None for all of it
     (pixels outside are 0 and consume no random numbers); ``adc``: offset
     added to each photon count (C default 40). ``photons`` (C's ``sum``) and
-    ``overloads`` accumulate over the bands.
+    ``overloads`` accumulate over the bands. ``statics``: the generators'
+    process state after the set-up's draws (``Resolved.rng_statics``: the
+    random misset, the mosaic domains), which a positive ``seed`` value
+    draws on as C's does; a snapshot is taken, so the same statics give the
+    same noise again. None: a fresh process (right for any seed <= 0).
     """
 
-    def __init__(self, seed, roi=None, adc=40.0):
-        self.ist, self.fst = new_state(seed)
+    def __init__(self, seed, roi=None, adc=40.0, statics: CStatics | None = None):
+        self.ist, self.fst = new_state(seed, statics)
         self.roi, self.adc = roi, float(adc)
         self.photons, self.overloads = 0.0, 0
 
@@ -91,12 +95,12 @@ class CNoise:
         return out
 
 
-def poisson_noise_c(float_image, seed, roi=None, adc=40.0):
+def poisson_noise_c(float_image, seed, roi=None, adc=40.0, statics=None):
     """Bit-exact C noise image from the whole float (photons/pixel) image (S, F); see CNoise.
 
     Returns ``(noise uint16 (S, F), photons float (C's sum), overloads int)``.
     """
-    noise = CNoise(seed, roi, adc)
+    noise = CNoise(seed, roi, adc, statics)
     out = noise.band(float_image)
     return out, noise.photons, noise.overloads
 

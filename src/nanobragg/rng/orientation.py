@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .ran1 import PyRandom
+from .ran1 import CStatics, PyRandom
 
 
 def _load_powf():
@@ -150,14 +150,16 @@ def umat2misset(umat) -> tuple[float, float, float]:
     return rotx, roty, rotz
 
 
-def mosaic_umats(spread_rad: float, domains: int, seed: int) -> np.ndarray:
+def mosaic_umats(spread_rad: float, domains: int, seed: int, statics: CStatics | None = None) -> np.ndarray:
     """nanoBragg's mosaic-domain setup loop: ``(domains, 3, 3)`` rotation matrices.
 
     One ``mosaic_rotation_umat`` draw per domain from C seed value ``seed``
     (``-mosaic_seed N`` stores ``-N``; C's default is -12345678); domain 0 is
     then forced to the identity, after its draw has consumed its deviates.
+    ``statics``: the generators' process state, drawn through and left as C
+    leaves it (a fresh one by default).
     """
-    rng = PyRandom(seed)
+    rng = PyRandom(seed, statics)
     out = np.empty((int(domains), 3, 3), dtype=np.float64)
     for i in range(int(domains)):
         out[i] = mosaic_rotation_umat(spread_rad, rng).reshape(3, 3)
@@ -166,11 +168,12 @@ def mosaic_umats(spread_rad: float, domains: int, seed: int) -> np.ndarray:
     return out
 
 
-def random_misset(seed: int) -> tuple[np.ndarray, tuple[float, float, float]]:
+def random_misset(seed: int, statics: CStatics | None = None) -> tuple[np.ndarray, tuple[float, float, float]]:
     """nanoBragg's ``-misset random``: umat from a 90-"radian" cap, and its angles.
 
     ``seed`` is C's ``misset_seed`` value.  C passes 90.0 (intended as a full
-    sphere) straight through as the cap size, so we do too.
+    sphere) straight through as the cap size, so we do too. ``statics``: as
+    for mosaic_umats.
     """
-    umat = mosaic_rotation_umat(90.0, PyRandom(seed))
+    umat = mosaic_rotation_umat(90.0, PyRandom(seed, statics))
     return umat, umat2misset(umat)

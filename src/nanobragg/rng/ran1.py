@@ -6,6 +6,16 @@ array ``ist`` (idum, iy, iv[32], gaussdev's iset) and a float32 array
 Python so that the set-up's few draws (mosaic domains, random misset) do not
 load the JIT compiler; :mod:`nanobragg.rng.cran` compiles the same function
 for the noise loop.
+
+In C, ``iy`` and ``iv`` (and the deviates' statics) belong to the process,
+not to a seed: ``-misset random`` draws from ``misset_seed``, then the
+mosaic domains from ``mosaic_seed`` (at least one domain, three draws, even
+without mosaicity), then the noise from ``seed``, all through one shuffle
+table. A non-positive seed value (``-seed N`` with N >= 0 stores -N)
+rebuilds the table on its first draw, so the usual seeds are independent;
+a positive one (``-seed -7`` stores 7) keeps drawing from the table the
+earlier draws left. :class:`CStatics` is that process state, shared by the
+seed variables (:class:`PyRandom`, ``CRandom``, ``CNoise``) given it.
 """
 from __future__ import annotations
 
@@ -47,12 +57,17 @@ FSTATE_SIZE = 5
 _F32_ONE = np.float32(1.0)
 
 
-def new_state(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fresh ``(ist, fst)`` state arrays for C ``long`` seed value ``seed``.
+def new_state(seed: int, statics: "CStatics | None" = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(ist, fst)`` state arrays for C ``long`` seed value ``seed``.
 
-    Mirrors the C statics' initial values: ``iy = 0``, ``iset = 0`` and
-    poidev's ``oldm = -1``.
+    Without ``statics``, C's initial statics: ``iy = 0``, ``iset = 0`` and
+    poidev's ``oldm = -1``; with, copies of the statics that ``statics``
+    holds (the shuffle table and the deviates' caches).
     """
+    if statics is not None:
+        ist, fst = statics.ist.copy(), statics.fst.copy()
+        ist[IDUM] = int(seed)
+        return ist, fst
     ist = np.zeros(ISTATE_SIZE, dtype=np.int64)
     ist[IDUM] = int(seed)
     fst = np.zeros(FSTATE_SIZE, dtype=np.float32)
@@ -60,17 +75,52 @@ def new_state(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return ist, fst
 
 
+class CStatics:
+    """The statics of C's generators as one process holds them: ran1's ``iy`` and shuffle table
+    ``iv``, gaussdev's spare deviate, poidev's cache; shared by every seed variable given it.
+
+    ``ist``/``fst`` are laid out as :func:`new_state`'s; their ``IDUM`` slot
+    is scratch (each seed variable keeps its own value).
+    """
+
+    def __init__(self):
+        self.ist, self.fst = new_state(0)
+
+    def copy(self) -> "CStatics":
+        """An independent snapshot of this state."""
+        other = CStatics()
+        other.ist[:], other.fst[:] = self.ist, self.fst
+        return other
+
+    @property
+    def table(self) -> np.ndarray:
+        """(33,) int64: ``iy`` then ``iv[0..31]`` (all zero before the first draw)."""
+        return self.ist[IY:IV + _NTAB].copy()
+
+    def draw(self, seed: int, ist_fn) -> tuple[int, object]:
+        """Run ``ist_fn(ist)`` on these statics for the seed variable holding ``seed``;
+        returns the variable's new value and ``ist_fn``'s result."""
+        self.ist[IDUM] = int(seed)
+        result = ist_fn(self.ist)
+        return int(self.ist[IDUM]), result
 
 
 class PyRandom:
-    """A C seed variable for set-up draws: ``ran1`` only, in plain Python."""
+    """A C seed variable for set-up draws: ``ran1`` only, in plain Python.
 
-    def __init__(self, seed: int):
-        self.ist, self.fst = new_state(seed)
+    ``seed``: the C ``long``'s value (``-mosaic_seed N`` stores -N);
+    ``statics``: the process state it shares with other seed variables
+    (see :class:`CStatics`), a fresh one by default.
+    """
+
+    def __init__(self, seed: int, statics: CStatics | None = None):
+        self.statics = CStatics() if statics is None else statics
+        self.idum = int(seed)
 
     def ran1(self) -> float:
         """C ``ran1``: next uniform deviate (a float32 value)."""
-        return float(ran1(self.ist))
+        self.idum, value = self.statics.draw(self.idum, ran1)
+        return float(value)
 
 
 def ran1(ist):
@@ -107,3 +157,21 @@ def ran1(ist):
     if temp > _RNMX:
         return np.float32(_RNMX)
     return temp
+
+
+def mosaic_draws(statics: CStatics, mosaic_seed: int, domains: int, spread_rad: float = 0.0) -> np.ndarray:
+    """C's mosaic-domain loop drawn through ``statics``: ``(domains, 3, 3)`` rotations.
+
+    C draws every domain, the first (then forced to the identity) included,
+    even with one domain and no mosaicity; a single domain's three deviates
+    are drawn here without building its matrix (nor loading the orientation
+    module and libm's powf).
+    """
+    if domains == 1:
+        rng = PyRandom(mosaic_seed, statics)
+        for _ in range(3):
+            rng.ran1()
+        return np.eye(3)[None]
+    from .orientation import mosaic_umats
+
+    return mosaic_umats(spread_rad, domains, mosaic_seed, statics)
