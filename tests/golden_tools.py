@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
+
+from util import in_folder
 
 DATA = Path(__file__).parent / "data" / "golden_tools"
 CASES = DATA / "cases"
@@ -45,12 +46,8 @@ def prepare(name: str, folder: Path) -> dict:
 
 def run_in(folder: Path, run, args: list[str]) -> tuple[int, list[str]]:
     lines: list[str] = []
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
+    with in_folder(folder):
         status = run(list(args), log=lines.append)
-    finally:
-        os.chdir(cwd)
     return status, lines
 
 

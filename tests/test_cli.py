@@ -1,5 +1,4 @@
 """The command line: flag parsing, precedence, and bad input ending cleanly."""
-import os
 import subprocess
 import sys
 
@@ -8,17 +7,14 @@ import pytest
 from nanobragg.cli.flags import FLAGS
 from nanobragg.cli.main import run
 from nanobragg.cli.parser import UsageError, parse
+from util import in_folder
 
 BASE = "-default_F 100 -cell 100 100 100 90 90 90 -lambda 6.2 -N 2 -distance 100 -detpixels 16 -nonoise -nopgm".split()
 
 
 def _run(args, tmp_path, capsys):
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
+    with in_folder(tmp_path):
         status = run(args, log=lambda *_: None)
-    finally:
-        os.chdir(cwd)
     return status, capsys.readouterr().err
 
 

@@ -5,7 +5,6 @@ same float32 values as C's, so the SMV, noise and PGM files are identical.
 """
 import gzip
 import hashlib
-import os
 import re
 import shutil
 import time
@@ -17,6 +16,7 @@ import pytest
 from golden import CASES, DATA, INPUTS, case_names, load_case
 from nanobragg.cli.main import run
 from nanobragg.io import int_image_from_float, read_float_image, read_smv, smv_bytes, write_smv
+from util import in_folder
 
 #: output kind -> (flag, file name), as the golden cases were made.
 OUTPUT_FLAGS = {"float": ("-floatfile", "float.bin"), "int": ("-intfile", "int.img"),
@@ -31,12 +31,8 @@ SMALL = "-default_F 100 -cell 100 100 100 90 90 90 -lambda 6.2 -N 2 -distance 10
 def command(args, folder: Path) -> tuple[int, list[str]]:
     """Run the command in ``folder``; return the exit status and the printed lines."""
     lines: list[str] = []
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
+    with in_folder(folder):
         status = run([str(a) for a in args], log=lines.append)
-    finally:
-        os.chdir(cwd)
     return status, lines
 
 

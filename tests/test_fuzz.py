@@ -7,7 +7,6 @@ created or changed; never a traceback. Runs are in-process through
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -16,6 +15,7 @@ import pytest
 
 from nanobragg.cli.flags import FLAGS
 from nanobragg.cli.main import main
+from util import in_folder
 
 BASE = ("-default_F 100 -cell 50 50 50 90 90 90 -N 2 -detpixels 16 -nonoise -nopgm -nocompile "
         "-dtype float64 -noprogress").split()
@@ -58,12 +58,8 @@ def _check_run(argv, tmp_path, capsys):
         path.write_bytes(SENTINEL)
     full = BASE + [x for flag, path in outs.items() for x in (flag, str(path))] + argv
     before = set(tmp_path.iterdir())
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
+    with in_folder(tmp_path):
         status = main(full)
-    finally:
-        os.chdir(cwd)
     captured = capsys.readouterr()
     err = captured.err
     assert "Traceback" not in err, (argv, err)

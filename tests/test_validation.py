@@ -6,8 +6,6 @@ checks are the shared rules of :mod:`nanobragg.config.checks`.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -16,6 +14,7 @@ from nanobragg.config import checks
 from nanobragg.io.fdump import fdump_bytes
 from nanobragg.io.hkl import empty_grid
 from nanobragg.io.smv import smv_bytes
+from util import in_folder
 
 BASE = ("-default_F 100 -cell 50 50 50 90 90 90 -N 2 -detpixels 16 -nonoise -nopgm -nocompile "
         "-dtype float64").split()
@@ -25,12 +24,8 @@ def _run(args, tmp_path, capsys):
     """Run in tmp_path with a pre-existing float file; returns (status, first stderr line, float file unchanged)."""
     float_file = tmp_path / "floatimage.bin"
     float_file.write_bytes(b"old")
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
+    with in_folder(tmp_path):
         status = run(BASE + args, log=lambda *_: None)
-    finally:
-        os.chdir(cwd)
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     return status, lines, float_file.read_bytes() == b"old"
