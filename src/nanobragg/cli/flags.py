@@ -56,13 +56,6 @@ def _seed(target):
     return act
 
 
-def _sizes(*targets):
-    def act(s, v):
-        for t in targets:
-            s.assign(t, v[0])
-    return act
-
-
 _XTAL = ("crystal.sample_x", "crystal.sample_y", "crystal.sample_z")
 _DET_AXES = ("detector.fpixels", "detector.spixels")
 

@@ -30,7 +30,7 @@ def _fail(message: str) -> int:
     return 2
 
 
-def build_settings(argv: list[str], log=print) -> Settings:
+def build_settings(argv: list[str]) -> Settings:
     """Parse argv, applying -mask then -img headers before the flags (C's precedence)."""
     groups = split_flags(argv)
     settings = Settings()
@@ -54,7 +54,7 @@ def _seed(settings: Settings) -> int:
 def run(argv: list[str], log=print) -> int:
     """Run the command; returns the exit status."""
     try:
-        settings = build_settings(argv, log)
+        settings = build_settings(argv)
         if settings.run.help:
             print(usage_text())
             return 0

@@ -2,7 +2,7 @@
 
 The command line fills these objects; the Python API builds them directly.
 Fields left at ``None`` (or C's negative sentinel for step counts) are chosen
-later by :mod:`nanobragg.setup`, following the C program's order of decisions.
+later by :func:`nanobragg.resolve.resolve`, following the C program's order of decisions.
 """
 from .checks import CheckError, ConfigError, check_experiment
 from .experiment import (

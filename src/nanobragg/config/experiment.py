@@ -2,7 +2,7 @@
 
 Lengths are metres, angles radians, wavelengths metres, fluence photons/m^2.
 Numbers that are differentiable parameters may be given as Python floats or
-as torch tensors (with ``requires_grad``); :mod:`nanobragg.setup` keeps
+as torch tensors (with ``requires_grad``); :func:`nanobragg.resolve.resolve` keeps
 tensors as they are so gradients flow back to them.
 
 Step counts use the C program's sentinel ``-1`` for "not given": the C

@@ -1,6 +1,6 @@
 """The tensors the engine consumes: a plain record, no behaviour.
 
-Built by :func:`nanobragg.setup.build_inputs` from the configuration objects;
+Built by :func:`nanobragg.resolve.resolve` from the configuration objects;
 the engine (:mod:`nanobragg.engine.render`) is a pure function of it.
 Shapes: vectors (3,), T sensor layers, S sources, C = phisteps x domains
 crystal orientations. Units: metres, 1/metre, radians; reciprocal vectors

@@ -95,7 +95,7 @@ def reciprocal_vectors(abc: torch.Tensor) -> torch.Tensor:
 
 def lattice_terms(inp: RenderInputs, frac: torch.Tensor):
     """Per-axis sincg factors (1 on axes with N <= 1) and the crystal shape's total F_latt."""
-    axes = getattr(inp, "N_axes", None) or tuple(float(n) > 1 for n in inp.N)
+    axes = inp.N_axes
     per_axis = [sincg_frac(frac[i], inp.N[i]) if axes[i] else torch.ones_like(frac[i]) for i in range(3)]
 
     def dstar_sq(f):

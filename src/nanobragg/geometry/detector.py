@@ -27,9 +27,6 @@ _CONVENTIONS = {
     # the C program's initial values, used when any vector is given by hand
     "custom": ((1, 0, 0), (0, 0, 1), (0, -1, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 0, 1)),
 }
-CONVENTIONS = tuple(_CONVENTIONS)
-
-
 @dataclass
 class ConventionVectors:
     """Unit vectors of one convention (after any custom overrides)."""
