@@ -70,6 +70,7 @@ FLAGS = [
     Flag(("-4stol",), (u.text,), "files.stol", help="as -stol with 4stol units"),
     Flag(("-Q",), (u.text,), "files.stol", help="as -stol with Q units"),
     Flag(("-stolout",), (u.text,), "files.stolout", help="accepted for compatibility"),
+    Flag(("-geom",), (u.text,), "files.geom", help="CrystFEL geometry file: a multi-panel detector"),
     Flag(("-dump",), (u.text,), "output.dumpfile", help="structure-factor cache file (default Fdump.bin)"),
     Flag(("-default_F",), (u.number,), "crystal.default_F", help="F of every reflection not in -hkl"),
     # unit cell and orientation

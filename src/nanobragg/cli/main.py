@@ -61,6 +61,9 @@ def run(argv: list[str], log=print) -> int:
         validate(settings)
         dump = load_inputs(settings, log)
         seed = _seed(settings)
+        if settings.files.geom is not None:
+            from .panels import simulate_panels
+            return simulate_panels(settings, seed, log, dump)
         from .simulate import simulate_and_write
         return simulate_and_write(settings, seed, log, dump)
     except (UsageError, InputError, ConfigError) as exc:

@@ -51,6 +51,10 @@ class RunOutputs:
     h5: Optional[OutputFile] = None
     cbf_header: Optional[PilatusHeader] = None
     nxmx: Optional[NXmxInfo] = None
+    #: an NXmx file shared by several images (the panels of a -geom run), written here but finished by its owner
+    h5_shared: Optional[NXmxWriter] = None
+    #: where this image goes in h5_shared: (panel index or None, first row, first column)
+    h5_place: tuple = (None, 0, 0)
 
 
 def _exposure_and_spindle(res: Resolved, experiment):
@@ -178,7 +182,7 @@ def write_second_pass(out, res: Resolved, store, stats, files: RunOutputs, write
         pgm_head = pgm_header(F, res.detector.spixels, pgm_scale)
         writes.write(files.pgm, pgm_head, 0)
     counts_are_noise = bool(out.calculate_noise)
-    pipeline = files.cbf is not None or files.h5 is not None
+    pipeline = files.cbf is not None or files.h5 is not None or files.h5_shared is not None
     make_ints = files.int is not None or (pipeline and not counts_are_noise)
     noise = _Noise(out, roi, res.rng_statics) if files.noise is not None or (pipeline and counts_are_noise) else None
     if files.noise is not None:
@@ -187,7 +191,7 @@ def write_second_pass(out, res: Resolved, store, stats, files: RunOutputs, write
     cbf = CbfWriter(files.cbf, shape, files.cbf_header) if files.cbf is not None else None
     try:
         h5 = (NXmxWriter(files.h5, files.nxmx, shape, store.rows, bool(out.h5_float))
-              if files.h5 is not None else None)
+              if files.h5 is not None else files.h5_shared)
     except BaseException:
         if cbf is not None:
             cbf.close()
@@ -207,7 +211,8 @@ def write_second_pass(out, res: Resolved, store, stats, files: RunOutputs, write
             if cbf is not None:
                 cbf.band(counts)
             if h5 is not None:
-                h5.band(first, counts, band32 if out.h5_float else None)
+                panel, row0, col0 = files.h5_place
+                h5.band(row0 + first, counts, band32 if out.h5_float else None, panel=panel, first_col=col0)
         if noise is not None:
             log(f"{noise.photons:.0f} photons on noise image ({noise.overloads} overloads)")
         if files.noise is not None:
@@ -216,13 +221,13 @@ def write_second_pass(out, res: Resolved, store, stats, files: RunOutputs, write
         if cbf is not None:
             log(f"writing {out.cbffile} as a mini-CBF of the {which} image")
             cbf.finish()
-        if h5 is not None:
+        if files.h5 is not None:
             log(f"writing {out.h5file} as NXmx HDF5 of the {which} image")
             h5.finish()
     finally:
         if cbf is not None:
             cbf.close()
-        if h5 is not None:
+        if files.h5 is not None and h5 is not None:
             h5.close()
 
 

@@ -16,6 +16,7 @@ class InputFiles:
     mask: Optional[str] = None
     stol: Optional[str] = None  #: read as C reads it; not used for the image
     stolout: Optional[str] = None
+    geom: Optional[str] = None  #: CrystFEL geometry file: one image per panel (nanobragg.cli.panels)
 
 
 @dataclass

@@ -78,6 +78,7 @@ class Module:
     shape: tuple  #: (slow, fast) pixels
     name: str = "module"
     index: Optional[int] = None  #: panel index in a (panel, slow, fast) stack; None for a 2-D frame
+    origin: tuple = (0, 0)  #: (slow, fast) of the module's first pixel in a 2-D frame
 
 
 @dataclass
@@ -172,7 +173,7 @@ def write_metadata(f, info: NXmxInfo, data_shape: tuple) -> None:
     base = info.distance * _unit(info.beam)[0]
     for m in info.modules:
         mod = _group(det, m.name, "NXdetector_module")
-        origin = [0, 0] if m.index is None else [m.index, 0, 0]
+        origin = list(m.origin) if m.index is None else [m.index, 0, 0]
         size = list(m.shape) if m.index is None else [1, *m.shape]
         _scalar(mod, "data_origin", np.asarray(origin, dtype=np.int64))
         _scalar(mod, "data_size", np.asarray(size, dtype=np.int64))
@@ -227,8 +228,11 @@ class NXmxWriter:
             self.close()
             raise
 
-    def band(self, first_row: int, counts, floats=None, frame: int = 0, panel: Optional[int] = None) -> None:
-        where = (frame,) + (() if panel is None else (panel,)) + (slice(first_row, first_row + len(counts)),)
+    def band(self, first_row: int, counts, floats=None, frame: int = 0, panel: Optional[int] = None,
+             first_col: int = 0) -> None:
+        """Store rows ``counts`` (and ``floats``) at ``first_row`` (and ``first_col``) of a frame (and panel)."""
+        where = (frame,) + (() if panel is None else (panel,)) + (
+            slice(first_row, first_row + counts.shape[0]), slice(first_col, first_col + counts.shape[1]))
         self.data[where] = counts
         if self.floats is not None and floats is not None:
             self.floats[where] = floats
