@@ -182,3 +182,15 @@ def test_missing_h5py_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err
     assert "-h5file needs h5py and hdf5plugin: pip install 'nanobragg[formats]'" in err and "Traceback" not in err
     assert os.listdir(tmp_path) == []
+
+
+def test_same_run_same_bytes_with_source_date_epoch(tmp_path, monkeypatch, capsys):
+    """No HDF5 timestamps, the start time from $SOURCE_DATE_EPOCH: a re-run gives the same file."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    for name in ("a.h5", "b.h5"):
+        assert main(BASE + ["-nonoise", "-floatfile", "/dev/null", "-intfile", "/dev/null",
+                            "-h5file", str(tmp_path / name)]) == 0
+    capsys.readouterr()
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+    with h5py.File(tmp_path / "a.h5") as handle:
+        assert handle["/entry/start_time"][()].decode() == "2023-11-14T22:13:20.000Z"
