@@ -1,0 +1,96 @@
+"""Rendering a dataset's images on a Dask cluster (``--workers K`` or ``--scheduler ADDRESS``).
+
+The images are split into chunks; each chunk is one task that renders its
+images with :func:`nanobragg.dataset.runner.render_one` (every file written
+atomically) and returns their manifest records, which only the client
+appends to the manifest. A worker that dies loses its unfinished chunk,
+which the scheduler gives to another worker; files the lost worker had
+renamed into place are rewritten with the same bytes, and a record already
+listed is not listed again. Each worker process reads the input files once
+per dataset (a per-process cache keyed by the dataset's identity) and runs
+torch on as many threads as the worker has.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import uuid
+from typing import Callable, Optional
+
+from .spec import DatasetError, DatasetSpec
+
+_LOADED: dict = {}
+
+
+def require_dask(option: str) -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise DatasetError(f"{option} needs Dask: pip install 'nanobragg[dataset]' "
+                           "(or pip install 'dask[distributed]')") from None
+
+
+def render_chunk(spec: DatasetSpec, indices: list) -> list:
+    """A Dask task: render and write images ``indices``; returns their manifest records."""
+    import torch
+
+    from .runner import load, render_one
+    try:
+        from distributed import get_worker
+        threads = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        threads = None
+    if threads and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    loaded = _LOADED.get(spec.token)
+    if loaded is None:
+        _LOADED.clear()
+        loaded = _LOADED[spec.token] = load(spec)
+    return [render_one(spec, index, loaded) for index in indices]
+
+
+def default_chunk(todo: int, workers: int) -> int:
+    """Images per task: about four tasks per worker (losing one loses little), at most 16 images."""
+    return max(1, min(16, math.ceil(todo / max(1, 4 * workers))))
+
+
+def render_on_dask(spec: DatasetSpec, todo: list, finished: Callable[[dict], None], *, workers: Optional[int] = None,
+                   scheduler: Optional[str] = None, client=None, chunk: Optional[int] = None) -> str:
+    """Render ``todo`` on a cluster, calling ``finished(record)`` in the client for each image done;
+    returns a description of the cluster."""
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = own_client = None
+    try:
+        if client is None:
+            if scheduler is not None:
+                try:
+                    own_client = Client(scheduler, timeout=30)
+                except (OSError, TimeoutError) as exc:
+                    raise DatasetError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+            else:
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address=None, silence_logs=logging.ERROR)
+                own_client = Client(cluster)
+            client = own_client
+        count = len(client.scheduler_info().get("workers", {})) or (workers or 1)
+        size = chunk or default_chunk(len(todo), count)
+        run = uuid.uuid4().hex[:8]
+        futures = [client.submit(render_chunk, spec, todo[k:k + size], key=f"nb-dataset-{spec.token}-{run}-{k}",
+                                 pure=False)
+                   for k in range(0, len(todo), size)]
+        try:
+            for future in as_completed(futures):
+                for record in future.result():
+                    finished(record)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        return f"{count} Dask worker{'s' if count != 1 else ''}"
+    finally:
+        if own_client is not None:
+            own_client.close()
+        if cluster is not None:
+            cluster.close()

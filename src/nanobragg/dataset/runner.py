@@ -1,0 +1,265 @@
+"""Rendering a dataset: every image through the ``nanoBragg`` command's own pipeline.
+
+Image i's settings are parsed from its argument list by the command's
+parser (:func:`nanobragg.cli.main.build_settings`) and rendered and written
+by the command's :func:`nanobragg.cli.simulate.simulate_and_write`, so each
+image is the image ``nanoBragg <its args>`` writes. The process pays torch's
+start-up and the compiled kernel's loading once, and reads the input files
+(``-hkl``/dump, ``-mat``, ``-sourcefile``) once: image i's settings get the
+arrays read for image 0 (nothing in them depends on the image).
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from .manifest import (MANIFEST, SPEC, ManifestAppender, read_manifest, read_spec, record_is_valid,
+                       rewrite_manifest, sha256_file, write_spec)
+from .spec import OUTPUT_FLAGS, DatasetError, DatasetSpec, make_spec
+
+_FIELD = dict(OUTPUT_FLAGS)
+_MAX_I = re.compile(r"^max_I = (\S+)\s+at (\S+) (\S+)")
+_MEAN = re.compile(r"^mean= (\S+) rms= (\S+) rmsd= (\S+)")
+
+
+def _quiet(*args, **kwargs) -> None:
+    pass
+
+
+def _section(settings, dotted: str):
+    head, _, name = dotted.partition(".")
+    obj = getattr(settings, head) if head in ("output", "files", "run") else getattr(settings.experiment, head)
+    return obj, name
+
+
+@dataclass
+class LoadedInputs:
+    """What :func:`nanobragg.cli.loaders.load_inputs` read, shared by every image of a process.
+
+    The loader records each field it fills in ``settings.origins`` (the file
+    it came from); the fields whose origin it set are the ones taken here, so
+    whatever the loader reads (matrix, structure factors, sources, ...) is
+    carried to every image's settings without naming it here.
+    """
+    values: dict = field(default_factory=dict)  #: dotted field -> value read
+    origins: dict = field(default_factory=dict)  #: dotted field -> origin the loader recorded
+
+    @classmethod
+    def read(cls, settings, fresh) -> "LoadedInputs":
+        """Load the inputs into ``settings``; ``fresh`` is a second parse of the same flags, not loaded."""
+        from ..cli.loaders import load_inputs
+        load_inputs(settings, _quiet)
+        keys = [k for k, v in settings.origins.items() if fresh.origins.get(k) != v]
+        values = {}
+        for key in keys:
+            obj, name = _section(settings, key)
+            values[key] = getattr(obj, name)
+        return cls(values, {k: settings.origins[k] for k in keys})
+
+    def apply(self, settings) -> None:
+        for key, value in self.values.items():
+            obj, name = _section(settings, key)
+            setattr(obj, name, value)
+        settings.origins.update(self.origins)
+
+
+def load(spec: DatasetSpec) -> LoadedInputs:
+    """Read the dataset's input files (as the command does for image 0)."""
+    from ..cli.main import build_settings
+    args = spec.image_args(0)
+    return LoadedInputs.read(build_settings(args), build_settings(args))
+
+
+def image_settings(spec: DatasetSpec, index: int, loaded: LoadedInputs):
+    """Image ``index``'s Settings: its args parsed by the command's parser, outputs in OUTDIR."""
+    from ..cli.main import build_settings
+    settings = build_settings(spec.image_args(index))
+    loaded.apply(settings)
+    for flag, name in spec.files(index).items():
+        setattr(settings.output, _FIELD[flag], os.path.join(spec.outdir, name))
+    settings.output.progress = False  # the dataset has its own bar over images
+    return settings
+
+
+def _statistics(lines: list) -> dict:
+    """C's statistics from the lines the pipeline prints (the values as printed, %g)."""
+    stats = {}
+    for line in lines:
+        m = _MAX_I.match(line)
+        if m:
+            stats["max_I"] = float(m.group(1))
+        m = _MEAN.match(line)
+        if m:
+            stats.update(mean=float(m.group(1)), rms=float(m.group(2)), rmsd=float(m.group(3)))
+    return stats
+
+
+def render_one(spec: DatasetSpec, index: int, loaded: LoadedInputs) -> dict:
+    """Render and write image ``index``; returns its manifest record (after its files are in place)."""
+    from ..cli.simulate import simulate_and_write
+    settings = image_settings(spec, index, loaded)
+    lines: list = []
+    simulate_and_write(settings, settings.output.seed, lambda *a: lines.append(" ".join(map(str, a))), False)
+    args = spec.image_args(index)
+    record = {"index": index,
+              "files": {name: sha256_file(os.path.join(spec.outdir, name)) for name in spec.files(index).values()},
+              "args": args,
+              "seed": spec.noise_seed + index}
+    own = spec.orientation(index)
+    if own[0] == "-phi":
+        record["phi"] = float(own[1])
+    else:
+        record["misset"] = [float(v) for v in own[1:]]
+    record.update(_statistics(lines))
+    return record
+
+
+@dataclass
+class Summary:
+    outdir: str
+    images: int
+    rendered: int
+    kept: int
+    seconds: float
+    workers: Optional[str] = None
+
+    def line(self) -> str:
+        rate = self.rendered / self.seconds if self.seconds > 0 else 0.0
+        where = f" on {self.workers}" if self.workers else ""
+        return (f"nb-dataset: {self.images} images in {self.outdir} ({self.rendered} rendered, {self.kept} kept "
+                f"from before) in {self.seconds:.1f} s, {rate:.2f} images/s{where}; manifest {MANIFEST}")
+
+
+def _progress_bar(total: int, initial: int, progress: Optional[bool]):
+    if progress is False or (progress is None and not sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, unit="img", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+
+def _check_outdir(outdir: str) -> None:
+    if os.path.exists(outdir) and not os.path.isdir(outdir):
+        raise DatasetError(f"OUTDIR {outdir} exists and is not a folder")
+    parent = os.path.dirname(outdir.rstrip(os.sep)) or os.sep
+    folder = outdir if os.path.isdir(outdir) else parent
+    if not os.path.isdir(folder):
+        raise DatasetError(f"OUTDIR {outdir}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DatasetError(f"OUTDIR {outdir}: folder {folder} is not writable")
+
+
+def _remove_stale_temporaries(outdir: str) -> None:
+    """A SIGKILL between linking a temporary and renaming it can leave one .tmp- file (io.atomic); remove it."""
+    for name in os.listdir(outdir):
+        if name.startswith(".tmp-"):
+            try:
+                os.unlink(os.path.join(outdir, name))
+            except OSError:
+                pass
+
+
+def _uses_dask(workers, scheduler, client) -> bool:
+    return workers is not None or scheduler is not None or client is not None
+
+
+def prepare(outdir: str, flags: list, images: int, *, random_orientations: bool = False, seed: Optional[int] = None,
+            resume: bool = False):
+    """Check everything (dataset options, the flags as nanoBragg checks them, input files, OUTDIR) before
+    anything is written; returns (spec, inputs read, existing dataset.json or None)."""
+    from ..cli.simulate import pick_device
+    from ..cli.main import build_settings
+    from ..cli.validate import validate
+    from ..resolve import resolve
+    import torch
+
+    outdir = os.path.abspath(outdir)
+    _check_outdir(outdir)
+    existing = read_spec(outdir) if os.path.isdir(outdir) else None
+    has_manifest = os.path.exists(os.path.join(outdir, MANIFEST))
+    if (existing is not None or has_manifest) and not resume:
+        raise DatasetError(f"OUTDIR {outdir} already holds a dataset ({SPEC if existing is not None else MANIFEST}): "
+                           "--resume continues it, or choose another OUTDIR")
+    base = build_settings([str(f) for f in flags])
+    device = pick_device(base.run.device).type
+    noise_seed = None
+    if existing and "-seed" not in flags and seed is None:
+        noise_seed = existing.get("noise_seed")  # the clock's seed of the interrupted run
+    spec, settings = make_spec(outdir, flags, images, random_orientations, seed, noise_seed, device)
+    if existing is not None:
+        mine = spec.describe()
+        differ = sorted(k for k in set(mine) | set(existing) if mine.get(k) != existing.get(k))
+        if differ:
+            raise DatasetError(f"OUTDIR {outdir} holds another dataset ({', '.join(differ)} differ{'s' if len(differ) == 1 else ''}): "
+                               "choose another OUTDIR")
+    validate(settings)
+    loaded = LoadedInputs.read(settings, build_settings(spec.image_args(0)))
+    dtype = torch.float64 if settings.run.dtype == "float64" else torch.float32
+    resolve(settings.experiment, seed=settings.output.seed, dtype=dtype)
+    return spec, loaded, existing
+
+
+def run_dataset(outdir: str, flags: list, images: int, *, random_orientations: bool = False,
+                seed: Optional[int] = None, resume: bool = False, workers: Optional[int] = None,
+                scheduler: Optional[str] = None, client=None, chunk: Optional[int] = None,
+                progress: Optional[bool] = False, on_record: Optional[Callable[[dict], None]] = None) -> Summary:
+    """Render a dataset into ``outdir``; see :mod:`nanobragg.dataset`. Returns a :class:`Summary`.
+
+    Bad input raises DatasetError (or the command's UsageError, InputError,
+    ConfigError: one line each) before anything is written.
+    """
+    start = time.perf_counter()
+    if _uses_dask(workers, scheduler, client):
+        from .dask_backend import require_dask
+        require_dask("--workers" if workers is not None else "--scheduler")
+        if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+            raise DatasetError(f"--workers must be a positive whole number (got {workers!r})")
+    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
+        raise DatasetError(f"--chunk must be a positive whole number (got {chunk!r})")
+    spec, loaded, existing = prepare(outdir, flags, images, random_orientations=random_orientations, seed=seed,
+                                     resume=resume)
+    outdir = spec.outdir
+    os.makedirs(outdir, exist_ok=True)
+    _remove_stale_temporaries(outdir)
+    if existing is None:
+        write_spec(outdir, spec.describe())
+    records = {}
+    for index, rec in read_manifest(outdir).items():
+        if 0 <= index < spec.images and record_is_valid(rec, outdir, spec.image_args(index), spec.files(index)):
+            records[index] = rec
+    if os.path.exists(os.path.join(outdir, MANIFEST)):
+        rewrite_manifest(outdir, records)  # only the valid lines stay; appends follow them
+    todo = [i for i in range(spec.images) if i not in records]
+    kept = len(records)
+    bar = _progress_bar(spec.images, kept, progress)
+    appender = ManifestAppender(outdir)
+
+    def finished(record: dict) -> None:
+        index = record["index"]
+        if index in records:  # a chunk rerun by Dask after its first result arrived: listed once
+            return
+        records[index] = record
+        appender.append(record)
+        if bar is not None:
+            bar.update(1)
+        if on_record is not None:
+            on_record(record)
+
+    where = None
+    try:
+        if _uses_dask(workers, scheduler, client):
+            from .dask_backend import render_on_dask
+            where = render_on_dask(spec, todo, finished, workers=workers, scheduler=scheduler, client=client,
+                                   chunk=chunk)
+        else:
+            for index in todo:
+                finished(render_one(spec, index, loaded))
+    finally:
+        appender.close()
+        if bar is not None:
+            bar.close()
+    rewrite_manifest(outdir, records)
+    return Summary(outdir, spec.images, len(todo), kept, time.perf_counter() - start, where)

@@ -1,0 +1,189 @@
+"""nb-dataset in one process: every image byte-identical to ``nanoBragg <its manifest args>``,
+resume after SIGKILL, bad input refused before anything is written."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nanobragg.cli import dataset as cli
+from nanobragg.cli import main as nanobragg_main
+from nanobragg.dataset import MANIFEST, read_manifest, run_dataset, sha256_file
+from nanobragg.dataset.orientations import misset_angles, quaternion, quaternion_matrix, random_misset, \
+    rotation_matrix_xyz, uniforms
+
+INPUTS = Path(__file__).parent / "data" / "inputs"
+#: A small rotation series: structure factors and matrix read from files, two spindle steps per image.
+SERIES = ["-hkl", str(INPUTS / "pattern.hkl"), "-mat", str(INPUTS / "lyso.mat"), "-lambda", "1.2", "-N", "3",
+          "-distance", "80", "-detpixels", "40", "-pixel", "0.4", "-osc", "0.25", "-phi", "3.5", "-phisteps", "2",
+          "-nocompile"]
+SHOTS = ["-default_F", "100", "-cell", "70", "80", "90", "90", "90", "90", "-lambda", "1", "-N", "4",
+         "-distance", "60", "-detpixels", "32", "-pixel", "0.5", "-nocompile", "-dtype", "float64"]
+
+
+def files_of(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def check_against_nanobragg(outdir: Path, workdir: Path, monkeypatch) -> None:
+    """Each manifest entry: ``nanoBragg <args>`` run alone (in its own folder) writes the same bytes."""
+    records = [json.loads(line) for line in (outdir / MANIFEST).read_text().splitlines()]
+    assert [r["index"] for r in records] == list(range(len(records)))
+    for rec in records:
+        alone = workdir / f"alone{rec['index']}"
+        alone.mkdir()
+        monkeypatch.chdir(alone)
+        assert nanobragg_main.run(rec["args"], log=lambda *a: None) == 0
+        for name, digest in rec["files"].items():
+            assert (alone / name).read_bytes() == (outdir / name).read_bytes(), name
+            assert sha256_file(alone / name) == digest
+
+
+def test_rotation_series_images_equal_nanobragg_runs(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "series"
+    assert cli.main([str(out), "--images", "6", "--", *SERIES, "-seed", "11"]) == 0
+    assert "6 images" in capsys.readouterr().out
+    records = read_manifest(str(out))
+    assert sorted(records) == list(range(6))
+    for i, rec in records.items():
+        n = f"{i + 1:05d}"
+        assert set(rec["files"]) == {f"floatimage_{n}.bin", f"intimage_{n}.img", f"image_{n}.pgm", f"noiseimage_{n}.img"}
+        assert rec["phi"] == pytest.approx(3.5 + 0.25 * i)
+        assert rec["seed"] == 11 + i and rec["args"][-4:-2] == ["-seed", str(11 + i)]
+        assert {"-dtype", "-nocompile", "-device"} <= set(rec["args"])
+        assert rec["max_I"] > 0 and rec["mean"] > 0 and rec["rms"] > 0
+    # contiguous wedges: image i starts where image i-1 ended
+    assert [records[i]["args"][records[i]["args"].index("-phi") + 1] for i in range(6)] == \
+        ["3.5", "3.75", "4", "4.25", "4.5", "4.75"]
+    assert not [p for p in os.listdir(out) if p.startswith(".tmp-")]
+    check_against_nanobragg(out, tmp_path, monkeypatch)
+
+
+def test_random_orientations_reproducible_and_equal_nanobragg(tmp_path, monkeypatch):
+    a, b = tmp_path / "a", tmp_path / "b"
+    run_dataset(str(a), SHOTS, 4, random_orientations=True, seed=5)
+    run_dataset(str(b), SHOTS, 4, random_orientations=True, seed=5)
+    assert files_of(a) == files_of(b)
+    recs = read_manifest(str(a))
+    assert len({tuple(r["misset"]) for r in recs.values()}) == 4
+    assert recs[2]["args"][recs[2]["args"].index("-misset") + 1:][:3] == list(random_misset(5, 2))
+    check_against_nanobragg(a, tmp_path, monkeypatch)
+
+
+def test_orientations_uniform_and_exact():
+    # shot i depends on (seed, i) alone; the angles reproduce the sampled rotation as C's rotate() applies them
+    assert random_misset(3, 7) == random_misset(3, 7) and random_misset(3, 7) != random_misset(4, 7)
+    mats = []
+    for i in range(3000):
+        q = quaternion(*uniforms(9, i))
+        R = quaternion_matrix(q)
+        assert np.allclose(rotation_matrix_xyz(*misset_angles(R)), R, atol=1e-12)
+        mats.append(R)
+    mats = np.array(mats)
+    # Haar measure: E[R] = 0 and E[R_ij^2] = 1/3 for every element
+    assert np.abs(mats.mean(0)).max() < 0.04
+    assert np.abs((mats ** 2).mean(0) - 1 / 3).max() < 0.03
+
+
+def test_resume_rerenders_only_missing_or_damaged(tmp_path):
+    out = tmp_path / "r"
+    run_dataset(str(out), SERIES, 4)
+    before = files_of(out)
+    # damage one image's file and drop another image's manifest line
+    (out / "intimage_00002.img").write_bytes(b"broken")
+    lines = (out / MANIFEST).read_text().splitlines()
+    (out / MANIFEST).write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])  # a torn last line
+    done = []
+    summary = run_dataset(str(out), SERIES, 4, resume=True, on_record=lambda r: done.append(r["index"]))
+    assert sorted(done) == [1, 3] and summary.kept == 2 and summary.rendered == 2
+    assert files_of(out) == before
+
+
+def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path):
+    flags = [*SERIES, "-seed", "3"]
+    whole = tmp_path / "whole"
+    run_dataset(str(whole), flags, 10)
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "nanobragg.cli.dataset", str(killed), "--images", "10", "--", *flags]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    manifest = killed / MANIFEST
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if manifest.exists() and manifest.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    listed = read_manifest(str(killed))
+    assert 2 <= len(listed) < 10, "the run was not stopped midway"
+    for rec in listed.values():  # every listed image is complete
+        assert all(sha256_file(killed / n) == d for n, d in rec["files"].items())
+    assert not [p for p in os.listdir(killed) if p.endswith(".img") and p.startswith("intimage_") and
+                int(p[9:14]) - 1 not in listed and (killed / p).stat().st_size != (whole / p).stat().st_size]
+    assert cli.main([str(killed), "--images", "10", "--resume", "--", *flags]) == 0
+    assert files_of(killed) == files_of(whole)  # same images, the same manifest, nothing else
+
+
+def test_interrupt_keeps_finished_images_listed(tmp_path):
+    out = tmp_path / "i"
+
+    def stop_after_two(rec):
+        if rec["index"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_dataset(str(out), SERIES, 5, on_record=stop_after_two)
+    assert sorted(read_manifest(str(out))) == [0, 1]
+    assert not [p for p in os.listdir(out) if p.startswith(".tmp-") or "_00003" in p]
+
+
+def _bad(argv, capsys, tmp_path, expect):
+    before = sorted(os.listdir(tmp_path))
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert expect in err, err
+    assert sorted(os.listdir(tmp_path)) == before  # nothing written
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["--images", "3", "--", *SHOTS], "-osc"),
+    (["--images", "3", "--random-orientations", "--", *SHOTS], "--seed"),
+    (["--images", "3", "--random-orientations", "--seed", "1", "--", *SHOTS, "-misset", "1", "2", "3"], "-misset"),
+    (["--images", "0", "--", *SERIES], "--images"),
+    (["--images", "2", *SERIES], "after '--'"),
+    (["--images", "2", "--", *SERIES, "-bogus"], "unknown flag -bogus"),
+    (["--images", "2", "--", *SERIES, "-N", "-3"], "-N"),
+    (["--images", "2", "--", *SERIES, "-hkl", "/nonexistent.hkl"], "nonexistent.hkl"),
+    (["--images", "2", "--", *SERIES, "-misset", "random"], "-misset_seed"),
+    (["--imagez", "2", "--", *SERIES], "--images"),
+    (["--images", "2", "--", *SERIES, "-nopgm", "-floatfile", "x.img", "-intfile", "x.img"], "x_00001.img"),
+])
+def test_bad_input_one_line_exit_2_nothing_written(argv, expect, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _bad([str(tmp_path / "out"), *argv], capsys, tmp_path, expect)
+
+
+def test_existing_dataset_needs_resume_and_same_flags(tmp_path, capsys):
+    out = tmp_path / "d"
+    run_dataset(str(out), SERIES, 2)
+    before = files_of(out)
+    assert cli.main([str(out), "--images", "2", "--", *SERIES]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert cli.main([str(out), "--images", "2", "--resume", "--", *SERIES, "-N", "4"]) == 2
+    assert "another dataset" in capsys.readouterr().err
+    assert files_of(out) == before
+    assert cli.main([str(out), "--images", "2", "--resume", "--", *SERIES]) == 0  # nothing left to do
+    assert "0 rendered, 2 kept" in capsys.readouterr().out
+    assert files_of(out) == before
+
+
+def test_workers_without_dask_say_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    _bad([str(tmp_path / "o"), "--images", "2", "--workers", "2", "--", *SERIES], capsys, tmp_path,
+         "pip install 'nanobragg[dataset]'")
