@@ -15,6 +15,12 @@ from nanobragg.io.cbf import ByteOffsetEncoder, PilatusHeader, cbf_bytes, write_
 fabio = pytest.importorskip("fabio")
 pycbf = pytest.importorskip("pycbf")
 
+
+@pytest.fixture(autouse=True)
+def _in_tmp_folder(tmp_path, monkeypatch):
+    """Run in a fresh folder: no Fdump.bin or default-named files of the current folder are read or written."""
+    monkeypatch.chdir(tmp_path)
+
 BASE = ["-default_F", "100", "-cell", "70", "80", "90", "75", "85", "95", "-lambda", "1", "-N", "3",
         "-distance", "100", "-detpixels_f", "40", "-detpixels_s", "30", "-nocompile", "-dtype", "float64",
         "-seed", "7", "-noprogress", "-nopgm"]

@@ -13,6 +13,12 @@ from nanobragg.cli.panels import panel_flags, panel_path
 from nanobragg.io import InputError, read_smv
 from nanobragg.io.crystfel_geom import _direction, read_geom
 
+
+@pytest.fixture(autouse=True)
+def _in_tmp_folder(tmp_path, monkeypatch):
+    """Run in a fresh folder: no Fdump.bin or default-named files of the current folder are read or written."""
+    monkeypatch.chdir(tmp_path)
+
 CRYSTAL = ["-default_F", "100", "-cell", "100", "100", "100", "90", "90", "90", "-lambda", "6.2", "-N", "5",
            "-dtype", "float64", "-nocompile", "-noprogress", "-nopgm"]
 
@@ -83,7 +89,12 @@ def four(tmp_path_factory):
     args = CRYSTAL + ["-geom", str(folder / "four.geom"), "-seed", "7", "-floatfile", str(folder / "f.bin"),
                       "-intfile", str(folder / "i.img"), "-noisefile", str(folder / "n.img"),
                       "-h5file", str(folder / "four.h5"), "-h5float", "-cbffile", str(folder / "c.cbf")]
-    assert main(args) == 0
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        assert main(args) == 0
+    finally:
+        os.chdir(cwd)
     return folder
 
 
@@ -233,3 +244,19 @@ def test_geometry_flags_with_a_geometry_file_are_refused(tmp_path, capsys):
         err = capsys.readouterr().err
         assert f"{flag[0]} cannot be combined with a geometry file" in err and "Traceback" not in err
         assert sorted(os.listdir(tmp_path)) == ["g.geom"]
+
+
+def test_a_mirrored_panel_sees_the_mirror_image(tmp_path, capsys):
+    """The 'rect' panel mirrored across the beam: fs = +x instead of -x and its corner at x = -81 pixels (fs x ss
+    now faces the sample; nanoBragg's normal is turned round). Pixel i sees the mirror point of the 'rect'
+    panel's pixel i; for the cubic crystal, symmetric under x -> -x, the same image as C's."""
+    mirrored = FOUR.split("p1/")[0].replace("p0/fs = -1.0x +0.0y", "p0/fs = +1.0x").replace(
+        "p0/corner_x = 81", "p0/corner_x = -81")
+    (tmp_path / "m.geom").write_text(mirrored)
+    assert main(CRYSTAL + ["-geom", str(tmp_path / "m.geom"), "-nonoise", "-floatfile", str(tmp_path / "m.bin"),
+                           "-intfile", "/dev/null"]) == 0
+    capsys.readouterr()
+    ours = np.fromfile(tmp_path / "m_p00.bin", "<f4").reshape(96, 160).astype(np.float64)
+    c = c_image("rect").reshape(96, 160).astype(np.float64)
+    np.testing.assert_allclose(ours, c, rtol=1e-5, atol=1e-6 * c.max())
+    assert not np.allclose(ours, c[:, ::-1], rtol=1e-3)  # the pattern itself is not symmetric on the panel

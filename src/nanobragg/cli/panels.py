@@ -9,9 +9,9 @@ single-panel run with the custom-convention flags
 
 (:func:`panel_flags` prints them; ``-pix0_vector`` alone would be recomputed by
 the pivot, as in C, so the beam centre and close distance place the panel).
-All panels share the crystal, beam and seeds; panel ``p``'s noise uses seed
-``seed - p`` so that the panels' noise is independent (its single-panel run
-is given ``-seed`` of that value). Per-image outputs are named
+All panels share the crystal, beam and seeds; panel ``p``'s noise is that
+of ``-seed S+p`` (``-seed S`` the run's), so that the panels' noise is
+independent. Per-image outputs are named
 ``<name>_pNN.<ext>`` (float, SMV, noise, PGM, PNG, CBF); ``-h5file`` is one
 NXmx file with one module per panel: panels of one size as a (panel, slow,
 fast) array, panels of different sizes at their CrystFEL data ranges in one
@@ -133,7 +133,12 @@ def simulate_panels(settings: Settings, seed: int, log, dump: bool = False) -> i
     runs = []
     for index, panel in enumerate(geometry.panels):
         s = panel_settings(settings, panel, index)
-        runs.append((panel, s, resolve(s.experiment, seed=seed, dtype=dtype)))
+        res = resolve(s.experiment, seed=seed, dtype=dtype)
+        if not float(res.detector.close_distance) > 0:
+            # C replaces a normal whose length is not exactly 1 by fs x ss, which here faces the sample
+            raise InputError(geometry.path, f"panel {panel.name} is mirrored (fs x ss points towards the sample) "
+                                            "and its normal cannot be given exactly: not supported")
+        runs.append((panel, s, res))
     shape, places = _placements(geometry) if out.h5file else (None, None)
     budget = settings.budget_bytes() // 2
     with OutputSet() as outputs, QueuedWrites() as writes:
