@@ -137,6 +137,8 @@ def make_spec(outdir: str, flags: list, images: int, random_orientations: bool =
     if "-h" in names:
         raise DatasetError("-h among the nanoBragg flags: run 'nanoBragg -h' for them, 'nb-dataset -h' for the dataset's")
     settings = build_settings(flags)
+    if getattr(settings.files, "geom", None) is not None:
+        raise DatasetError("-geom: multi-panel detectors are not supported by nb-dataset yet (one panel's flags are)")
     xtal = settings.experiment.crystal
     kept, outputs_given = [], {}
     phi_text = osc_text = seed_text = dump_text = None
