@@ -62,7 +62,7 @@ _DET_AXES = ("detector.fpixels", "detector.spixels")
 FLAGS = [
     # input files
     Flag(("-hkl",), (u.text,), "files.hkl", help="text file of h k l F (P1)"),
-    Flag(("-mat",), (u.text,), "files.mat", help="MOSFLM-style orientation matrix file"),
+    Flag(("-mat", "-matrix"), (u.text,), "files.mat", help="MOSFLM-style orientation matrix file"),
     Flag(("-sourcefile",), (u.text,), "files.sourcefile", help="file of source positions X Y Z I lambda"),
     Flag(("-img",), (u.text,), "files.img", help="initialise the detector from an SMV header"),
     Flag(("-mask",), (u.text,), "files.mask", help="SMV mask: zero pixels are not rendered"),
@@ -191,7 +191,7 @@ FLAGS = [
     Flag(("-noise_rng",), (u.choice("c", "torch"),), "output.noise_rng", help="c (bit-identical) or torch (fast)"),
     Flag(("-scale",), (u.number,), "output.intfile_scale", help="SMV scale (default auto)"),
     Flag(("-pgmscale",), (u.number,), "output.pgm_scale", implies=(("output.write_pgm", True),), help="PGM scale"),
-    Flag(("-adc",), (u.number,), "output.adc", help="SMV offset (default 40)"),
+    Flag(("-adc", "-adcoffset"), (u.number,), "output.adc", help="SMV offset (default 40)"),
     Flag(("-seed",), (u.text,), action=_seed("output.seed"), help="noise seed"),
     Flag(("-coherent",), help="accepted for compatibility (no effect, as in C)"),
     # reporting and running

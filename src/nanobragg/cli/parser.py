@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .flags import BY_NAME, Flag
 from .settings import Settings
+from .suggest import not_a_flag
 
 
 class UsageError(ValueError):
@@ -38,9 +39,7 @@ def split_flags(argv: list[str], table: dict | None = None) -> list[tuple[Flag, 
         name = argv[i]
         flag = by_name.get(name)
         if flag is None:
-            if _takes_value(name):
-                raise UsageError(f"unexpected value '{name}' (no flag takes it)")
-            raise UsageError(f"unknown flag {name}")
+            raise UsageError(not_a_flag(name, by_name, out[-1] if out else None))
         count = len(flag.values)
         if name == "-misset" and i + 1 < len(argv) and not argv[i + 1].startswith("rand"):
             count = 3
