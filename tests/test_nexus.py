@@ -200,3 +200,40 @@ def test_same_run_same_bytes_with_source_date_epoch(tmp_path, monkeypatch, capsy
     assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
     with h5py.File(tmp_path / "a.h5") as handle:
         assert handle["/entry/start_time"][()].decode() == "2023-11-14T22:13:20.000Z"
+
+
+def test_a_master_file_joins_chunk_files_in_series_order(tmp_path):
+    """Five frames in chunk files of 2, 2 and 1 frames: the master's virtual dataset holds them in order, its
+    omega values are the series' angles, and nxmx reads it (as it reads the frames through the master)."""
+    from nanobragg.io.atomic import OutputSet
+    from nanobragg.io.nexus import NXmxWriter, write_nxmx_master
+    shape = (6, 7)
+    frames = np.arange(5 * 6 * 7, dtype=np.uint16).reshape(5, 6, 7)
+    module = Module(np.array([0.1, 0.003, -0.0035]), np.array([0, 0, 1.0]), np.array([0, -1.0, 0]), 1e-4, shape)
+    angles = np.radians([10.0, 10.5, 11.0, 11.5, 12.0])
+
+    def info(count, start):
+        return NXmxInfo(1e-10, np.array([1.0, 0, 0]), np.array([0, 0, 1.0]), 0.0, np.radians(0.5), 0.1, 0.0035,
+                        0.003, 0.0, 1.0, [module], frames=count, angles=angles[start:start + count])
+    sources, start = [], 0
+    for part, count in enumerate((2, 2, 1)):
+        name = f"series_{part:03d}.h5"
+        with OutputSet() as outputs:
+            writer = NXmxWriter(outputs.add(tmp_path / name), info(count, start), shape, 6)
+            try:
+                for k in range(count):
+                    writer.band(0, frames[start + k], frame=k)
+                writer.finish()
+            finally:
+                writer.close()
+        sources.append((name, "/entry/data/data", count))
+        start += count
+    write_nxmx_master(tmp_path / "master.h5", info(5, 0), sources, shape)
+    handle, entry, det, module_read, sample = parsed(tmp_path / "master.h5")
+    with handle:
+        assert np.array_equal(handle["/entry/data/data"][()], frames)
+        omega = sample.depends_on
+        assert len(omega) == 5 and omega[()].to("deg").magnitude == pytest.approx([10.0, 10.5, 11.0, 11.5, 12.0])
+        assert entry.instruments[0].beams[0].incident_wavelength.to("angstrom").magnitude == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="hold 5 frames, info.frames is 4"):
+        write_nxmx_master(tmp_path / "bad.h5", info(4, 0), sources, shape)

@@ -98,6 +98,13 @@ class NXmxInfo:
     modules: list = field(default_factory=list)
     frames: int = 1
     saturation: int = 65535
+    angles: Optional[np.ndarray] = None  #: (frames,) start angles (rad); None: phi0 + i osc
+
+    def start_angles(self) -> np.ndarray:
+        """Every frame's start angle (rad)."""
+        if self.angles is not None:
+            return np.asarray(self.angles, dtype=np.float64).reshape(self.frames)
+        return self.phi0 + self.osc * np.arange(self.frames)
 
 
 def _unit(v) -> tuple:
@@ -188,7 +195,7 @@ def write_metadata(f, info: NXmxInfo, data_shape: tuple) -> None:
     sample["beam"] = f["/entry/instrument/beam"]  # a hard link: the beam where DIALS also looks
     strans = _group(sample, "transformations", "NXtransformations")
     deg = 180.0 / np.pi
-    starts = (info.phi0 + info.osc * np.arange(info.frames)) * deg
+    starts = info.start_angles() * deg
     _axis(strans, "omega", starts, "rotation", R @ _unit(info.spindle)[0], "deg", ".")
     _scalar(strans, "omega_end", starts + info.osc * deg, "deg")
     _scalar(strans, "omega_increment_set", np.full(info.frames, info.osc * deg), "deg")
@@ -281,3 +288,33 @@ def write_nxmx(path, info: NXmxInfo, counts: np.ndarray, floats: Optional[np.nda
             writer.finish()
         finally:
             writer.close()
+
+
+def write_nxmx_master(path, info: NXmxInfo, sources: list, shape: tuple, dtype=np.uint16) -> None:
+    """An NXmx master file whose ``/entry/data/data`` is a virtual dataset of other files' frames, atomically.
+
+    ``sources``: ``(file name, dataset path, frames)`` in series order, e.g.
+    ``("series_000.h5", "/entry/data/data", 10)``; a relative name is found
+    next to the master file (HDF5's rule for virtual datasets), so the
+    folder can be moved whole. ``info.frames`` must be their total (and
+    ``info.angles``, when given, one start angle per frame); ``shape`` the
+    frames' (slow, fast) or (panel, slow, fast). The master holds no pixels.
+    """
+    h5py, _ = require_h5()
+    from .atomic import OutputSet
+
+    total = sum(int(n) for _, _, n in sources)
+    if total != info.frames:
+        raise ValueError(f"the sources hold {total} frames, info.frames is {info.frames}")
+    layout = h5py.VirtualLayout(shape=(total, *shape), dtype=dtype)
+    first = 0
+    for name, dataset, frames in sources:
+        layout[first:first + frames] = h5py.VirtualSource(str(name), dataset, shape=(frames, *shape))
+        first += frames
+    with OutputSet() as outputs:
+        out = outputs.add(path)
+        with os.fdopen(os.dup(out.fd), "w+b") as handle:
+            with h5py.File(handle, "w") as f:
+                write_metadata(f, info, tuple(shape))
+                data = f["/entry/data"].create_virtual_dataset("data", layout, fillvalue=0)
+                f["/entry/instrument/detector/data"] = data
