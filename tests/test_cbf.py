@@ -128,7 +128,8 @@ def test_band_codes_joined_are_the_whole_images_code():
 def test_write_cbf_round_trip_and_header_class(tmp_path):
     data = np.arange(12 * 7, dtype=np.uint16).reshape(12, 7) * 800
     header = PilatusHeader(pixel_size=172e-6, thickness=450e-6, exposure=0.1, wavelength=0.9795e-10, distance=0.245,
-                           beam_f=172e-6 * 3.5, beam_s=172e-6 * 6.25, start_angle=np.radians(30), increment=np.radians(0.1),
+                           beam_f=172e-6 * 3.5, beam_s=172e-6 * 6.25, start_angle=np.radians(30),
+                           increment=np.radians(0.1),
                            time="2024-01-02T03:04:05.006")
     write_cbf(tmp_path / "x.cbf", data, header)
     assert (tmp_path / "x.cbf").read_bytes() == cbf_bytes(data, header)

@@ -138,7 +138,8 @@ def test_bands_of_rows_are_chunks_with_the_same_data(tmp_path, monkeypatch, caps
         data = handle["/entry/data/data"]
         assert data.chunks == (1, 7, 40)
         assert np.array_equal(data[0], read_smv(tmp_path / "i.img")[1])
-        assert np.array_equal(handle["/entry/data/float_image"][0], np.fromfile(tmp_path / "f.bin", "<f4").reshape(30, 40))
+        floats = np.fromfile(tmp_path / "f.bin", "<f4").reshape(30, 40)
+        assert np.array_equal(handle["/entry/data/float_image"][0], floats)
 
 
 def test_nxmx_to_a_fifo_is_built_in_a_scratch_file_then_streamed(tmp_path, capsys):

@@ -239,7 +239,8 @@ def test_bad_geometry_files_are_one_line_exit_2(lines, words, tmp_path, capsys):
 
 def test_geometry_flags_with_a_geometry_file_are_refused(tmp_path, capsys):
     (tmp_path / "g.geom").write_text("\n".join(GOOD) + "\n")
-    for flag in (["-distance", "50"], ["-detpixels", "64"], ["-roi", "0", "3", "0", "3"], ["-beam_vector", "0", "0", "1"]):
+    for flag in (["-distance", "50"], ["-detpixels", "64"], ["-roi", "0", "3", "0", "3"],
+                 ["-beam_vector", "0", "0", "1"]):
         assert main(CRYSTAL + ["-geom", str(tmp_path / "g.geom"), "-floatfile", str(tmp_path / "f.bin")] + flag) == 2
         err = capsys.readouterr().err
         assert f"{flag[0]} cannot be combined with a geometry file" in err and "Traceback" not in err

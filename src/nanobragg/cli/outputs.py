@@ -17,8 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..io import (InputError, OutputFile, OutputSet, QueuedWrites, auto_int_scale, auto_pgm_scale,
-                  int_image_from_float)
+from ..io import InputError, OutputFile, OutputSet, QueuedWrites, auto_int_scale, auto_pgm_scale, int_image_from_float
 from ..io.cbf import PADDING, CbfWriter, PilatusHeader, cif_text, require_fabio
 from ..io.nexus import Module, NXmxInfo, NXmxWriter, require_h5
 from ..io.pgm import pgm_header, pgm_pixels

@@ -245,8 +245,11 @@ def _panel(path, name, fields: dict, top: dict) -> Panel:
         clen = _length(path, top["clen"][1], "clen", top["clen"][0])
     else:
         raise InputError(path, f"panel {name} has no clen (camera length), and no global clen is given")
-    coffset = _length(path, fields["coffset"][1], f"{name}/coffset", fields["coffset"][0]) if "coffset" in fields else 0.0
-    shift = [(_length(path, top[k][1], k, top[k][0]) if k in top else 0.0) for k in ("detector_shift_x", "detector_shift_y")]
+    coffset = 0.0
+    if "coffset" in fields:
+        coffset = _length(path, fields["coffset"][1], f"{name}/coffset", fields["coffset"][0])
+    shift = [(_length(path, top[k][1], k, top[k][0]) if k in top else 0.0)
+             for k in ("detector_shift_x", "detector_shift_y")]
     corner_lab = np.array([corner[0] * pixel + shift[0], corner[1] * pixel + shift[1], clen + coffset])
     fdet, sdet = crystfel_to_lab(vectors["fs"]), crystfel_to_lab(vectors["ss"])
     normal = np.cross(fdet, sdet)
