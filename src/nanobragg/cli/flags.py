@@ -62,6 +62,12 @@ _DET_AXES = ("detector.fpixels", "detector.spixels")
 FLAGS = [
     # input files
     Flag(("-hkl",), (u.text,), "files.hkl", help="text file of h k l F (P1)"),
+    Flag(("-mtz",), (u.text,), "files.mtz", help="merged MTZ file: F (or I, F(+)/F(-)) expanded to P1 (gemmi)"),
+    Flag(("-mtz_column",), (u.text,), "files.mtz_column", help="column of -mtz/-sfcif (default: the first F)"),
+    Flag(("-sfcif",), (u.text,), "files.sfcif", help="structure-factor mmCIF, as -mtz (gemmi)"),
+    Flag(("-pdb",), (u.text,), "files.pdb", help="PDB or mmCIF model: F computed to the detector corner (gemmi)"),
+    Flag(("-solvent",), (u.number, u.number), "files.solvent", help="k_sol (e/A^3) B_sol (A^2): -pdb bulk solvent"),
+    Flag(("-anomalous",), **_set(("files.anomalous", True)), help="-pdb with f', f'' at the wavelength"),
     Flag(("-mat", "-matrix"), (u.text,), "files.mat", help="MOSFLM-style orientation matrix file"),
     Flag(("-sourcefile",), (u.text,), "files.sourcefile", help="file of source positions X Y Z I lambda"),
     Flag(("-img",), (u.text,), "files.img", help="initialise the detector from an SMV header"),

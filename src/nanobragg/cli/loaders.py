@@ -81,6 +81,10 @@ def load_structure_factors(settings: Settings, log) -> bool:
     """
     xtal, files, out = settings.experiment.crystal, settings.files, settings.output
     budget = settings.budget_bytes()
+    from .structure_input import load_structure_file, structure_flag
+
+    if structure_flag(settings) is not None:
+        return load_structure_file(settings, log, budget)
     if files.hkl is not None:
         table = read_hkl(files.hkl)
         for line in table.warnings:

@@ -16,6 +16,12 @@ class InputFiles:
     mask: Optional[str] = None
     stol: Optional[str] = None  #: read as C reads it; not used for the image
     stolout: Optional[str] = None
+    mtz: Optional[str] = None  #: merged MTZ (-mtz), see nanobragg.io.structures
+    mtz_column: Optional[str] = None  #: its column label (-mtz_column), also for -sfcif
+    sfcif: Optional[str] = None  #: structure-factor mmCIF (-sfcif)
+    pdb: Optional[str] = None  #: coordinate model, PDB or mmCIF (-pdb)
+    solvent: Optional[tuple] = None  #: (k_sol, B_sol) bulk solvent of -pdb
+    anomalous: bool = False  #: f', f'' of -pdb at the wavelength
     geom: Optional[str] = None  #: CrystFEL geometry file: one image per panel (nanobragg.cli.panels)
 
 

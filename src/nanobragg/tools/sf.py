@@ -1,0 +1,141 @@
+"""``nb-sf``: the P1 ``h k l F`` list nanoBragg simulates, from an MTZ, mmCIF or PDB file (gemmi).
+
+Usage::
+
+    nb-sf INPUT -o OUT.hkl [--dmin D] [--column LABEL] [--lambda A] [--anomalous] [--solvent K B]
+    nb-sf --info INPUT
+    nb-sf --matrix OUT.mat --cell a b c alpha beta gamma --lambda A [--seed S]
+
+INPUT is recognised by its content: a merged MTZ, a structure-factor mmCIF, or a coordinate model
+(PDB or mmCIF). The list is the one ``nanoBragg -mtz/-sfcif/-pdb`` builds (see
+:mod:`nanobragg.io.structures`): one reflection per line, sorted by h, k, l, F with 17 significant
+digits (the doubles round-trip), readable by the C program's ``-hkl``. A model needs ``--dmin``
+(Angstrom; the full P1 sphere with F000 and F = 0 for absent reflections); measured data go to
+their own limit (``--dmin`` trims them) and have no F000. ``--anomalous`` (models) adds f' and f''
+at ``--lambda``; ``--solvent K B`` a flat bulk solvent.
+
+``--matrix`` writes a MOSFLM orientation matrix of the cell in a random orientation (uniform over
+rotations; ``--seed`` makes it repeatable), as the upstream ``UBtoA.awk`` does, for ``-mat``.
+
+Errors (a missing or corrupt file, a missing column, unmerged data, a model without a cell) are
+one line on stderr and exit status 2; no output file is touched.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+import numpy as np
+
+PROG = "nb-sf"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise _Usage(message)
+
+
+class _Usage(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="P1 structure-factor lists (h k l F) for nanoBragg from MTZ, "
+                                       "mmCIF and PDB files; random orientation matrices.")
+    p.add_argument("input", nargs="?", help="MTZ, structure-factor mmCIF, or PDB/mmCIF model")
+    p.add_argument("-o", "--output", help="the h k l F list to write")
+    p.add_argument("--info", action="store_true", help="describe INPUT: cell, space group, columns, resolution")
+    p.add_argument("--dmin", type=float, help="resolution limit (A); required for models")
+    p.add_argument("--column", help="MTZ/mmCIF column label (default: the first amplitude column)")
+    p.add_argument("--lambda", dest="wavelength", type=float, help="wavelength (A): --anomalous, --matrix")
+    p.add_argument("--anomalous", action="store_true", help="models: f' and f'' at --lambda (Cromer-Liberman)")
+    p.add_argument("--solvent", nargs=2, type=float, metavar=("K", "B"), help="models: flat bulk solvent k_sol B_sol")
+    p.add_argument("--matrix", metavar="OUT.mat", help="write a random MOSFLM orientation matrix of --cell")
+    p.add_argument("--cell", nargs=6, type=float, metavar=("a", "b", "c", "al", "be", "ga"), help="cell (A, deg)")
+    p.add_argument("--seed", type=int, help="random seed of --matrix")
+    return p
+
+
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """A rotation matrix uniform over SO(3) (a normalised Gaussian quaternion)."""
+    q = rng.normal(size=4)
+    w, x, y, z = q / np.linalg.norm(q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def mosflm_matrix_text(cell, wavelength: float, rotation: np.ndarray) -> str:
+    """A MOSFLM matrix file: A = lambda U B (columns a*, b*, c*), missets, U, the cell, as UBtoA.awk writes it."""
+    from ..io.structures import reciprocal_basis
+
+    B = reciprocal_basis(cell).T  # columns a*, b*, c* (1/A) in the standard Cartesian frame
+    A = wavelength * rotation @ B
+    rows = [" ".join(f"{v:12.8f}" for v in row) for row in A]
+    urows = [" ".join(f"{v:12.8f}" for v in row) for row in rotation]
+    return "\n".join(rows + ["       0.000       0.000       0.000"] + urows
+                     + [" ".join(f"{x:g}" for x in cell), "       0.000       0.000       0.000"]) + "\n"
+
+
+def _write(path: str, text: str) -> None:
+    from ..io import atomic_write
+    atomic_write(path, text.encode())
+
+
+def run(argv) -> int:
+    from ..io import InputError
+
+    try:
+        opts = _parser().parse_args(argv)
+        if opts.matrix:
+            if opts.cell is None or opts.wavelength is None:
+                raise _Usage("--matrix needs --cell a b c alpha beta gamma and --lambda")
+            if min(opts.cell[:3]) <= 0 or not all(0 < x < 180 for x in opts.cell[3:]) or opts.wavelength <= 0:
+                raise _Usage("--cell needs positive edges and angles between 0 and 180 degrees; --lambda > 0")
+            rot = random_rotation(np.random.default_rng(opts.seed))
+            _write(opts.matrix, mosflm_matrix_text(opts.cell, opts.wavelength, rot))
+            return 0
+        if opts.input is None:
+            raise _Usage("give an INPUT file (or --matrix)")
+        from ..io.structures import describe, detect_kind, format_hkl, load_p1
+        if opts.info:
+            print("\n".join(describe(opts.input)))
+            return 0
+        if not opts.output:
+            raise _Usage("give -o OUT.hkl (or --info)")
+        if opts.dmin is not None and not (opts.dmin > 0 and math.isfinite(opts.dmin)):
+            raise _Usage("--dmin must be a positive number of Angstrom")
+        kind = detect_kind(opts.input)
+        if kind == "model" and opts.dmin is None:
+            raise _Usage("a model needs --dmin (the resolution limit, A)")
+        if opts.anomalous and opts.wavelength is None:
+            raise _Usage("--anomalous needs --lambda")
+        p1 = load_p1(opts.input, kind, column=opts.column, dmin=opts.dmin, wavelength=opts.wavelength,
+                     anomalous=opts.anomalous, solvent=tuple(opts.solvent) if opts.solvent else None)
+        if len(p1.hkl) == 0:
+            raise InputError(opts.input, "no reflections within the resolution limit")
+        _write(opts.output, format_hkl(p1.hkl, p1.F))
+        what = f"column {p1.column}" if p1.column else f"model to {p1.dmin:g} A"
+        print(f"{PROG}: wrote {len(p1.hkl)} P1 reflections ({what}, {p1.spacegroup}"
+              f"{', F000 included' if p1.has_F000 else ', no F000'}) to {opts.output}", file=sys.stderr)
+        return 0
+    except _Usage as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except InputError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv=None) -> int:
+    """Entry point of ``nb-sf``; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv in (["-h"], ["--help"]):
+        _parser().print_help()
+        return 0
+    return run(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
