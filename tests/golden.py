@@ -14,7 +14,13 @@ DATA = Path(__file__).parent / "data"
 CASES = DATA / "golden_cases"
 #: More C outputs made for this project (one OpenMP thread), on flag combinations the golden set lacks.
 EXTRA = DATA / "extra_cases"
+#: C outputs (one thread) of crystals of 50-100 cells per axis at 0.3-0.5 A: float32 accuracy.
+PRECISION = DATA / "precision_cases"
+#: C outputs (one thread) of spindle sweeps from phi = 0: C's first pass with the unrotated cell.
+PHI0 = DATA / "phi0_cases"
 INPUTS = DATA / "inputs"
+#: Case folders, searched in this order by name.
+ROOTS = (CASES, EXTRA, PRECISION, PHI0)
 
 
 def case_names(root: Path = CASES) -> list[str]:
@@ -22,7 +28,7 @@ def case_names(root: Path = CASES) -> list[str]:
 
 
 def _folder(name: str) -> Path:
-    return CASES / name if (CASES / name).exists() else EXTRA / name
+    return next((root / name for root in ROOTS if (root / name).exists()), CASES / name)
 
 
 def load_case(name: str) -> dict:

@@ -2,13 +2,18 @@
 
 Thresholds (from the project's acceptance criteria): float64 correlation
 >= 0.99999, total within 1e-4, brightest pixel a C brightest pixel;
-float32 correlation >= 0.9999 and total within 1e-3.
+float32 correlation >= 0.99999 and total within 2e-4, as accurate as C's
+double (issue 13), also on crystals of 50-100 cells per axis at 0.3-0.5 A
+(tests/data/precision_cases, where a float32 Miller index is off by enough
+to move the narrow peaks: 1% of the total at 0.31 A before the indices came
+from float64 geometry).
 """
+import numpy as np
 import pytest
 
-from golden import EXTRA, c_image, case_names, compare, run_case
+from golden import EXTRA, PHI0, PRECISION, c_image, case_names, compare, load_case, run_case
 
-LIMITS = {"float64": (0.99999, 1e-4), "float32": (0.9999, 1e-3)}
+LIMITS = {"float64": (0.99999, 1e-4), "float32": (0.99999, 2e-4)}
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -30,6 +35,34 @@ def test_golden_case(name, dtype, tmp_path):
 def test_extra_case(name, dtype, tmp_path):
     """Flag combinations beyond the golden set, including C's interpolation fallback under -roi."""
     test_golden_case(name, dtype, tmp_path)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", case_names(PRECISION))
+def test_precision_case(name, dtype, tmp_path):
+    """N = 50-100 cells, lambda 0.3-0.5 A: float32 as close to C's double as float64 is."""
+    case = load_case(name)
+    assert case["omp_num_threads"] == 1
+    n_cells = [float(a) for flag in ("-N", "-Na") if flag in case["args"]
+               for a in case["args"][case["args"].index(flag) + 1:][:1]]
+    assert max(n_cells) >= 50 and float(case["args"][case["args"].index("-lambda") + 1]) <= 0.5
+    test_golden_case(name, dtype, tmp_path)
+
+
+def test_precision_cases_cover_the_range():
+    assert len(case_names(PRECISION)) == 10
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", case_names(PHI0))
+def test_phi0_first_pass(name, dtype, tmp_path):
+    """A sweep from phi = 0 equals single-threaded C everywhere, pixel by pixel, the pixel of C's
+    first spindle pass (unrotated cell at phi = 0) included: to rounding in float64."""
+    image, _ = run_case(name, tmp_path, dtype)
+    ref = c_image(name).astype(np.float64)
+    test_golden_case(name, dtype, tmp_path)
+    if dtype == "float64":
+        np.testing.assert_allclose(image.astype(np.float64), ref, rtol=1e-6, atol=1e-6 * ref.max())
 
 
 def test_there_are_56_cases():

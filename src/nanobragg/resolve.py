@@ -19,9 +19,10 @@ import torch
 from .config.checks import MAX_N, ConfigError, RunSize, check_dtype, check_experiment, check_size
 from .config.experiment import Experiment
 from .engine.inputs import RenderInputs
+from .engine.render import with_first_pass
 from .geometry import steps as auto
 from .geometry.beam import divergence_grid, file_sources, grid_sources
-from .geometry.crystal import CellVectors, cells_in_crystal, orient_cell, rotated_cells
+from .geometry.crystal import CellVectors, cells_in_crystal, first_pass_cells, orient_cell, rotated_cells
 from .geometry.detector import DetectorGeometry, convention_vectors, resolve_detector
 from .physics.structure_factors import FTable
 
@@ -297,6 +298,7 @@ def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, devic
     umats = _t(np.asarray(umats) if not isinstance(umats, torch.Tensor) else umats, f64, device)
     phis = [_t(xtal.phi0, f64, device) + phistep * i for i in range(phisteps)]
     cells = rotated_cells(cell, vecs.spindle, phis, umats)
+    phi0_cells = first_pass_cells(cell, vecs.spindle, phis, umats)  # C's very first spindle pass
     n_src = len(lams)
     steps = n_src * len(umats) * phisteps * oversample * oversample
     water = _num(xtal.water_size)
@@ -314,8 +316,9 @@ def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, devic
         polar_vector=vecs.polar, nopolar=beam.nopolar, dmin=_num(smp.dmin),
         oversample_thick=smp.oversample_thick, oversample_polar=smp.oversample_polar,
         oversample_omega=smp.oversample_omega, water=water != 0.0, I_bg=_t(i_bg, f64, device),
-        scale=R_E_SQR * _t(fluence, f64, device) / steps,
-    ).to(dtype=dtype)
+        scale=R_E_SQR * _t(fluence, f64, device) / steps, phi0_cells=phi0_cells,
+    )
+    inputs = with_first_pass(inputs, _roi(det, geom.fpixels, geom.spixels), det.mask).to(dtype=dtype)
     return Resolved(
         inputs=inputs, detector=geom, cell=cell, wavelength=_num(beam.wavelength), fluence=_num(fluence),
         phi0=_num(xtal.phi0), osc=osc, phistep=phistep, phisteps=phisteps, domains=len(umats),

@@ -24,7 +24,7 @@ from ..physics.structure_factors import FTable
 
 #: Fields kept in float64 (as ``exact_<name>``) when the inputs are converted to a lower precision.
 EXACT = ("pix0", "fdet", "sdet", "odet", "beam", "pixel_size", "distance", "thick_offsets",
-         "source_dirs", "source_lambdas", "cells")
+         "source_dirs", "source_lambdas", "cells", "phi0_cells")
 
 
 @dataclass
@@ -66,6 +66,11 @@ class RenderInputs:
     water: bool  #: water background present (changes C's zero-F_latt skip)
     I_bg: torch.Tensor  #: () background added to every pixel before scaling
     scale: torch.Tensor  #: () r_e^2 * fluence / steps
+    #: cells of C's first spindle pass (geometry.crystal.first_pass_cells), None where they equal ``cells``
+    phi0_cells: Optional[torch.Tensor] = None
+    #: (3,) int64 slow, fast pixel and layer-subpixel x source index (K*S) of that first pass
+    #: (engine.render.with_first_pass); None: no first-pass cells
+    first_pass: Optional[torch.Tensor] = None
     #: float64 copies of the EXACT fields in a lower-precision run, None otherwise (set by ``to``)
     exact_pix0: Optional[torch.Tensor] = None
     exact_fdet: Optional[torch.Tensor] = None
@@ -78,6 +83,7 @@ class RenderInputs:
     exact_source_dirs: Optional[torch.Tensor] = None
     exact_source_lambdas: Optional[torch.Tensor] = None
     exact_cells: Optional[torch.Tensor] = None
+    exact_phi0_cells: Optional[torch.Tensor] = None
 
     def to(self, dtype=None, device=None) -> "RenderInputs":
         """Copy with every floating tensor moved to ``dtype``/``device``.
@@ -101,7 +107,7 @@ class RenderInputs:
         fields.update({f"exact_{k}": None if v is None else v.to(device=device) for k, v in exact.items()})
         return replace(self, **fields)
 
-    def exact(self, name: str) -> torch.Tensor:
+    def exact(self, name: str) -> Optional[torch.Tensor]:
         """The float64 copy of EXACT field ``name`` when there is one, else the field itself."""
         value = getattr(self, f"exact_{name}")
         return getattr(self, name) if value is None else value

@@ -26,6 +26,15 @@ polarization the first computed (first sub-pixel, first source not cut by
 ``-dmin``), and the capture fraction the last layer's first sub-pixel's.
 With a flag, C multiplies the *running sum* by that factor after every
 term; that recurrence is reproduced exactly (see ``_recurrent_sum``).
+
+C's spindle steps at phi == 0 keep the rotated cell of the step before,
+which for the first step is the previous pass's last one, except in the
+very first pass C makes (see ``geometry.crystal.first_pass_cells``): that
+pass, in the pixel, layer-subpixel and source ``RenderInputs.first_pass``
+names, is rendered again with ``phi0_cells`` (one pixel, every chunk of
+compiled code; only the chunk holding it in eager code) and replaces its
+pixel's value. This is the single-threaded C program's image (each of
+C's OpenMP threads starts such a pass at its own first pixel).
 """
 from __future__ import annotations
 
@@ -144,14 +153,21 @@ def miller_indices(q, cells: torch.Tensor):
                  for i in range(3))
 
 
-def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool, fused: bool = False):
+def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool, fused: bool = False, first=None):
     """F_cell^2 F_latt^2 on (K, S, C, P), F_latt (for C's zero-lattice skip), and the interpolation state.
 
     h = a . q (a in metres, q in 1/m), h0 = ceil(h - 1/2), as in C: in the
     precision of q and the exact cells (float64), then h - h0 and h in the
-    inputs' dtype.
+    inputs' dtype. ``first``: a (K, S) mask of the (layer-subpixel, source)
+    pairs whose terms take the first pass's cells (``inp.phi0_cells``).
     """
     hkl = miller_indices(q, inp.exact_orientations)
+    if first is not None:
+        alt = miller_indices(q, inp.exact("phi0_cells").reshape(-1, 3, 3))
+        if isinstance(hkl, torch.Tensor):
+            hkl = torch.where(first[:, :, None, None, None], alt, hkl)
+        else:
+            hkl = tuple(torch.where(first[:, :, None, None], a, h) for a, h in zip(alt, hkl))
     dtype = inp.pix0.dtype
     if isinstance(hkl, torch.Tensor):  # (K, S, 3, C, P): the three indices at once
         h0 = torch.ceil(hkl - 0.5)
@@ -242,15 +258,23 @@ def _recurrent_block(inp, dks, src, omega, capture, term, f_latt, cut, carry):
     return _recurrent_sum(carry, term, mult, inp.batch)
 
 
-def _accumulate(inp, d, exact, omega, capture, blocks, carry, interp_on, fused):
+def _accumulate(inp, d, exact, omega, capture, blocks, carry, interp_on, fused, first=None):
     """Sum the intensity terms of all (K, S) blocks into ``carry`` (B, P); returns it, the cuts and interp state.
 
-    ``d``, ``exact``: the diffracted components in the inputs' dtype and in float64."""
+    ``d``, ``exact``: the diffracted components in the inputs' dtype and in
+    float64; ``first``: the K*S index of the pass that takes the first-pass
+    cells (a 0-d tensor), or None."""
     cuts = []
+    n_src = len(inp.source_dirs)
     for ks, src in blocks:
         dks = tuple(c[ks] for c in d)
         q, cut = scattering_terms(inp, tuple(c[ks] for c in exact), src, stacked=not fused)
-        term, f_latt, interp_on = intensity_terms(inp, q, cut, interp_on, fused)
+        mask = None
+        if first is not None:
+            k_idx = torch.arange(ks.start, ks.stop, device=first.device)[:, None]
+            s_idx = torch.arange(src.start, min(src.stop, n_src), device=first.device)[None, :]
+            mask = k_idx * n_src + s_idx == first
+        term, f_latt, interp_on = intensity_terms(inp, q, cut, interp_on, fused, mask)
         if cut is not None:
             cuts.append((ks, src, cut))
         if inp.recurrent:
@@ -274,13 +298,31 @@ def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blo
     value = scale * I * capture_last * polar_first * omega_first, each factor
     omitted when its ``-oversample_*`` flag applied it inside the sum.
     ``fused``: the form for compiled code (see lattice_factor's one_division).
+    The pixel of C's first spindle pass, when the chunk holds it, is
+    rendered again with that pass's cells (see the module notes).
     """
+    start = inp.interpolate if interp_on is None else interp_on
+    value, omega_total, interp_on = _render(inp, fpix, spix, blocks, start, fused)
+    if inp.first_pass is None or inp.phi0_cells is None:
+        return value, omega_total, interp_on
+    at = inp.first_pass.to(fpix.device)
+    hit = (spix == at[0].to(spix.dtype)) & (fpix == at[1].to(fpix.dtype))
+    if not fused and not bool(hit.any()):
+        return value, omega_total, interp_on
+    one = torch.ones(1, dtype=fpix.dtype, device=fpix.device)
+    first, _, _ = _render(inp, one * at[1].to(fpix.dtype), one * at[0].to(spix.dtype), blocks, inp.interpolate,
+                          fused, at[2])
+    return torch.where(hit[:, None], first, value), omega_total, interp_on
+
+
+def _render(inp: RenderInputs, fpix, spix, blocks, interp_on: bool, fused: bool, first=None):
+    """render_pixels without the first pass; ``first``: the K*S index of the pass that takes
+    the first-pass cells in these pixels, or None."""
     pos = subpixel_positions(inp, fpix, spix)
     d, omega, capture, exact = pixel_factors(inp, pos)
     k, p = omega.shape
     carry = inp.I_bg.expand(inp.batch, p).clone()
-    interp_on = inp.interpolate if interp_on is None else interp_on
-    carry, cuts, interp_on = _accumulate(inp, d, exact, omega, capture, blocks, carry, interp_on, fused)
+    carry, cuts, interp_on = _accumulate(inp, d, exact, omega, capture, blocks, carry, interp_on, fused, first)
     value = inp.scale * carry
     if not inp.oversample_thick:
         value = value * capture[k - inp.oversample ** 2]
@@ -301,3 +343,40 @@ def _first_polar_from(inp, d, cuts):
     for ks, src, cut in cuts:
         full[ks, src] = cut
     return _first_polar(inp, d, full)
+
+
+def with_first_pass(inp: RenderInputs, roi, mask=None, block: int = 4096) -> RenderInputs:
+    """``inp`` with ``first_pass`` set: where C makes its first spindle pass (single-threaded).
+
+    That is the first rendered pixel (inside the inclusive ROI, not masked,
+    row-major), its first layer-subpixel and source; with ``-dmin``, the
+    first (pixel, layer-subpixel, source) in C's loop order that is not cut
+    (C skips the spindle loop of a cut source). Unchanged without
+    ``phi0_cells``, or when no pass is ever made.
+    """
+    if inp.phi0_cells is None:
+        return inp
+    from dataclasses import replace
+
+    xmin, xmax, ymin, ymax = roi
+    cols = torch.arange(max(xmin, 0), min(xmax, inp.fpixels - 1) + 1)
+    device = inp.pix0.device
+    with torch.no_grad():
+        for row in range(max(ymin, 0), min(ymax, inp.spixels - 1) + 1):
+            fast = cols if mask is None else cols[torch.as_tensor(mask[row, cols.numpy()] != 0)]
+            for start in range(0, len(fast), block):
+                f = fast[start:start + block].to(device)
+                if inp.dmin <= 0:
+                    if len(f):
+                        return replace(inp, first_pass=torch.tensor([row, int(f[0]), 0], device=device))
+                    continue
+                s = torch.full_like(f, row)
+                *_, exact = pixel_factors(inp, subpixel_positions(inp, f, s))
+                _, cut = scattering_terms(inp, exact, slice(0, len(inp.source_dirs)))
+                ok = ~cut.reshape(-1, len(f))  # (K*S, P), C's order
+                hit = ok.any(0)
+                if bool(hit.any()):
+                    p = int(torch.argmax(hit.to(torch.int8)))
+                    ks = int(torch.argmax(ok[:, p].to(torch.int8)))
+                    return replace(inp, first_pass=torch.tensor([row, int(f[p]), ks], device=device))
+    return inp

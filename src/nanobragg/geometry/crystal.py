@@ -136,6 +136,35 @@ def rotated_cells(cell: CellVectors, spindle, phis, umats) -> torch.Tensor:
                 while zero[j % len(steps)]:
                     j -= 1
                 steps[i] = steps[j % len(steps)]
-    per_phi = torch.stack(steps, -3)  # (..., F, 3, 3)
+    return _domains(torch.stack(steps, -3), umats)
+
+
+def _domains(per_phi, umats) -> torch.Tensor:
+    """(..., F, 3, 3) cells per spindle step -> (..., F * M, 3, 3) with each mosaic domain's rotation."""
     out = rotate_umat(per_phi[..., :, None, :, :], umats[:, None, :, :])  # (..., F, M, 3, 3)
     return out.reshape(*out.shape[:-4], -1, 3, 3)
+
+
+def first_pass_cells(cell: CellVectors, spindle, phis, umats):
+    """The cells of C's very first spindle pass, or None where they equal ``rotated_cells``'.
+
+    C sets its rotated cell ``ap`` to the phi = 0 cell once, before the pixel
+    loop, and a step at phi == 0 leaves it as it is: so in the first pass over
+    the spindle steps that C makes (each OpenMP thread's first pixel, first
+    layer, sub-pixel and source), steps at phi == 0 before any rotated one use
+    the true phi = 0 cell, where every later pass has the previous step's.
+    Same layout as rotated_cells; None when no step at phi == 0 comes before
+    a rotated one (phi0 != 0, or no rotation at all).
+    """
+    zero = [float(phi.detach() if isinstance(phi, torch.Tensor) else phi) == 0.0 for phi in phis]
+    if all(zero) or not zero[0]:
+        return None
+    abc = torch.stack([cell.a, cell.b, cell.c], -2)
+    steps = [rotate_axis(abc, spindle, phi) for phi in phis]
+    for i in range(len(steps)):
+        if zero[i]:
+            j = i - 1
+            while j >= 0 and zero[j]:
+                j -= 1
+            steps[i] = abc if j < 0 else steps[j]
+    return _domains(torch.stack(steps, -3), umats)
