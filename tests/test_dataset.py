@@ -187,3 +187,10 @@ def test_workers_without_dask_say_what_to_install(tmp_path, capsys, monkeypatch)
     monkeypatch.setitem(sys.modules, "distributed", None)
     _bad([str(tmp_path / "o"), "--images", "2", "--workers", "2", "--", *SERIES], capsys, tmp_path,
          "pip install 'nanobragg[dataset]'")
+
+
+def test_benchmark_gives_c_the_flags_it_has():
+    from nanobragg.dataset.bench import CUBIC, c_args
+    args = ["-N", "5", "-dtype", "float32", "-device", "cpu", "-compile", "-phi", "0.1", "-nocompile"]
+    assert c_args(args) == ["-N", "5", "-phi", "0.1"]
+    assert "-osc" in CUBIC  # a rotation series needs the image width
