@@ -194,3 +194,29 @@ def test_benchmark_gives_c_the_flags_it_has():
     args = ["-N", "5", "-dtype", "float32", "-device", "cpu", "-compile", "-phi", "0.1", "-nocompile"]
     assert c_args(args) == ["-N", "5", "-phi", "0.1"]
     assert "-osc" in CUBIC  # a rotation series needs the image width
+
+
+def test_sigterm_ends_with_143_finished_images_listed(tmp_path):
+    out = tmp_path / "t"
+    cmd = [sys.executable, "-m", "nanobragg.cli.dataset", str(out), "--images", "10", "--", *SERIES]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / MANIFEST).exists() and (out / MANIFEST).read_text().count("\n") >= 1:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert b"--resume" in err and b"Traceback" not in err
+    listed = read_manifest(str(out))
+    assert 1 <= len(listed) < 10
+    for rec in listed.values():
+        assert all(sha256_file(out / n) == d for n, d in rec["files"].items())
+    assert not [p for p in os.listdir(out) if p.startswith(".tmp-")]
+
+
+def test_progress_bar_over_images(tmp_path, capsys):
+    run_dataset(str(tmp_path / "p"), SERIES, 3, progress=True)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "img/s" in err
