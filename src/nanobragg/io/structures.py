@@ -192,6 +192,18 @@ def p1_sphere(cell, dmin: float, budget: Optional[int] = None, path="<structure>
     return np.concatenate(out).astype(np.int64)
 
 
+def systematically_absent(spacegroup, hkl) -> np.ndarray:
+    """(n,) bool: h is absent when an operation (R, t) of the group keeps it (h R = h) with h . t not whole."""
+    hkl = np.asarray(hkl, dtype=np.int64).reshape(-1, 3)
+    absent = np.zeros(len(hkl), dtype=bool)
+    for op in spacegroup.operations():
+        R = np.array(op.rot, dtype=np.int64) // op.DEN
+        t = np.array(op.tran, dtype=np.int64)
+        kept = np.all(hkl @ R == hkl, axis=1)
+        absent |= kept & ((hkl @ t) % op.DEN != 0)
+    return absent
+
+
 def d_spacings(cell, hkl) -> np.ndarray:
     """d (Angstrom) of each row of hkl (inf for 000)."""
     s = np.asarray(hkl, dtype=np.float64) @ reciprocal_basis(cell)
@@ -495,7 +507,7 @@ def dispersion(names: list, wavelength: float):
 
 
 #: elements of one chunk of the direct sum (reflections x atoms)
-CHUNK_ELEMENTS = 1 << 21
+CHUNK_ELEMENTS = 1 << 19  # about 8 arrays of complex128: ~64 MB at the peak
 
 
 def model_structure_factors(model: Model, hkl: np.ndarray, wavelength: Optional[float] = None,
@@ -589,18 +601,23 @@ class P1Structure:
     dmin: float  #: Angstrom: the limit computed to (models) or the data's
     column: Optional[str] = None
     notes: list = field(default_factory=list)
+    method: Optional[str] = None  #: models: how F was computed, ``direct`` (summation) or ``fft`` (gemmi's density)
 
 
 def load_p1(path: str, kind: Optional[str] = None, column: Optional[str] = None, dmin: Optional[float] = None,
             wavelength: Optional[float] = None, anomalous: bool = False, solvent: Optional[tuple] = None,
-            budget: Optional[int] = None) -> P1Structure:
+            budget: Optional[int] = None, method: str = "auto") -> P1Structure:
     """Read ``path`` and return its P1 list (see the module docstring).
 
     kind: mtz, sfcif or model (None: from the content). Measured data: ``column`` label;
     ``dmin`` (Angstrom), when given, drops reflections beyond it. Models: ``dmin`` is required;
     ``anomalous`` needs ``wavelength`` (Angstrom); ``solvent`` = (k_sol e/A^3, B_sol A^2).
     ``budget``: bytes the F grid of the sphere may take (InputError beyond it, before computing).
+    ``method`` (models): ``direct`` summation, ``fft`` (gemmi's density and its transform; not with
+    ``anomalous``), or ``auto``: direct up to :data:`DIRECT_LIMIT` atom-reflection terms, else fft.
     """
+    if method not in ("auto", "direct", "fft"):
+        raise ValueError(f"method must be auto, direct or fft, got {method!r}")
     if kind is None:
         kind = detect_kind(path)
     if kind not in KINDS:
@@ -630,14 +647,16 @@ def load_p1(path: str, kind: Optional[str] = None, column: Optional[str] = None,
     if anomalous and wavelength is None:
         raise _fail(path, "anomalous dispersion needs the wavelength")
     hkl = p1_sphere(model.cell, dmin, budget, path)
-    ops = model.gemmi_spacegroup.operations()
-    absent = np.array([ops.is_systematically_absent([int(x) for x in h]) for h in hkl], dtype=bool)
+    absent = systematically_absent(model.gemmi_spacegroup, hkl)
     zero = np.all(hkl == 0, axis=1)
     compute = ~absent & ~zero
     F = np.zeros(len(hkl))
     wl = wavelength if anomalous else None
+    chosen = _method(model, int(compute.sum()), dmin, anomalous, method, budget)
     if anomalous:
         Fc = model_structure_factors(model, hkl[compute], wavelength, anomalous=True)
+    elif chosen == "fft":
+        Fc = fft_structure_factors(model, hkl[compute], dmin)
     else:
         Fc = _friedel_sum(model, hkl[compute])
     if solvent is not None:
@@ -648,7 +667,53 @@ def load_p1(path: str, kind: Optional[str] = None, column: Optional[str] = None,
     if model.models > 1:
         notes.append(f"{path}: {model.models} models in the file; the first is used")
     return P1Structure(path, "model", model.cell, model.spacegroup, hkl, F, True, anomalous, float(dmin),
-                       None, notes)
+                       None, notes, chosen)
+
+
+#: ``auto`` sums directly up to this many terms (reflections x atoms x operations, halved by Friedel
+#: symmetry), about half a minute on one core; beyond it the FFT path (max relative error ~3e-4)
+DIRECT_LIMIT = 3e9
+#: the FFT grid: points per d_min (gemmi's rate)
+FFT_RATE = 3.0
+
+
+def _fft_grid_bytes(model: Model, dmin: float) -> float:
+    spacing = dmin / (2 * FFT_RATE)
+    points = np.prod([math.ceil(x / spacing) + 1 for x in model.cell[:3]])
+    return float(points) * (4 + 8 + 8)  # the density (float32) and its transform (complex64), twice over
+
+
+def _method(model: Model, n_refl: int, dmin: float, anomalous: bool, method: str, budget) -> str:
+    if anomalous:
+        if method == "fft":
+            raise _fail(model.path, "anomalous dispersion needs the direct summation (f'' is not in gemmi's density)")
+        return "direct"
+    if method != "auto":
+        return method
+    terms = n_refl / 2.0 * model.atoms * len(model.gemmi_spacegroup.operations())
+    if terms <= DIRECT_LIMIT:
+        return "direct"
+    if budget is not None and _fft_grid_bytes(model, dmin) > budget:
+        return "direct"  # slower, in bounded memory
+    return "fft"
+
+
+def fft_structure_factors(model: Model, hkl: np.ndarray, dmin: float) -> np.ndarray:
+    """F at ``hkl`` from gemmi's model density (IT92, B/ANISOU, symmetry; blurred, then de-blurred)."""
+    gemmi = gemmi_module()
+    st = model.gemmi_structure
+    dc = gemmi.DensityCalculatorX()
+    dc.d_min = float(dmin)
+    dc.rate = FFT_RATE
+    dc.set_refmac_compatible_blur(st[0])
+    dc.set_grid_cell_and_spacegroup(st)
+    dc.put_model_density_on_grid(st[0])
+    arr = np.array(gemmi.transform_map_to_f_phi(dc.grid, half_l=False), copy=False)
+    n = np.array(arr.shape)
+    h = np.asarray(hkl, dtype=np.int64).reshape(-1, 3)
+    values = arr[h[:, 0] % n[0], h[:, 1] % n[1], h[:, 2] % n[2]].astype(np.complex128)
+    s = h.astype(np.float64) @ reciprocal_basis(model.cell)
+    return values * np.exp(dc.blur * (s * s).sum(1) / 4.0)
 
 
 def _friedel_sum(model: Model, hkl: np.ndarray) -> np.ndarray:
