@@ -220,3 +220,20 @@ def test_progress_bar_over_images(tmp_path, capsys):
     run_dataset(str(tmp_path / "p"), SERIES, 3, progress=True)
     err = capsys.readouterr().err
     assert "3/3" in err and "img/s" in err
+
+
+def test_image_args_spell_out_what_decides_the_arithmetic(tmp_path, monkeypatch):
+    from nanobragg.dataset import make_spec
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.hkl").write_text("0 0 1 10\n")
+    flags = ["-hkl", "in.hkl", "-cell", "50", "50", "50", "90", "90", "90", "-osc", "0.1", "-phi", "-0.3",
+             "-detpixels", "16", "-intfile", "sub/run.img", "-nopgm", "-nonoise", "-floatfile", "f", "-seed", "4"]
+    spec, settings = make_spec("out", flags, 12, device="cpu")
+    args = spec.image_args(5)
+    assert args[args.index("-hkl") + 1] == str(tmp_path / "in.hkl")
+    assert args[args.index("-dump") + 1] == str(tmp_path / "Fdump.bin")
+    assert ["-dtype", "float32", "-device", "cpu", "-compile"] == spec.fixed  # neither given: compiled
+    assert args[args.index("-phi") + 1] == "0.2" and args[args.index("-seed") + 1] == "9"
+    assert spec.files(11) == {"-floatfile": "f_00012", "-intfile": "run_00012.img"}
+    assert "-nopgm" in args and "-noisefile" not in args
+    assert settings.output.intfile == "run_00001.img"

@@ -88,6 +88,9 @@ def run(argv: list) -> int:
                               chunk=opts.chunk, progress=opts.progress)
     except (DatasetError, UsageError, InputError, ConfigError) as exc:
         return _fail(str(exc))
+    except OSError as exc:  # the manifest or OUTDIR itself (a full disk, a folder removed)
+        return _fail(f"{exc.filename or opts.outdir}: {exc.strerror or exc}; every finished image is listed: "
+                     "rerun with --resume")
     print(summary.line())
     return 0
 

@@ -60,6 +60,7 @@ def render_on_dask(spec: DatasetSpec, todo: list, finished: Callable[[dict], Non
     """Render ``todo`` on a cluster, calling ``finished(record)`` in the client for each image done;
     returns a description of the cluster."""
     from distributed import Client, LocalCluster, as_completed
+    from distributed.scheduler import KilledWorker
 
     cluster = own_client = None
     try:
@@ -82,7 +83,12 @@ def render_on_dask(spec: DatasetSpec, todo: list, finished: Callable[[dict], Non
                    for k in range(0, len(todo), size)]
         try:
             for future in as_completed(futures):
-                for record in future.result():
+                try:
+                    records = future.result()
+                except KilledWorker as exc:
+                    raise DatasetError(f"Dask workers died rendering one chunk of images again and again ({exc}); "
+                                       "every finished image is listed: rerun with --resume") from None
+                for record in records:
                     finished(record)
         except BaseException:
             for future in futures:
