@@ -1,7 +1,7 @@
 """Rendering a dataset's images on a Dask cluster (``--workers K`` or ``--scheduler ADDRESS``).
 
 The images are split into chunks; each chunk is one task that renders its
-images with :func:`nanobragg.dataset.runner.render_one` (every file written
+images with :func:`nanobragg.dataset.render.render_one` (every file written
 atomically) and returns their manifest records, which only the client
 appends to the manifest. A worker that dies loses its unfinished chunk,
 which the scheduler gives to another worker; files the lost worker had
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import uuid
 from typing import Callable, Optional
 
@@ -35,7 +34,7 @@ def render_chunk(spec: DatasetSpec, indices: list) -> list:
     """A Dask task: render and write images ``indices``; returns their manifest records."""
     import torch
 
-    from .runner import load, render_one
+    from .render import load, render_one
     try:
         from distributed import get_worker
         threads = get_worker().state.nthreads

@@ -1,0 +1,114 @@
+"""One image of a dataset, through the ``nanoBragg`` command's own pipeline.
+
+Image i's settings are parsed from its argument list by the command's
+parser (:func:`nanobragg.cli.main.build_settings`) and rendered and written
+by the command's :func:`nanobragg.cli.simulate.simulate_and_write`, so each
+image is the image ``nanoBragg <its args>`` writes. A process reads the
+input files (``-hkl``/dump, ``-mat``, ``-sourcefile``, ...) once: image i's
+settings get the values read for image 0 (nothing in them depends on the
+image). C's statistics are taken from the lines the pipeline prints.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from .manifest import sha256_file
+from .spec import OUTPUT_FLAGS, DatasetSpec
+
+_FIELD = dict(OUTPUT_FLAGS)
+_MAX_I = re.compile(r"^max_I = (\S+)\s+at (\S+) (\S+)")
+_MEAN = re.compile(r"^mean= (\S+) rms= (\S+) rmsd= (\S+)")
+
+
+def _quiet(*args, **kwargs) -> None:
+    pass
+
+
+def _section(settings, dotted: str):
+    head, _, name = dotted.partition(".")
+    obj = getattr(settings, head) if head in ("output", "files", "run") else getattr(settings.experiment, head)
+    return obj, name
+
+
+@dataclass
+class LoadedInputs:
+    """What :func:`nanobragg.cli.loaders.load_inputs` read, shared by every image of a process.
+
+    The loader records each field it fills in ``settings.origins`` (the file
+    it came from); the fields whose origin it set are the ones taken here, so
+    whatever the loader reads (matrix, structure factors, sources, ...) is
+    carried to every image's settings without naming it here.
+    """
+    values: dict = field(default_factory=dict)  #: dotted field -> value read
+    origins: dict = field(default_factory=dict)  #: dotted field -> origin the loader recorded
+
+    @classmethod
+    def read(cls, settings, fresh) -> "LoadedInputs":
+        """Load the inputs into ``settings``; ``fresh`` is a second parse of the same flags, not loaded."""
+        from ..cli.loaders import load_inputs
+        load_inputs(settings, _quiet)
+        keys = [k for k, v in settings.origins.items() if fresh.origins.get(k) != v]
+        values = {}
+        for key in keys:
+            obj, name = _section(settings, key)
+            values[key] = getattr(obj, name)
+        return cls(values, {k: settings.origins[k] for k in keys})
+
+    def apply(self, settings) -> None:
+        for key, value in self.values.items():
+            obj, name = _section(settings, key)
+            setattr(obj, name, value)
+        settings.origins.update(self.origins)
+
+
+def load(spec: DatasetSpec) -> LoadedInputs:
+    """Read the dataset's input files (as the command does for image 0)."""
+    from ..cli.main import build_settings
+    args = spec.image_args(0)
+    return LoadedInputs.read(build_settings(args), build_settings(args))
+
+
+def image_settings(spec: DatasetSpec, index: int, loaded: LoadedInputs):
+    """Image ``index``'s Settings: its args parsed by the command's parser, outputs in OUTDIR."""
+    from ..cli.main import build_settings
+    settings = build_settings(spec.image_args(index))
+    loaded.apply(settings)
+    for flag, name in spec.files(index).items():
+        setattr(settings.output, _FIELD[flag], os.path.join(spec.outdir, name))
+    settings.output.progress = False  # the dataset has its own bar over images
+    return settings
+
+
+def _statistics(lines: list) -> dict:
+    """C's statistics from the lines the pipeline prints (the values as printed, %g)."""
+    stats = {}
+    for line in lines:
+        m = _MAX_I.match(line)
+        if m:
+            stats["max_I"] = float(m.group(1))
+        m = _MEAN.match(line)
+        if m:
+            stats.update(mean=float(m.group(1)), rms=float(m.group(2)), rmsd=float(m.group(3)))
+    return stats
+
+
+def render_one(spec: DatasetSpec, index: int, loaded: LoadedInputs) -> dict:
+    """Render and write image ``index``; returns its manifest record (after its files are in place)."""
+    from ..cli.simulate import simulate_and_write
+    settings = image_settings(spec, index, loaded)
+    lines: list = []
+    simulate_and_write(settings, settings.output.seed, lambda *a: lines.append(" ".join(map(str, a))), False)
+    args = spec.image_args(index)
+    record = {"index": index,
+              "files": {name: sha256_file(os.path.join(spec.outdir, name)) for name in spec.files(index).values()},
+              "args": args,
+              "seed": spec.noise_seed + index}
+    own = spec.orientation(index)
+    if own[0] == "-phi":
+        record["phi"] = float(own[1])
+    else:
+        record["misset"] = [float(v) for v in own[1:]]
+    record.update(_statistics(lines))
+    return record
