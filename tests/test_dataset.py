@@ -237,3 +237,15 @@ def test_image_args_spell_out_what_decides_the_arithmetic(tmp_path, monkeypatch)
     assert spec.files(11) == {"-floatfile": "f_00012", "-intfile": "run_00012.img"}
     assert "-nopgm" in args and "-noisefile" not in args
     assert settings.output.intfile == "run_00001.img"
+
+
+def test_cbf_and_nxmx_datasets_equal_nanobragg(tmp_path, monkeypatch):
+    pytest.importorskip("fabio")
+    pytest.importorskip("hdf5plugin")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # the CBF header's time of writing
+    out = tmp_path / "formats"
+    flags = [*SERIES, "-nopgm", "-nonoise", "-cbffile", "shot.cbf", "-h5file", "shot.h5", "-pngfile", "p.png"]
+    run_dataset(str(out), flags, 2)
+    assert set(read_manifest(str(out))[1]["files"]) == {"floatimage_00002.bin", "intimage_00002.img",
+                                                        "shot_00002.cbf", "shot_00002.h5", "p_00002.png"}
+    check_against_nanobragg(out, tmp_path, monkeypatch)
