@@ -100,6 +100,17 @@ def test_the_fft_path_meets_the_tolerances(name, dmin):
     assert np.max(np.abs(x[big] - y[big]) / y[big]) < 1e-3
 
 
+def test_anomalous_by_fft_equals_the_direct_sum():
+    """f' and f'' through two gemmi densities (f0 + f', f0 + f' + f''): Bijvoet differences as summed."""
+    a = S.load_p1(str(DATA / "1yjp.pdb"), dmin=2.0, wavelength=1.0, anomalous=True, method="direct")
+    b = S.load_p1(str(DATA / "1yjp.pdb"), dmin=2.0, wavelength=1.0, anomalous=True, method="fft")
+    assert np.array_equal(a.hkl, b.hkl) and np.corrcoef(a.F, b.F)[0, 1] > 0.99999
+    where = {tuple(h): i for i, h in enumerate(a.hkl.tolist())}
+    mate = np.array([where[tuple(-x for x in h)] for h in a.hkl.tolist()])
+    da, db = a.F - a.F[mate], b.F - b.F[mate]
+    assert np.abs(da).max() > 0.05 and np.corrcoef(da, db)[0, 1] > 0.9999  # measured 0.99999998
+
+
 def test_the_direct_sum_is_gemmis(tmp_path):
     """The vectorised direct sum equals gemmi's own StructureFactorCalculatorX (complex values, aniso B)."""
     model = S.read_model(str(DATA / "7n2l.pdb"))
@@ -131,6 +142,44 @@ def test_sfcif_reads_as_the_mtz(tmp_path, capsys):
     mine, ref = listed(out), reference("7n2l.FOBS")
     assert set(mine) == set(ref)
     assert max(abs(mine[k] - ref[k]) / ref[k] for k in ref if ref[k] > 0) < 1e-4
+
+
+def test_sfcif_anomalous_pair_and_unmerged(tmp_path, capsys):
+    """_refln.pdbx_F_plus/pdbx_F_minus (as the PDB distributes them; '?' missing) give the F(+)/F(-) list."""
+    mtz = gemmi.read_mtz_file(str(DATA / "tst_xtriage_fmodel.mtz"))
+    rows = np.array(mtz, copy=True)
+    text = ["data_r1yyysf", "_cell.length_a 23.0", "_cell.length_b 6.666", "_cell.length_c 25.0",
+            "_cell.angle_alpha 90", "_cell.angle_beta 107.08", "_cell.angle_gamma 90",
+            "_symmetry.space_group_name_H-M 'P 1 21 1'", "loop_", "_refln.index_h", "_refln.index_k",
+            "_refln.index_l", "_refln.status", "_refln.pdbx_F_plus", "_refln.pdbx_F_minus"]
+    fmt = lambda v: "?" if math.isnan(v) else f"{v:.6f}"
+    text += [f"{int(h)} {int(k)} {int(l)} o {fmt(fp)} {fmt(fm)}" for h, k, l, fp, fm in rows]
+    cif = tmp_path / "anom-sf.cif"
+    cif.write_text("\n".join(text) + "\n")
+    out = tmp_path / "p1.hkl"
+    status, err = _nbsf([cif, "-o", out], capsys)
+    assert status == 0, err
+    mine, ref = listed(out), reference("tst_xtriage_fmodel")
+    assert set(mine) == set(ref)
+    assert max(abs(mine[k] - ref[k]) / ref[k] for k in ref if ref[k] > 0) < 1e-4
+    unmerged = tmp_path / "unmerged-sf.cif"
+    unmerged.write_text("data_x\n_cell.length_a 23.0\n_cell.length_b 6.666\n_cell.length_c 25.0\n"
+                        "_cell.angle_alpha 90\n_cell.angle_beta 107.08\n_cell.angle_gamma 90\n"
+                        "_symmetry.space_group_name_H-M 'P 1 21 1'\nloop_\n_diffrn_refln.index_h\n"
+                        "_diffrn_refln.index_k\n_diffrn_refln.index_l\n_diffrn_refln.intensity_net\n"
+                        "1 2 3 40.0\n1 2 3 42.0\n")
+    status, err = _nbsf([unmerged, "-o", out], capsys)
+    assert status == 2 and "unmerged data" in err, err
+
+
+def test_an_mmcif_model_gives_the_pdb_list(tmp_path):
+    st = gemmi.read_structure(str(DATA / "1yjp.pdb"))
+    st.setup_entities()
+    cif = tmp_path / "1yjp.cif"
+    st.make_mmcif_document().write_file(str(cif))
+    assert S.detect_kind(str(cif)) == "model"
+    a, b = S.load_p1(str(cif), dmin=2.5), S.load_p1(str(DATA / "1yjp.pdb"), dmin=2.5)
+    assert np.array_equal(a.hkl, b.hkl) and np.allclose(a.F, b.F, rtol=1e-9)
 
 
 def test_info(capsys):
@@ -196,6 +245,15 @@ def test_mtz_run_reports_missing_reflections_and_takes_the_files_cell(tmp_path, 
     assert any("column IOBS, P 1 expanded to 6874 P1 reflections" in line for line in lines)
     assert any("reflections on the detector are not in the list" in line for line in lines)
     assert any(line.startswith("Unit Cell: 4.87 10.06 30.66") for line in lines)
+
+
+def test_pdb_with_anomalous_and_solvent_flags(tmp_path, capsys):
+    status, err, lines = _run(["-pdb", DATA / "1yjp.pdb", "-anomalous", "-solvent", "0.35", "46", *GEOM,
+                               "-floatfile", "a.bin"], tmp_path, capsys)
+    assert status == 0, err
+    assert any("anomalous f' f'', bulk solvent 0.35 46" in line for line in lines)
+    status, err, _ = _run(["-pdb", DATA / "1yjp.pdb", "-solvent", "-1", "46", *GEOM], tmp_path, capsys)
+    assert status == 2 and "-solvent" in err
 
 
 def test_a_close_cell_is_accepted_and_a_far_one_refused(tmp_path, capsys):

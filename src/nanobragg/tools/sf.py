@@ -15,7 +15,7 @@ digits (the doubles round-trip), readable by the C program's ``-hkl``. A model n
 their own limit (``--dmin`` trims them) and have no F000. ``--anomalous`` (models) adds f' and f''
 at ``--lambda``; ``--solvent K B`` a flat bulk solvent. ``--method``: a model's F by direct
 summation (exact) or gemmi's FFT of its density (relative error ~3e-4, much faster for large
-models); ``auto`` (default) sums directly unless that is more than ~3e9 terms.
+models); ``auto`` (default) sums directly unless that is more than 5e7 terms (about 10 s).
 
 ``--matrix`` writes a MOSFLM orientation matrix of the cell in a random orientation (uniform over
 rotations; ``--seed`` makes it repeatable), as the upstream ``UBtoA.awk`` does, for ``-mat``.
