@@ -249,3 +249,16 @@ def test_cbf_and_nxmx_datasets_equal_nanobragg(tmp_path, monkeypatch):
     assert set(read_manifest(str(out))[1]["files"]) == {"floatimage_00002.bin", "intimage_00002.img",
                                                         "shot_00002.cbf", "shot_00002.h5", "p_00002.png"}
     check_against_nanobragg(out, tmp_path, monkeypatch)
+
+
+def test_one_writer_at_a_time(tmp_path, capsys):
+    import fcntl
+    out = tmp_path / "locked"
+    run_dataset(str(out), SERIES, 1)
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running nb-dataset holds it
+        assert cli.main([str(out), "--images", "1", "--resume", "--", *SERIES]) == 2
+        assert "another nb-dataset run" in capsys.readouterr().err
+    finally:
+        os.close(fd)

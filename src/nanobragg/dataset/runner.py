@@ -7,6 +7,7 @@ and renders image after image (:mod:`nanobragg.dataset.render`); with
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 import time
@@ -124,6 +125,28 @@ def run_dataset(outdir: str, flags: list, images: int, *, random_orientations: b
                                      resume=resume)
     outdir = spec.outdir
     os.makedirs(outdir, exist_ok=True)
+    lock = _lock(outdir)
+    try:
+        return _run_locked(spec, loaded, existing, start, workers, scheduler, client, chunk, progress, on_record)
+    finally:
+        os.close(lock)
+
+
+def _lock(outdir: str) -> int:
+    """An exclusive lock on the OUTDIR folder itself (flock), held for the run: one writer at a time."""
+    fd = os.open(outdir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise DatasetError(f"OUTDIR {outdir} is being written by another nb-dataset run") from None
+    return fd
+
+
+def _run_locked(spec, loaded, existing, start, workers, scheduler, client, chunk, progress, on_record) -> Summary:
+    outdir = spec.outdir
+    if existing is None and read_spec(outdir) not in (None, spec.describe()):
+        raise DatasetError(f"OUTDIR {outdir}: another dataset was started there meanwhile; choose another OUTDIR")
     _remove_stale_temporaries(outdir)
     if existing is None:
         write_spec(outdir, spec.describe())
