@@ -6,7 +6,8 @@ values to 1e-4 relative, model amplitudes correlated >= 0.9999 with the total wi
 """
 import gzip
 import math
-import shutil
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -236,6 +237,39 @@ def test_pdb_renders_as_hkl_of_the_nb_sf_list(tmp_path, capsys):
     assert a.sum() > 0
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] >= 0.999999
     assert np.allclose(a, b, rtol=1e-6, atol=1e-6 * a.max())
+
+
+@pytest.mark.skipif(not os.environ.get("NB_C_BIN"), reason="NB_C_BIN names no C nanoBragg binary")
+def test_the_c_program_given_the_list_renders_the_pdb_image(tmp_path, capsys):
+    """C nanoBragg's -hkl of nb-sf's list at the -pdb run's limit: byte-identical here (bl831 nanoBragg.c, gcc -O2)."""
+    geom = [a for a in GEOM if a != "-dtype" and a != "float64"]
+    status, err, lines = _run(["-pdb", DATA / "1yjp.pdb", *GEOM, "-misset", "10", "20", "30", "-floatfile", "pdb.bin"],
+                              tmp_path, capsys)
+    assert status == 0, err
+    dmin = float(next(l for l in lines if l.startswith("-pdb")).split(" to ")[1].split()[0])
+    hkl = tmp_path / "list.hkl"
+    p1 = S.load_p1(str(DATA / "1yjp.pdb"), dmin=structures.reach_dmin(
+        structures.detector_dmin(_experiment_of(GEOM, p1_cell=(21.937, 4.866, 23.477, 90, 107.08, 90))),
+        (21.937, 4.866, 23.477, 90, 107.08, 90)))
+    hkl.write_text(S.format_hkl(p1.hkl, p1.F))
+    assert abs(p1.dmin - dmin) < 1e-3 * dmin
+    folder = tmp_path / "c"
+    folder.mkdir()
+    subprocess.run([os.environ["NB_C_BIN"], "-hkl", str(hkl), "-cell", "21.937", "4.866", "23.477", "90", "107.08",
+                    "90", *geom, "-misset", "10", "20", "30", "-floatfile", "c.bin"], cwd=folder, check=True,
+                   capture_output=True, timeout=300)
+    a = read_float_image(str(tmp_path / "pdb.bin"), (48, 48)).astype(np.float64)
+    c = read_float_image(str(folder / "c.bin"), (48, 48)).astype(np.float64)
+    assert a.sum() > 0 and np.corrcoef(a.ravel(), c.ravel())[0, 1] >= 0.999999
+    assert np.allclose(a, c, rtol=1e-5, atol=1e-6 * a.max())
+
+
+def _experiment_of(args, p1_cell):
+    """The experiment the command line builds from ``args`` (with the file's cell)."""
+    from nanobragg.cli.parser import parse
+    settings = parse([str(a) for a in args])
+    settings.experiment.crystal.cell = structures.cell_si(p1_cell)
+    return settings.experiment
 
 
 def test_mtz_run_reports_missing_reflections_and_takes_the_files_cell(tmp_path, capsys):
