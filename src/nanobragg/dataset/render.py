@@ -94,21 +94,30 @@ def _statistics(lines: list) -> dict:
     return stats
 
 
-def render_one(spec: DatasetSpec, index: int, loaded: LoadedInputs) -> dict:
-    """Render and write image ``index``; returns its manifest record (after its files are in place)."""
+def render_files(spec: DatasetSpec, index: int, loaded: LoadedInputs) -> dict:
+    """Render and write image ``index`` (its files renamed into place on return); returns C's statistics."""
     from ..cli.simulate import simulate_and_write
     settings = image_settings(spec, index, loaded)
     lines: list = []
     simulate_and_write(settings, settings.output.seed, lambda *a: lines.append(" ".join(map(str, a))), False)
-    args = spec.image_args(index)
+    return _statistics(lines)
+
+
+def make_record(spec: DatasetSpec, index: int, stats: dict) -> dict:
+    """Image ``index``'s manifest record, its files' sha256 read back from OUTDIR."""
     record = {"index": index,
               "files": {name: sha256_file(os.path.join(spec.outdir, name)) for name in spec.files(index).values()},
-              "args": args,
+              "args": spec.image_args(index),
               "seed": spec.noise_seed + index}
     own = spec.orientation(index)
     if own[0] == "-phi":
         record["phi"] = float(own[1])
     else:
         record["misset"] = [float(v) for v in own[1:]]
-    record.update(_statistics(lines))
+    record.update(stats)
     return record
+
+
+def render_one(spec: DatasetSpec, index: int, loaded: LoadedInputs) -> dict:
+    """Render and write image ``index``; returns its manifest record (after its files are in place)."""
+    return make_record(spec, index, render_files(spec, index, loaded))

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 from .manifest import (MANIFEST, SPEC, ManifestAppender, read_manifest, read_spec, record_is_valid,
                        rewrite_manifest, write_spec)
-from .render import LoadedInputs, render_one
+from .render import LoadedInputs, make_record, render_files
 from .spec import DatasetError, make_spec
 
 
@@ -104,6 +104,25 @@ def prepare(outdir: str, flags: list, images: int, *, random_orientations: bool 
     return spec, loaded, existing
 
 
+def _render_in_process(spec, todo: list, loaded: LoadedInputs, finished) -> None:
+    """Render ``todo`` in order; each image's sha256 pass and manifest line run on a second thread while
+    the next image renders (images are listed in order; on an interruption, every image whose files
+    are in place is still listed)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nb-dataset-manifest") as post:
+        try:
+            for index in todo:
+                stats = render_files(spec, index, loaded)
+                pending.append(post.submit(make_record, spec, index, stats))
+                while pending and pending[0].done():
+                    finished(pending.pop(0).result())
+        finally:
+            while pending:
+                finished(pending.pop(0).result())
+
+
 def run_dataset(outdir: str, flags: list, images: int, *, random_orientations: bool = False,
                 seed: Optional[int] = None, resume: bool = False, workers: Optional[int] = None,
                 scheduler: Optional[str] = None, client=None, chunk: Optional[int] = None,
@@ -179,8 +198,7 @@ def _run_locked(spec, loaded, existing, start, workers, scheduler, client, chunk
             where = render_on_dask(spec, todo, finished, workers=workers, scheduler=scheduler, client=client,
                                    chunk=chunk)
         else:
-            for index in todo:
-                finished(render_one(spec, index, loaded))
+            _render_in_process(spec, todo, loaded, finished)
     finally:
         appender.close()
         if bar is not None:
