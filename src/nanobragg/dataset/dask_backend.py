@@ -74,7 +74,7 @@ def render_on_dask(spec: DatasetSpec, todo: list, finished: Callable[[dict], Non
                                        dashboard_address=None, silence_logs=logging.ERROR)
                 own_client = Client(cluster)
             client = own_client
-        count = len(client.scheduler_info().get("workers", {})) or (workers or 1)
+        count = len(client.nthreads()) or (workers or 1)  # every worker (scheduler_info lists only a few)
         size = chunk or default_chunk(len(todo), count)
         run = uuid.uuid4().hex[:8]
         futures = [client.submit(render_chunk, spec, todo[k:k + size], key=f"nb-dataset-{spec.token}-{run}-{k}",
