@@ -290,6 +290,17 @@ def test_pdb_with_anomalous_and_solvent_flags(tmp_path, capsys):
     assert status == 2 and "-solvent" in err
 
 
+def test_reflections_outside_the_list_are_counted():
+    p1 = S.load_p1(str(DATA / "7n2l.mtz"), column="FOBS")
+    sphere = S.p1_sphere(p1.cell, 1.5)
+    inside = S.d_spacings(p1.cell, p1.hkl) >= 1.5
+    have = {tuple(h) for h in p1.hkl[inside].tolist()}
+    expected = sum(1 for h in sphere.tolist() if tuple(h) not in have and any(h))
+    assert structures.count_outside(p1, 1.5) == expected > 0
+    full = S.P1Structure("x", "mtz", p1.cell, "P 1", sphere, np.ones(len(sphere)), False, False, 1.5)
+    assert structures.count_outside(full, 1.5) == 0
+
+
 def test_a_close_cell_is_accepted_and_a_far_one_refused(tmp_path, capsys):
     close = ["-cell", "21.9", "4.87", "23.5", "90", "107.1", "90"]
     status, err, _ = _run(["-pdb", DATA / "1yjp.pdb", *close, *GEOM, "-floatfile", "c.bin"], tmp_path, capsys)

@@ -143,8 +143,12 @@ def count_outside(p1: P1Structure, dmin: float, budget: Optional[int] = None) ->
     """How many P1 reflections with d >= dmin (F000 aside) are not in the list."""
     sphere = p1_sphere(p1.cell, dmin, budget, p1.path)
     sphere = sphere[np.any(sphere != 0, axis=1)]
-    have = {tuple(h) for h in p1.hkl.tolist()}
-    return int(sum(1 for h in sphere.tolist() if tuple(h) not in have))
+    if len(p1.hkl) == 0:
+        return len(sphere)
+    lo = np.minimum(sphere.min(0), p1.hkl.min(0))
+    span = np.maximum(sphere.max(0), p1.hkl.max(0)) - lo + 1
+    key = lambda h: ((h[:, 0] - lo[0]) * span[1] + (h[:, 1] - lo[1])) * span[2] + (h[:, 2] - lo[2])
+    return int((~np.isin(key(sphere), key(p1.hkl))).sum())
 
 
 def structure_from_file(path: str, experiment=None, kind: Optional[str] = None, column: Optional[str] = None,

@@ -238,6 +238,8 @@ class ReflectionFile:
     def column(self, label: Optional[str]) -> Column:
         """The column ``label``, or the default one (see the module docstring); InputError otherwise."""
         if label is not None:
+            if self.kind == "sfcif" and label.startswith("_refln."):
+                label = label[len("_refln."):]
             for col in self.columns:
                 if col.label == label:
                     if col.type not in AMPLITUDE_TYPES:
