@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from .parser import UsageError
+from ..config.checks import ConfigError as UsageError  # flag conflicts; not cli.parser (its import would close a cycle through cli.flags)
 from ..io import InputError
 from ..io.structures import detect_kind
 from .settings import Settings
