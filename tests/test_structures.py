@@ -351,7 +351,11 @@ def test_the_api(tmp_path):
     det, beam = api.detector(pixels=32, pixel_size=1.0, distance=80), api.beam(wavelength=1.0)
     exp = api.experiment(det, beam, api.crystal(api.unit_cell(21.937, 4.866, 23.477, 90, 107.08, 90), default_F=1))
     src = structures.structure_from_file(str(DATA / "1yjp.pdb"), experiment=exp)
-    assert src.p1.has_F000 and src.dmin == pytest.approx(structures.reach_dmin(structures.detector_dmin(exp), src.p1.cell))
+    # N = 1: tricubic interpolation (its stencil reaches 2 indices out); a cell given: 2% more
+    assert structures.interpolation_on(exp)
+    want = structures.reach_dmin(structures.detector_dmin(exp), src.p1.cell, interpolate=True, given_cell=True)
+    assert src.p1.has_F000 and src.dmin == pytest.approx(want)
+    assert want < structures.reach_dmin(structures.detector_dmin(exp), src.p1.cell)
     xtal = api.crystal(src.cell, N=2)
     xtal.fgrid = src.fgrid  # the API's F argument is being renamed: set the field itself
     out = api.simulate(api.experiment(det, beam, xtal))

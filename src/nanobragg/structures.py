@@ -23,7 +23,7 @@ from .io.errors import InputError
 from .io.hkl import FGrid, HKLTable, hkl_grid
 from .io.structures import P1Structure, load_p1, p1_sphere, reciprocal_basis
 
-__all__ = ["FileStructure", "structure_from_file", "detector_dmin", "reach_dmin", "check_cell",
+__all__ = ["FileStructure", "structure_from_file", "detector_dmin", "reach_dmin", "interpolation_on", "check_cell",
            "cell_from_matrix", "cell_si", "count_outside"]
 
 #: a cell given on the command line or to the API may differ from the file's by this much (relative)
@@ -127,16 +127,28 @@ def detector_dmin(exp) -> float:
     return 1.0 / q
 
 
-def reach_dmin(detector_d: float, cell) -> float:
-    """The limit to compute a model to so that every index the engine rounds to is in the list.
+def reach_dmin(detector_d: float, cell, interpolate: bool = False, given_cell: bool = False) -> float:
+    """The limit to compute a model to so that every index the engine looks up is in the list.
 
     The engine looks up the nearest whole index to a fractional h, which lies up to half a
-    reciprocal-cell diagonal beyond |q|; the sphere grows by the longest such half diagonal.
+    reciprocal-cell diagonal beyond |q|: the sphere grows by the longest such half diagonal. With
+    tricubic ``interpolate`` the stencil reaches 2 indices beyond h along each axis (4 half
+    diagonals). With a ``given_cell`` (-cell or -mat, within 1% of the file's, which the sphere is
+    built in) |q| grows by 2% more.
     """
     basis = reciprocal_basis(cell)
     half = max(np.linalg.norm(0.5 * (np.array(signs) @ basis))
                for signs in ((1, 1, 1), (1, 1, -1), (1, -1, 1), (-1, 1, 1)))
-    return 1.0 / (1.0 / detector_d + half)
+    q = (1.0 / detector_d + half * (4.0 if interpolate else 1.0)) * (1.0 + 2 * CELL_TOLERANCE if given_cell else 1.0)
+    return 1.0 / q
+
+
+def interpolation_on(exp) -> bool:
+    """Whether the run interpolates F (C's rule, as :mod:`nanobragg.resolve`: -interpolate, else any N <= 2)."""
+    xtal = exp.crystal
+    if xtal.interpolate is not None:
+        return bool(xtal.interpolate)
+    return any(_num(n) <= 2 for n in (xtal.Na, xtal.Nb, xtal.Nc))
 
 
 def count_outside(p1: P1Structure, dmin: float, budget: Optional[int] = None) -> int:
@@ -184,7 +196,8 @@ def structure_from_file(path: str, experiment=None, kind: Optional[str] = None, 
         _check_experiment_cell(path, cell, experiment)
         exp = _with_cell(experiment, cell)
         det_d = detector_dmin(exp)
-        dmin = reach_dmin(det_d, cell)
+        given = experiment.crystal.cell is not None or experiment.crystal.matrix is not None
+        dmin = reach_dmin(det_d, cell, interpolation_on(experiment), given)
     p1 = load_p1(path, kind, column=column, dmin=dmin if kind == "model" else None, wavelength=wavelength,
                  anomalous=anomalous, solvent=solvent, budget=budget)
     if kind != "model" and dmin is not None:
