@@ -389,6 +389,11 @@ def _bad_inputs(tmp_path):
     trunc_pdb.write_bytes((DATA / "1yjp.pdb").read_bytes()[:24000])
     nocell = tmp_path / "nocell.pdb"
     nocell.write_text("".join(l for l in (DATA / "1yjp.pdb").read_text().splitlines(True) if not l.startswith("CRYST1")))
+    unknown = tmp_path / "unknown.pdb"
+    lines = (DATA / "1yjp.pdb").read_text().splitlines(True)
+    first = next(i for i, l in enumerate(lines) if l.startswith("ATOM"))
+    lines[first] = lines[first][:76] + " X\n"
+    unknown.write_text("".join(lines))
     garbage = tmp_path / "garbage.mtz"
     garbage.write_bytes(b"MTZ \x00\x01" + bytes(range(256)) * 4)
     return [
@@ -396,6 +401,7 @@ def _bad_inputs(tmp_path):
         (["-mtz", DATA / "7n2l.mtz", "-mtz_column", "SIGFOBS"], "not an amplitude or intensity column (type Q"),
         (["-mtz", _unmerged(tmp_path)], "unmerged data"),
         (["-pdb", nocell], "no unit cell"),
+        (["-pdb", unknown], "unknown element (atom N of GLY A 1)"),
         (["-mtz", trunc_mtz], "not a readable MTZ file"),
         (["-mtz", garbage], "not a readable MTZ file"),
         (["-pdb", trunc_pdb], "truncated"),

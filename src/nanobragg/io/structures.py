@@ -437,6 +437,11 @@ def read_model(path: str) -> Model:
     for chain in st[0]:
         for res in chain:
             for atom in res:
+                if atom.element.atomic_number == 0 or atom.element.it92 is None:
+                    what = "unknown element" if atom.element.atomic_number == 0 else \
+                        f"no IT92 form factor for element {atom.element.name}"
+                    raise _fail(path, f"{what} (atom {atom.name} of {res.name} {chain.name} {res.seqid.num}): "
+                                      "give the element in columns 77-78 (or _atom_site.type_symbol)")
                 elements.append(atom.element.name)
                 xyz.append((atom.pos.x, atom.pos.y, atom.pos.z))
                 occ.append(atom.occ)
@@ -655,16 +660,19 @@ def load_p1(path: str, kind: Optional[str] = None, column: Optional[str] = None,
     F = np.zeros(len(hkl))
     wl = wavelength if anomalous else None
     chosen = _method(model, int(compute.sum()), dmin, anomalous, method, budget)
-    if anomalous and chosen == "fft":
-        Fc = fft_anomalous_structure_factors(model, hkl[compute], dmin, wavelength)
-    elif anomalous:
-        Fc = model_structure_factors(model, hkl[compute], wavelength, anomalous=True)
-    elif chosen == "fft":
-        Fc = fft_structure_factors(model, hkl[compute], dmin)
-    else:
-        Fc = _friedel_sum(model, hkl[compute])
-    if solvent is not None:
-        Fc = Fc + solvent_structure_factors(model, hkl[compute], dmin, float(solvent[0]), float(solvent[1]))
+    try:
+        if anomalous and chosen == "fft":
+            Fc = fft_anomalous_structure_factors(model, hkl[compute], dmin, wavelength)
+        elif anomalous:
+            Fc = model_structure_factors(model, hkl[compute], wavelength, anomalous=True)
+        elif chosen == "fft":
+            Fc = fft_structure_factors(model, hkl[compute], dmin)
+        else:
+            Fc = _friedel_sum(model, hkl[compute])
+        if solvent is not None:
+            Fc = Fc + solvent_structure_factors(model, hkl[compute], dmin, float(solvent[0]), float(solvent[1]))
+    except (RuntimeError, ValueError, MemoryError) as exc:
+        raise _fail(path, f"structure factors could not be computed ({_gemmi_message(exc)})") from None
     F[compute] = np.abs(Fc)
     F[zero] = f000(model, wl)
     notes = []
