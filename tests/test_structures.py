@@ -18,7 +18,7 @@ gemmi = pytest.importorskip("gemmi")
 
 from nanobragg import api, structures  # noqa: E402
 from nanobragg.cli.main import run  # noqa: E402
-from nanobragg.io import InputError, read_float_image, read_hkl, read_mosflm_matrix  # noqa: E402
+from nanobragg.io import read_float_image, read_hkl, read_mosflm_matrix  # noqa: E402
 from nanobragg.io import structures as S  # noqa: E402
 from nanobragg.tools import sf  # noqa: E402
 from util import in_folder  # noqa: E402
@@ -153,7 +153,9 @@ def test_sfcif_anomalous_pair_and_unmerged(tmp_path, capsys):
             "_cell.angle_alpha 90", "_cell.angle_beta 107.08", "_cell.angle_gamma 90",
             "_symmetry.space_group_name_H-M 'P 1 21 1'", "loop_", "_refln.index_h", "_refln.index_k",
             "_refln.index_l", "_refln.status", "_refln.pdbx_F_plus", "_refln.pdbx_F_minus"]
-    fmt = lambda v: "?" if math.isnan(v) else f"{v:.6f}"
+    def fmt(v):
+        return "?" if math.isnan(v) else f"{v:.6f}"
+
     text += [f"{int(h)} {int(k)} {int(l)} o {fmt(fp)} {fmt(fm)}" for h, k, l, fp, fm in rows]
     cif = tmp_path / "anom-sf.cif"
     cif.write_text("\n".join(text) + "\n")
@@ -388,7 +390,8 @@ def _bad_inputs(tmp_path):
     trunc_pdb = tmp_path / "trunc.pdb"
     trunc_pdb.write_bytes((DATA / "1yjp.pdb").read_bytes()[:24000])
     nocell = tmp_path / "nocell.pdb"
-    nocell.write_text("".join(l for l in (DATA / "1yjp.pdb").read_text().splitlines(True) if not l.startswith("CRYST1")))
+    text = (DATA / "1yjp.pdb").read_text().splitlines(True)
+    nocell.write_text("".join(line for line in text if not line.startswith("CRYST1")))
     unknown = tmp_path / "unknown.pdb"
     lines = (DATA / "1yjp.pdb").read_text().splitlines(True)
     first = next(i for i, l in enumerate(lines) if l.startswith("ATOM"))

@@ -52,7 +52,10 @@ def cell_from_matrix(matrix, wavelength_m) -> tuple:
     recip = np.asarray(matrix, dtype=np.float64).reshape(3, 3) / lam
     real = np.linalg.inv(recip)  # rows a, b, c
     a, b, c = (np.linalg.norm(v) for v in real)
-    ang = lambda u, v: math.degrees(math.acos(max(-1.0, min(1.0, float(u @ v) / np.linalg.norm(u) / np.linalg.norm(v)))))
+
+    def ang(u, v):
+        return math.degrees(math.acos(max(-1.0, min(1.0, float(u @ v) / np.linalg.norm(u) / np.linalg.norm(v)))))
+
     return (a, b, c, ang(real[1], real[2]), ang(real[0], real[2]), ang(real[0], real[1]))
 
 
@@ -159,7 +162,10 @@ def count_outside(p1: P1Structure, dmin: float, budget: Optional[int] = None) ->
         return len(sphere)
     lo = np.minimum(sphere.min(0), p1.hkl.min(0))
     span = np.maximum(sphere.max(0), p1.hkl.max(0)) - lo + 1
-    key = lambda h: ((h[:, 0] - lo[0]) * span[1] + (h[:, 1] - lo[1])) * span[2] + (h[:, 2] - lo[2])
+
+    def key(h):
+        return ((h[:, 0] - lo[0]) * span[1] + (h[:, 1] - lo[1])) * span[2] + (h[:, 2] - lo[2])
+
     return int((~np.isin(key(sphere), key(p1.hkl))).sum())
 
 
@@ -230,7 +236,10 @@ def _check_experiment_cell(path, file_cell, exp) -> None:
     if exp is None:
         return
     xtal = exp.crystal
-    label = lambda key, default: exp.origins.get(key, default) if exp.origins else default
+
+    def label(key, default):
+        return exp.origins.get(key, default) if exp.origins else default
+
     if xtal.matrix is not None:
         check_cell(path, file_cell, cell_from_matrix(xtal.matrix, _num(exp.beam.wavelength)),
                    label("crystal.matrix", "the matrix"))

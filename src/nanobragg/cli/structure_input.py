@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from ..config.checks import ConfigError as UsageError  # flag conflicts; not cli.parser (its import would close a cycle through cli.flags)
+# flag conflicts raise ConfigError: importing cli.parser's UsageError would close a cycle through cli.flags
+from ..config.checks import ConfigError as UsageError
 from ..io import InputError
 from ..io.structures import detect_kind
 from .settings import Settings
@@ -69,7 +70,8 @@ def load_structure_file(settings: Settings, log, budget: int) -> bool:
     if kind == "model":
         extras = "".join([", anomalous f' f''" if files.anomalous else "",
                           f", bulk solvent {files.solvent[0]:g} {files.solvent[1]:g}" if files.solvent else ""])
-        log(f"{flag} {name}: {p1.spacegroup}, F computed ({p1.method}) for {len(p1.hkl)} P1 reflections to {src.dmin:.4g} A "
+        log(f"{flag} {name}: {p1.spacegroup}, F computed ({p1.method}) for {len(p1.hkl)} P1 reflections "
+            f"to {src.dmin:.4g} A "
             f"(F000 = {float(p1.F[(p1.hkl == 0).all(1)][0]):.6g}{extras})")
     else:
         log(f"{flag} {name}: column {p1.column}, {p1.spacegroup} expanded to {len(p1.hkl)} P1 reflections to "

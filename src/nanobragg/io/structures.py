@@ -36,7 +36,8 @@ import numpy as np
 from .errors import InputError, read_bytes
 
 #: What to install when gemmi is missing (one line).
-INSTALL_HINT = "gemmi is needed to read MTZ, mmCIF and PDB files: pip install 'nanobragg[structures]' (or pip install gemmi)"
+INSTALL_HINT = ("gemmi is needed to read MTZ, mmCIF and PDB files: pip install 'nanobragg[structures]' "
+                "(or pip install gemmi)")
 
 #: Kinds of structure input.
 KINDS = ("mtz", "sfcif", "model")
@@ -556,9 +557,10 @@ def model_structure_factors(model: Model, hkl: np.ndarray, wavelength: Optional[
             term = np.cos(phase) + 1j * np.sin(phase)
             if aniso.any():
                 sr = Hr @ basis
-                quad = (sr[:, 0:1] ** 2 * U[None, aniso, 0] + sr[:, 1:2] ** 2 * U[None, aniso, 1]
-                        + sr[:, 2:3] ** 2 * U[None, aniso, 2] + 2 * sr[:, 0:1] * sr[:, 1:2] * U[None, aniso, 3]
-                        + 2 * sr[:, 0:1] * sr[:, 2:3] * U[None, aniso, 4] + 2 * sr[:, 1:2] * sr[:, 2:3] * U[None, aniso, 5])
+                Ua = U[None, aniso]
+                quad = (sr[:, 0:1] ** 2 * Ua[..., 0] + sr[:, 1:2] ** 2 * Ua[..., 1] + sr[:, 2:3] ** 2 * Ua[..., 2]
+                        + 2 * sr[:, 0:1] * sr[:, 1:2] * Ua[..., 3] + 2 * sr[:, 0:1] * sr[:, 2:3] * Ua[..., 4]
+                        + 2 * sr[:, 1:2] * sr[:, 2:3] * Ua[..., 5])
                 dw = t_iso.copy()
                 dw[:, aniso] = np.exp(-2.0 * np.pi ** 2 * quad)
                 term *= dw
