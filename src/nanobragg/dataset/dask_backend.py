@@ -91,7 +91,16 @@ def render_on_dask(spec: DatasetSpec, todo: list, finished: Callable[[dict], Non
                     finished(record)
         except BaseException:
             for future in futures:
-                future.cancel()
+                if future.status != "finished":
+                    future.cancel()
+            for future in futures:  # chunks already back but not yet listed: list them before stopping
+                if future.status == "finished":
+                    try:
+                        records = future.result(timeout=10)
+                    except Exception:  # noqa: BLE001 (stopping anyway; the chunk is rerendered on --resume)
+                        continue
+                    for record in records:
+                        finished(record)
             raise
         return f"{count} Dask worker{'s' if count != 1 else ''}"
     finally:
