@@ -322,6 +322,9 @@ def test_a_random_matrix_for_the_cell_is_read_by_mat(tmp_path, capsys):
     assert mat.read_text() == again.read_text()
     A = read_mosflm_matrix(str(mat))
     assert structures.cell_from_matrix(A, 1e-10) == pytest.approx(cell, rel=1e-6)
+    triclinic = (21.9, 4.87, 23.5, 80.0, 107.0, 95.0)  # UBtoA.awk's own B matrix gives another cell here
+    assert sf.main(["--matrix", str(again), "--cell", *map(str, triclinic), "--lambda", "0.9"]) == 0
+    assert structures.cell_from_matrix(read_mosflm_matrix(str(again)), 0.9e-10) == pytest.approx(triclinic, rel=1e-6)
     status, err, _ = _run(["-pdb", DATA / "1yjp.pdb", "-mat", mat, *GEOM, "-floatfile", "m.bin"], tmp_path, capsys)
     assert status == 0, err
     status, err, _ = _run(["-pdb", DATA / "7n2l.pdb", "-mat", mat, *GEOM, "-floatfile", "x.bin"], tmp_path, capsys)

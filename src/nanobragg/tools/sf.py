@@ -71,16 +71,35 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
-def mosflm_matrix_text(cell, wavelength: float, rotation: np.ndarray) -> str:
-    """A MOSFLM matrix file: A = lambda U B (columns a*, b*, c*), missets, U, the cell, as UBtoA.awk writes it."""
-    from ..io.structures import reciprocal_basis
+def b_matrix(cell) -> np.ndarray:
+    """UBtoA.awk's B matrix of a cell (A, deg): columns a*, b*, c* (1/A), a* along x, b* in the xy plane.
 
-    B = reciprocal_basis(cell).T  # columns a*, b*, c* (1/A) in the standard Cartesian frame
-    A = wavelength * rotation @ B
-    rows = [" ".join(f"{v:12.8f}" for v in row) for row in A]
-    urows = [" ".join(f"{v:12.8f}" for v in row) for row in rotation]
-    return "\n".join(rows + ["       0.000       0.000       0.000"] + urows
-                     + [" ".join(f"{x:g}" for x in cell), "       0.000       0.000       0.000"]) + "\n"
+    Its last entry is 1/c: UBtoA.awk's c* V / (a b c sin gamma*) equals it only when gamma* = gamma,
+    so that its triclinic matrices do not have the cell they were made for (fixed here)."""
+    a, b, c = cell[:3]
+    al, be, ga = (math.radians(x) for x in cell[3:])
+    s = (al + be + ga) / 2
+    volume = 2 * a * b * c * math.sqrt(abs(math.sin(s) * math.sin(s - al) * math.sin(s - be) * math.sin(s - ga)))
+    a_s, b_s, c_s = b * c * math.sin(al) / volume, c * a * math.sin(be) / volume, a * b * math.sin(ga) / volume
+    cos_as = (math.cos(be) * math.cos(ga) - math.cos(al)) / (math.sin(be) * math.sin(ga))
+    cos_bs = (math.cos(ga) * math.cos(al) - math.cos(be)) / (math.sin(ga) * math.sin(al))
+    cos_gs = (math.cos(al) * math.cos(be) - math.cos(ga)) / (math.sin(al) * math.sin(be))
+    sin_gs = math.sqrt(1 - cos_gs ** 2)
+    return np.array([[a_s, b_s * cos_gs, c_s * cos_bs],
+                     [0.0, b_s * sin_gs, c_s * (cos_as - cos_bs * cos_gs) / sin_gs],
+                     [0.0, 0.0, 1.0 / c]])
+
+
+def mosflm_matrix_text(cell, wavelength: float, rotation: np.ndarray) -> str:
+    """A MOSFLM matrix file as UBtoA.awk prints it: A = lambda U B (columns a*, b*, c*), the missets
+    (zero), U, the cell, zeros; its fixed-width formats."""
+    A = wavelength * rotation @ b_matrix(cell)
+    lines = ["".join(f"{v:12.8f}" for v in row) for row in A]
+    lines.append("".join(f"{0:12.3f}" for _ in range(3)))
+    lines += ["".join(f"{v:12.7f}" for v in row) for row in rotation]
+    lines.append("".join(f"{x:12.4f}" for x in cell))
+    lines.append("".join(f"{0:12.3f}" for _ in range(3)))
+    return "\n".join(lines) + "\n"
 
 
 def _write(path: str, text: str) -> None:
