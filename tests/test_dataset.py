@@ -85,6 +85,9 @@ def test_orientations_uniform_and_exact():
         assert np.allclose(rotation_matrix_xyz(*misset_angles(R)), R, atol=1e-12)
         mats.append(R)
     mats = np.array(mats)
+    for ry in (np.pi / 2, -np.pi / 2):  # gimbal lock: the decomposition still gives the same rotation
+        R = rotation_matrix_xyz(0.3, ry, 0.7)
+        assert np.allclose(rotation_matrix_xyz(*misset_angles(R)), R, atol=1e-12)
     # Haar measure: E[R] = 0 and E[R_ij^2] = 1/3 for every element
     assert np.abs(mats.mean(0)).max() < 0.04
     assert np.abs((mats ** 2).mean(0) - 1 / 3).max() < 0.03
