@@ -440,8 +440,11 @@ def test_nb_sf_bad_input(tmp_path, capsys):
         status, err = _nbsf(argv, capsys)
         assert status == 2 and words in err and len(err.splitlines()) == 1 and "Traceback" not in err, (args, err)
         assert not (tmp_path / "o.hkl").exists()
-    status, err = _nbsf([DATA / "1yjp.pdb", "-o", tmp_path / "o.hkl"], capsys)
-    assert status == 2 and "needs --dmin" in err
+    status, err = _nbsf([DATA / "7n2l.pdb", "-o", tmp_path / "o.hkl"], capsys)  # no REMARK 2 resolution
+    assert status == 2 and "needs --dmin" in err and not (tmp_path / "o.hkl").exists()
+    status, err = _nbsf([DATA / "1yjp.pdb", "-o", tmp_path / "o.hkl"], capsys)  # REMARK 2: 1.80 A
+    assert status == 0 and "--dmin 1.8 A, the resolution the file states" in err
+    assert set(listed(tmp_path / "o.hkl")) == set(reference("1yjp"))
 
 
 def test_without_gemmi_the_error_says_what_to_install(tmp_path, capsys, monkeypatch):

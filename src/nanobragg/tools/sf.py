@@ -10,8 +10,9 @@ Usage::
 INPUT is recognised by its content: a merged MTZ, a structure-factor mmCIF, or a coordinate model
 (PDB or mmCIF). The list is the one ``nanoBragg -mtz/-sfcif/-pdb`` builds (see
 :mod:`nanobragg.io.structures`): one reflection per line, sorted by h, k, l, F with 17 significant
-digits (the doubles round-trip), readable by the C program's ``-hkl``. A model needs ``--dmin``
-(Angstrom; the full P1 sphere with F000 and F = 0 for absent reflections); measured data go to
+digits (the doubles round-trip), readable by the C program's ``-hkl``. A model goes to ``--dmin``
+(Angstrom; default: the resolution the file states, REMARK 2 or ``_refine.ls_d_res_high``), as the
+full P1 sphere with F000 and F = 0 for absent reflections; measured data go to
 their own limit (``--dmin`` trims them) and have no F000. ``--anomalous`` (models) adds f' and f''
 at ``--lambda``; ``--solvent K B`` a flat bulk solvent. ``--method``: a model's F by direct
 summation (exact) or gemmi's FFT of its density (relative error ~3e-4, much faster for large
@@ -132,7 +133,12 @@ def run(argv) -> int:
             raise _Usage("--dmin must be a positive number of Angstrom")
         kind = detect_kind(opts.input)
         if kind == "model" and opts.dmin is None:
-            raise _Usage("a model needs --dmin (the resolution limit, A)")
+            from ..io.structures import read_model
+            resolution = read_model(opts.input).gemmi_structure.resolution
+            if not resolution > 0:
+                raise _Usage("a model needs --dmin (the resolution limit, A): the file states none")
+            opts.dmin = float(resolution)
+            print(f"{PROG}: --dmin {opts.dmin:g} A, the resolution the file states", file=sys.stderr)
         if opts.anomalous and opts.wavelength is None:
             raise _Usage("--anomalous needs --lambda")
         p1 = load_p1(opts.input, kind, column=opts.column, dmin=opts.dmin, wavelength=opts.wavelength,
