@@ -244,6 +244,9 @@ def test_image_args_spell_out_what_decides_the_arithmetic(tmp_path, monkeypatch)
     assert spec.files(11) == {"-floatfile": "f_00012", "-intfile": "run_00012.img"}
     assert "-nopgm" in args and "-noisefile" not in args
     assert settings.output.intfile == "run_00001.img"
+    # a files.* value that names no file (a column name) is left as given
+    spec, _ = make_spec("out", [*flags, "-mtz_column", "FP"], 2, device="cpu")
+    assert spec.image_args(0)[spec.image_args(0).index("-mtz_column") + 1] == "FP"
 
 
 def test_cbf_and_nxmx_datasets_equal_nanobragg(tmp_path, monkeypatch):

@@ -105,7 +105,8 @@ class DatasetSpec:
 
 
 def _abs_input(value: str) -> str:
-    return value if value in ("", "-") else os.path.abspath(value)
+    """An input file's path made absolute; other values of ``files.*`` flags (``-mtz_column FP``) as they are."""
+    return os.path.abspath(value) if value not in ("", "-") and os.path.exists(value) else value
 
 
 def make_spec(outdir: str, flags: list, images: int, random_orientations: bool = False,
