@@ -272,3 +272,13 @@ def test_one_writer_at_a_time(tmp_path, capsys):
         assert "another nb-dataset run" in capsys.readouterr().err
     finally:
         os.close(fd)
+
+
+def test_structure_from_a_model_read_once_and_equal_nanobragg(tmp_path, monkeypatch):
+    pytest.importorskip("gemmi")
+    model = Path(__file__).parent / "data" / "structures" / "1yjp.pdb"
+    out = tmp_path / "pdb"
+    flags = ["-pdb", str(model), "-lambda", "1", "-N", "3", "-distance", "80", "-detpixels", "32", "-pixel", "0.4",
+             "-osc", "0.2", "-nocompile", "-nonoise", "-nopgm", "-seed", "1"]
+    run_dataset(str(out), flags, 2)
+    check_against_nanobragg(out, tmp_path, monkeypatch)
