@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.time()
-    target = api.simulate(make_experiment(**TRUTH))
+    target = api.simulate(make_experiment(**TRUTH)).image
     sim = build_model()
     loss_of = log_loss(target)
     fit_adam(sim, loss_of, args.adam_iterations)

@@ -51,7 +51,7 @@ def test_factories_fill_config_in_si_units():
     cell = api.unit_cell(70, 80, 90, 75, 85, 95)
     assert cell == pytest.approx((70e-10, 80e-10, 90e-10, *(math.radians(a) for a in (75, 85, 95))))
     det = api.detector(pixels=(96, 128), pixel_size=0.15, distance=80, beam_center=(5, 9),
-                       rotation=(3, 0, -2), twotheta=8, convention="dials")
+                       detector_rotation=(3, 0, -2), twotheta=8, convention="dials")
     assert (det.spixels, det.fpixels) == (96, 128)
     assert (det.pixel_size, det.distance, det.beam_x, det.beam_y) == pytest.approx((1.5e-4, 0.08, 5e-3, 9e-3))
     assert (det.rotx, det.rotz, det.twotheta) == pytest.approx((math.radians(3), math.radians(-2), math.radians(8)))
@@ -73,27 +73,34 @@ def test_structure_factors_match_the_hkl_reader():
 
 def test_api_matches_command_line_and_c():
     """The API's shape-gauss equals the flags' experiment exactly, and the C image within golden limits."""
-    ours = api.simulate(gauss_case_via_api())
-    flags = api.simulate(build_settings(list(load_case("shape-gauss")["args"])).experiment)
+    ours = api.simulate(gauss_case_via_api()).image
+    flags = api.simulate(build_settings(list(load_case("shape-gauss")["args"])).experiment).image
     assert torch.equal(ours, flags)
     result = compare(ours.numpy().reshape(-1).astype(np.float32), c_image("shape-gauss"))
     assert result["corr"] >= 0.99999 and result["rel_total"] <= 1e-4, result
 
 
-def test_render_returns_setup_and_image():
-    out = api.render(small_experiment(), dtype=torch.float32)
+def test_simulate_returns_image_setup_and_the_path_that_ran():
+    out = api.simulate(small_experiment(), dtype=torch.float32)
     assert out.image.shape == (10, 12) and out.image.dtype == torch.float32
     assert out.resolved.oversample == 1 and out.resolved.detector.fpixels == 12
+    assert (out.path, out.compiled, out.device, out.dtype) == ("eager", False, torch.device("cpu"), torch.float32)
+    assert out.chunk_pixels >= 120 and out.chunk_blocks == 1 and not out.one_by_one
+    assert "eager" in repr(out) and "float32" in repr(out)
+    tight = api.simulate(small_experiment(), budget=16 << 20, compile=False)
+    assert tight.path == "eager" and torch.equal(tight.image, api.simulate(small_experiment()).image)
+    with pytest.raises(TypeError, match="compile"):
+        api.simulate(small_experiment(), compile="yes")
 
 
 # --- batches of orientations ------------------------------------------------------------------
 
 def test_batched_misset_is_one_image_per_orientation():
     missets = torch.tensor([[10.0, 20.0, 30.0], [11.0, 19.0, 31.0], [0.0, 0.0, 0.0]], dtype=F64)
-    batch = api.simulate(small_experiment(misset=missets))
+    batch = api.simulate(small_experiment(misset=missets)).image
     assert batch.shape == (3, 10, 12)
     for i in range(3):
-        one = api.simulate(small_experiment(misset=tuple(missets[i].tolist())))
+        one = api.simulate(small_experiment(misset=tuple(missets[i].tolist()))).image
         assert torch.allclose(batch[i], one, rtol=1e-12, atol=0)
 
 
@@ -103,10 +110,10 @@ def test_batched_misset_with_interpolation_renders_one_by_one():
     exp = small_experiment(misset=missets)
     exp.crystal.fgrid = api.structure_factors(torch.full((11, 11, 11), 70.0, dtype=F64), (-5, -5, -5))
     exp.crystal.interpolate = True
-    batch = api.simulate(exp)
-    assert batch.shape == (2, 10, 12)
+    out = api.simulate(exp)
+    assert out.image.shape == (2, 10, 12) and out.one_by_one and out.rendered is None
     exp.crystal.misset = api.deg(missets[1])  # the config holds radians
-    assert torch.equal(batch[1], api.simulate(exp))
+    assert torch.equal(out.image[1], api.simulate(exp).image)
 
 
 # --- the Simulator module ---------------------------------------------------------------------
@@ -130,7 +137,7 @@ def test_simulator_holds_parameters_and_renders():
     assert sim.distance.item() == pytest.approx(100.0) and sim.wavelength.item() == pytest.approx(6.2)
     assert sim.misset.tolist() == pytest.approx([10.0, 20.0, 30.0])
     image = sim()
-    assert torch.equal(image, api.simulate(exp))
+    assert torch.equal(image, api.simulate(exp).image)
     image.sum().backward()
     for n, p in sim.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all() and (p.grad != 0).all(), n
@@ -179,3 +186,56 @@ def test_refine_geometry_example_recovers_parameters():
     limits = {"cell_rel": 1e-3, "distance_mm": 0.05, "beam_mm": 0.01, "misset_deg": 0.02}
     assert set(got) == set(limits)
     assert all(got[k] <= limits[k] for k in limits), line
+
+
+# --- no hidden state, nothing loaded that a run does not need ----------------------------------
+
+def test_resolve_leaves_the_experiment_as_it_was():
+    """C clips the crystal to the beam in place; resolve clips its own copy."""
+    from nanobragg.resolve import resolve
+
+    xtal = api.crystal(api.unit_cell(100, 100, 100), N=3, default_F=10, sample_size=0.5)
+    exp = api.experiment(api.detector(pixels=8), api.beam(beamsize=0.1), xtal)
+    res = resolve(exp)
+    assert any("clipping sample" in note for note in res.notes)
+    assert (exp.crystal.sample_x, exp.crystal.sample_y, exp.crystal.sample_z) == pytest.approx((5e-4,) * 3)
+    assert res.N[1] == pytest.approx(1e-4 / 100e-10)  # the clipped size made the cell count
+
+
+def test_a_random_misset_and_mosaic_domains_do_not_load_numba():
+    code = ("import sys; from nanobragg import api; "
+            "x = api.crystal(api.unit_cell(100, 100, 100), N=3, default_F=10, misset='random', misset_seed=3, "
+            "mosaic_spread=0.5, mosaic_domains=3); "
+            "api.simulate(api.experiment(api.detector(pixels=4), api.beam(), x)); "
+            "import nanobragg.rng; print('numba' in sys.modules, 'scipy' in sys.modules, 'matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False", "False"]
+
+
+def test_every_argument_is_in_the_command_lines_unit():
+    """The API's options take the flags' units (not SI): the same experiment from both."""
+    flags = build_settings("-default_F 10 -cell 100 100 100 90 90 90 -N 3 -detpixels 16 -pixel 0.1 -distance 90 "
+                           "-close_distance 80 -dispersion 0.1 -dispsteps 3 -divergence 0.5 -divsteps 3 "
+                           "-detector_thick 450 -detector_abs 300 -thicksteps 2 -xtal_size 0.0005 -beamsize 0.05 "
+                           "-oversample 1 "
+                           "-phistep 0.5 -phisteps 2 -water 20 -mosaic 0.2 -mosaic_dom 2 -mosaic_seed 7 "
+                           "-ORGX 8 -ORGY 9 -dmin 3".split()).experiment
+    xtal = api.crystal(api.unit_cell(100, 100, 100), N=3, default_F=10, sample_size=0.0005, phistep=0.5, phisteps=2,
+                       water_size=20, mosaic_spread=0.2, mosaic_domains=2, mosaic_seed=7)
+    det = api.detector(pixels=16, pixel_size=0.1, distance=90, close_distance=80, thickness=450,
+                       attenuation_length=300, thicksteps=2, origin=(8, 9), pivot="sample")
+    beam = api.beam(dispersion=0.1, dispsteps=3, hdivrange=0.5, vdivrange=0.5, hdivsteps=3, vdivsteps=3,
+                    beamsize=0.05)
+    ours = api.experiment(det, beam, xtal, api.sampling(oversample=1, dmin=3))
+    for section in ("detector", "beam", "crystal", "sampling"):
+        for name, fields in api.ARGUMENTS[section].items():
+            for f in fields:
+                a, b = getattr(getattr(ours, section), f), getattr(getattr(flags, section), f)
+                if isinstance(a, float) and isinstance(b, float):
+                    assert a == pytest.approx(b, rel=1e-12), (section, f)
+    assert torch.equal(api.simulate(ours).image, api.simulate(flags).image)
+
+
+def test_unknown_option_names_the_known_ones():
+    with pytest.raises(TypeError, match="unknown argument 'orgx'.*origin"):
+        api.detector(orgx=3)

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from golden import INPUTS, c_image, compare, load_case
+from nanobragg import api
 from nanobragg.cli.loaders import load_inputs
 from nanobragg.cli.main import build_settings
 from nanobragg.engine.compiled import compiled_int_kernel, compiler_available
-from nanobragg.engine.image import render_image
 from nanobragg.io import int_image_from_float
-from nanobragg.resolve import resolve
+from util import in_folder
 
 pytestmark = pytest.mark.skipif(not compiler_available(), reason="no C++ compiler")
 
@@ -35,18 +35,16 @@ def kernel_cache(tmp_path_factory):
 
 
 def _render(name, folder, compile_, extra=()):
+    """The case's flags through the command line's table, rendered by api.simulate (float32, as the command)."""
     for f in INPUTS.iterdir():
         shutil.copy(f, folder / f.name)
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
+    with in_folder(folder):
         settings = build_settings(list(load_case(name)["args"]) + list(extra))
         load_inputs(settings, lambda *_: None)
-        res = resolve(settings.experiment, seed=-1, dtype=torch.float32)
         with torch.no_grad():
-            return render_image(res.inputs, res.roi, res.mask, compile=compile_)
-    finally:
-        os.chdir(cwd)
+            out = api.simulate(settings.experiment, dtype=torch.float32, seed=1, compile=compile_)
+    assert out.path == ("compiled" if out.compiled else "eager") and out.rendered.compiled == out.compiled
+    return out.rendered
 
 
 @pytest.mark.parametrize("name", ["comprehensive", "divergence", "sourcefile", "oversample-2", "oversample-4-flags"])

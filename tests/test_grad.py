@@ -26,20 +26,20 @@ def _structure_factors(half: int = 3) -> api.FGrid:
 def small_experiment(shape="gauss", convention="mosflm", N=5.0, interpolate=None, pivot="beam") -> api.Experiment:
     """12x12 pixels, oversample 1, rotated detector, misset crystal, polarized beam."""
     xtal = api.crystal(api.unit_cell(200.0, 210.0, 190.0, 88.0, 91.0, 92.0), N=N, shape=shape,
-                       misset=(10.0, 20.0, 30.0), F=_structure_factors(5 if interpolate else 3),
+                       misset=(10.0, 20.0, 30.0), structure_factors=_structure_factors(5 if interpolate else 3),
                        default_F=80.0, phi0=5.0, interpolate=interpolate)
     det = api.detector(pixels=12, pixel_size=0.5, distance=100.0, beam_center=(3.1, 2.9),
-                       rotation=(1.0, 2.0, 3.0), twotheta=2.0, convention=convention, pivot=pivot)
+                       detector_rotation=(1.0, 2.0, 3.0), twotheta=2.0, convention=convention, pivot=pivot)
     return api.experiment(det, api.beam(wavelength=6.2, polarization=0.5), xtal)
 
 
 def scalar_of(exp: api.Experiment, name: str, unit: float = 1.0):
     """x -> weighted image sum / its value at the start, with ``name`` = x * unit."""
     weights = torch.rand(12, 12, generator=torch.Generator().manual_seed(0), dtype=F64)
-    norm = float((api.simulate(exp) * weights).sum())
+    norm = float((api.simulate(exp).image * weights).sum())
 
     def f(x):
-        return (api.simulate(with_parameters(exp, **{name: x * unit})) * weights).sum() / norm
+        return (api.simulate(with_parameters(exp, **{name: x * unit})).image * weights).sum() / norm
     return f
 
 
@@ -104,7 +104,7 @@ def test_gradcheck_custom_sample_pivot(name):
 def test_gradcheck_tricubic_interpolation(name):
     """With interpolation on, F depends smoothly on fractional hkl and on the grid values."""
     exp = small_experiment(interpolate=True)
-    assert api.render(exp).resolved.interpolate  # and the grid is wide enough that it stays on
+    assert api.simulate(exp).resolved.interpolate  # and the grid is wide enough that it stays on
     check(exp, name, fast=name == "structure_factors")
 
 

@@ -129,10 +129,10 @@ def symmetric_experiment(shape: str, phi0: float = 0.0) -> api.Experiment:
 
 def _gradcheck(exp: api.Experiment, name: str) -> bool:
     weights = torch.rand(12, 12, generator=torch.Generator().manual_seed(0), dtype=F64)
-    norm = float((api.simulate(exp) * weights).sum())
+    norm = float((api.simulate(exp).image * weights).sum())
 
     def f(x):
-        return (api.simulate(with_parameters(exp, **{name: x})) * weights).sum() / norm
+        return (api.simulate(with_parameters(exp, **{name: x})).image * weights).sum() / norm
     x0 = read_parameters(exp, [name])[name].requires_grad_()
     return torch.autograd.gradcheck(f, (x0,), eps=1e-6, atol=1e-7, rtol=1e-4)
 

@@ -1,9 +1,13 @@
-"""The Python API: build an experiment in everyday units and render it, differentiably.
+"""The Python API: build an experiment in the command line's units and render it, differentiably.
 
 The factories below return the configuration dataclasses of
-:mod:`nanobragg.config` (SI units inside: metres, radians), converting from
-the units crystallographers type: Angstrom, millimetres, degrees. Every
-number may be a Python float or a torch tensor; tensors (also with
+:mod:`nanobragg.config` (SI units inside: metres, radians). Every argument is
+in the unit the command line uses for it (Angstrom, mm, um, mrad, percent,
+degrees), converted through one table: :data:`ARGUMENTS` names the
+configuration fields each argument sets, and the field's rule in
+:data:`nanobragg.config.checks.RULES` gives its unit (the unit error messages
+report it in). :mod:`nanobragg.simulator` reads the same table. Every number
+may be a Python float or a torch tensor; tensors (also with
 ``requires_grad``) are carried through unchanged in value and graph, so
 ``simulate(...)`` is differentiable with respect to them.
 
@@ -12,57 +16,101 @@ Exported names
 Unit helpers: :func:`angstrom`, :func:`mm`, :func:`deg` (to metres/radians).
 Factories: :func:`unit_cell`, :func:`structure_factors`, :func:`crystal`,
 :func:`detector`, :func:`beam`, :func:`sampling`, :func:`experiment`.
-Rendering: :func:`simulate` (image tensor), :func:`render` (image plus the
-C program's derived quantities).
+Rendering: :func:`simulate`, the one way to render, returning a
+:class:`Simulation` (the image and which path rendered it).
 The dataclasses themselves are re-exported: :class:`Experiment`,
 :class:`CrystalConfig`, :class:`DetectorConfig`, :class:`BeamConfig`,
 :class:`SamplingConfig`, :class:`FGrid`.
 """
 from __future__ import annotations
 
-import math
+import dataclasses
 from dataclasses import dataclass, replace
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
 from .config import checks
-from .config.experiment import (DEFAULT_FLUENCE, BeamConfig, CrystalConfig, DetectorConfig,
-                                Experiment, SamplingConfig)
-from .engine.image import RenderedImage, render_image
+from .config.experiment import DEFAULT_FLUENCE, BeamConfig, CrystalConfig, DetectorConfig, Experiment, SamplingConfig
+from .engine.image import RenderedImage, prepare_render, run_render
 from .io.hkl import FGrid
+from .physics.shapes import DEFAULT as DEFAULT_SHAPE
+from .physics.shapes import SHAPES
 from .resolve import Resolved, resolve
+from .units import ANGSTROM, DEG, MM
 
 __all__ = [
     "angstrom", "mm", "deg", "unit_cell", "structure_factors", "crystal", "detector", "beam",
-    "sampling", "experiment", "simulate", "render", "Rendering",
+    "sampling", "experiment", "simulate", "Simulation", "ARGUMENTS", "SHAPES",
     "Experiment", "CrystalConfig", "DetectorConfig", "BeamConfig", "SamplingConfig", "FGrid",
-    "DEFAULT_FLUENCE",
+    "DEFAULT_FLUENCE", "ANGSTROM", "MM", "DEG",
 ]
 
-ANGSTROM = 1e-10  #: metres per Angstrom
-MM = 1e-3  #: metres per millimetre
-DEG = math.pi / 180.0  #: radians per degree
-
-#: The argument of the factories below that sets each configuration field (errors name it).
-ARGUMENTS = {
-    "detector.fpixels": "pixels", "detector.spixels": "pixels", "detector.pixel_size": "pixel_size",
-    "detector.distance": "distance", "detector.beam_x": "beam_center", "detector.beam_y": "beam_center",
-    "detector.rotx": "rotation", "detector.roty": "rotation", "detector.rotz": "rotation",
-    "detector.twotheta": "twotheta", "detector.convention": "convention",
-    "beam.wavelength": "wavelength", "beam.fluence": "fluence", "beam.polarization": "polarization",
-    "crystal.cell": "cell", "crystal.Na": "N", "crystal.Nb": "N", "crystal.Nc": "N", "crystal.shape": "shape",
-    "crystal.misset": "misset", "crystal.fgrid": "F", "crystal.default_F": "default_F", "crystal.phi0": "phi0",
-    "crystal.osc": "osc", "crystal.phisteps": "phisteps", "crystal.mosaic_spread": "mosaic_spread",
-    "crystal.mosaic_domains": "mosaic_domains", "crystal.fudge": "fudge",
-    "sampling.oversample": "oversample", "sampling.dmin": "dmin",
+#: The API's arguments: factory -> argument -> the configuration fields it sets. Several fields
+#: take a sequence (or a 1-d tensor) of as many values; ``N``, ``sample_size`` and ``detector_size``
+#: also take one number for all. The unit of each is its field's rule's in checks.RULES (the
+#: command line's unit; fields without a rule, such as ``roi`` or ``mask``, are taken as given).
+#: Seeds are the numbers typed after ``-seed``/``-mosaic_seed``/``-misset_seed`` (C stores -N).
+ARGUMENTS: dict[str, dict[str, tuple]] = {
+    "detector": {
+        "pixels": ("spixels", "fpixels"), "detector_size": ("detsize_s", "detsize_f"),
+        "pixel_size": ("pixel_size",), "distance": ("distance",), "close_distance": ("close_distance",),
+        "beam_center": ("beam_x", "beam_y"), "close_point": ("close_x", "close_y"), "origin": ("orgx", "orgy"),
+        "detector_rotation": ("rotx", "roty", "rotz"), "twotheta": ("twotheta",),
+        "twotheta_axis": ("twotheta_axis",), "convention": ("convention",), "pivot": ("pivot",),
+        "fdet_vector": ("fdet_vector",), "sdet_vector": ("sdet_vector",), "odet_vector": ("odet_vector",),
+        "pix0_vector": ("pix0_vector",), "curved": ("curved",), "point_pixel": ("point_pixel",),
+        "thickness": ("thickness",), "attenuation_length": ("attenuation_length",),
+        "thicksteps": ("thicksteps",), "thickstep": ("thickstep",), "roi": ("roi",), "mask": ("mask",),
+    },
+    "beam": {
+        "wavelength": ("wavelength",), "dispersion": ("dispersion",), "dispsteps": ("dispsteps",),
+        "dispstep": ("dispstep",), "hdivrange": ("hdivrange",), "vdivrange": ("vdivrange",),
+        "hdivstep": ("hdivstep",), "vdivstep": ("vdivstep",), "hdivsteps": ("hdivsteps",),
+        "vdivsteps": ("vdivsteps",), "round_div": ("round_div",), "fluence": ("fluence",), "flux": ("flux",),
+        "exposure": ("exposure",), "beamsize": ("beamsize",), "polarization": ("polarization",),
+        "nopolar": ("nopolar",), "beam_vector": ("beam_vector",), "polar_vector": ("polar_vector",),
+        "sources": ("sources",),
+    },
+    "crystal": {
+        "cell": ("cell",), "matrix": ("matrix",), "misset": ("misset",), "misset_seed": ("misset_seed",),
+        "mosaic_spread": ("mosaic_spread",), "mosaic_domains": ("mosaic_domains",),
+        "mosaic_seed": ("mosaic_seed",), "mosaic_umats": ("mosaic_umats",), "spindle_axis": ("spindle_axis",),
+        "N": ("Na", "Nb", "Nc"), "sample_size": ("sample_x", "sample_y", "sample_z"), "shape": ("shape",),
+        "fudge": ("fudge",), "phi0": ("phi0",), "osc": ("osc",), "phistep": ("phistep",),
+        "phisteps": ("phisteps",), "structure_factors": ("fgrid",), "default_F": ("default_F",),
+        "interpolate": ("interpolate",), "water_size": ("water_size",),
+    },
+    "sampling": {
+        "oversample": ("oversample",), "oversample_thick": ("oversample_thick",),
+        "oversample_polar": ("oversample_polar",), "oversample_omega": ("oversample_omega",), "dmin": ("dmin",),
+    },
 }
+#: Arguments whose one number stands for all of their fields (as -N, -samplesize and -detsize do).
+_BROADCAST = ("N", "sample_size", "detector_size")
+#: Dotted configuration field -> the API argument that sets it (errors name it).
+FIELD_ARGUMENT = {f"{section}.{f}": name for section, table in ARGUMENTS.items()
+                  for name, fields in table.items() for f in fields}
+#: Units of the fields without a rule, for the docs and the Simulator (checks.RULES has the others).
+_UNITS = {"crystal.misset": "deg", "crystal.cell": "A, deg", "crystal.fgrid": "electrons",
+          "crystal.default_F": "electrons", "crystal.Na": "cells", "crystal.Nb": "cells", "crystal.Nc": "cells"}
+
+
+def unit(path: str) -> tuple[str, float]:
+    """(unit name, SI value of one unit) of the dotted field ``path``: what the API and the
+    Simulator take it in; ("", 1.0) for fields taken as given (counts, names, arrays)."""
+    if path in _UNITS:
+        return _UNITS[path], DEG if path == "crystal.misset" else 1.0
+    rule = checks.RULES.get(path)
+    if isinstance(rule, checks.Real):
+        return rule.unit, rule.factor
+    return (getattr(rule, "unit", "") or ""), 1.0
 
 
 def _argument(path: str) -> str:
-    """The factory argument (or, for ``extra`` fields, the field name) that set ``path``."""
-    return ARGUMENTS.get(path, path.partition(".")[2])
+    """The factory argument that set the dotted field ``path`` (errors name it)."""
+    return FIELD_ARGUMENT.get(path, path.partition(".")[2])
 
 
 def _real(x, name: str):
@@ -100,17 +148,12 @@ def deg(x):
     return _scale(x, DEG)
 
 
-def _checked(name: str, config):
-    """Check a freshly built record with the shared rules, naming the factory's arguments."""
-    checks.check_section(name, config, _argument)
-    return config
-
-
 def unit_cell(a, b, c, alpha=90.0, beta=90.0, gamma=90.0) -> tuple:
     """Cell (a, b, c, alpha, beta, gamma) in metres/radians from Angstrom and degrees.
 
     Each entry may be a float or a 0-d tensor. Returns a 6-tuple, the form of
-    :attr:`CrystalConfig.cell`; ValueError/TypeError naming the bad entry.
+    :attr:`CrystalConfig.cell` that ``crystal(cell=...)`` takes; ValueError/TypeError
+    naming the bad entry.
     """
     names = ("a", "b", "c", "alpha", "beta", "gamma")
     cell = tuple(_scale(v, ANGSTROM if i < 3 else DEG, names[i]) for i, v in enumerate((a, b, c, alpha, beta, gamma)))
@@ -146,50 +189,32 @@ def structure_factors(F, lo: Sequence[int] = (0, 0, 0)) -> FGrid:
     return fgrid
 
 
-def _split3(N, name):
-    """(Na, Nb, Nc) from a number, a sequence of 3 or a (3,) tensor; TypeError naming ``name`` otherwise."""
-    if isinstance(N, torch.Tensor) and N.dim() == 1 and len(N) == 3:
-        return N[0], N[1], N[2]
-    if isinstance(N, (tuple, list)) and len(N) == 3:
-        return tuple(_real(v, name) for v in N)
-    if isinstance(N, torch.Tensor) and N.dim() == 0 or checks.is_number(N):
-        v = _real(N, name)
-        return v, v, v
-    raise TypeError(f"{name}: must be a number, 3 numbers or a (3,) tensor, got {N!r}")
+def _split(value, name: str, count: int, broadcast: bool) -> tuple:
+    """``count`` values from a sequence of ``count`` or a (count,) tensor (or one number for all
+    when ``broadcast``); TypeError naming ``name`` otherwise."""
+    if isinstance(value, torch.Tensor) and value.dim() == 1 and len(value) == count:
+        return tuple(value[i] for i in range(count))
+    if isinstance(value, (tuple, list)) and len(value) == count:
+        return tuple(value)
+    if broadcast and (isinstance(value, torch.Tensor) and value.dim() == 0 or checks.is_number(value)):
+        return (value,) * count
+    what = f"{count} numbers or a ({count},) tensor"
+    what = f"a number, {what}" if broadcast else what
+    raise TypeError(f"{name}: must be {what}, got {value!r}")
 
 
-def crystal(cell, N=1.0, shape: str = "square", misset=None, F: Optional[FGrid] = None,
-            default_F=0.0, phi0=0.0, osc=None, phisteps: int = -1, mosaic_spread=None,
-            mosaic_domains: int = -1, fudge=1.0, **extra: Any) -> CrystalConfig:
-    """A crystal.
-
-    cell: 6-tuple from :func:`unit_cell` (metres, radians).
-    N: cells along a, b, c: number, (3,) sequence or (3,) tensor (float
-    tensors give gradients with the ``gauss`` and ``round`` shapes).
-    shape: ``square``, ``round``, ``gauss`` or ``tophat``.
-    misset: (3,) degrees (x, then y, then z rotation), a (B, 3) tensor for a
-    batch of orientations (images come back as (B, S, F)), ``"random"``, or None.
-    F: :func:`structure_factors` grid; default_F: F outside it (or everywhere).
-    phi0, osc, mosaic_spread: degrees; ``extra``: any other CrystalConfig field (SI).
-    """
-    Na, Nb, Nc = _split3(N, "N")
-    spread = -1.0 if mosaic_spread is None else _scale(mosaic_spread, DEG, "mosaic_spread")
-    if F is not None and not isinstance(F, FGrid):
-        raise TypeError(f"F: must be a grid from nanobragg.api.structure_factors, got {type(F).__name__}")
-    return _checked("crystal", CrystalConfig(
-        cell=cell, misset=misset if isinstance(misset, str) else _scale(_as_angles(misset), DEG, "misset"),
-        Na=Na, Nb=Nb, Nc=Nc, shape=shape, fgrid=F, default_F=_real(default_F, "default_F"),
-        phi0=_scale(phi0, DEG, "phi0"), osc=-1.0 if osc is None else _scale(osc, DEG, "osc"), phisteps=phisteps,
-        mosaic_spread=spread, mosaic_domains=mosaic_domains, fudge=_real(fudge, "fudge"), **extra))
-
-
-def _as_angles(v):
-    """Keep tensors (any shape) whole; turn sequences of three into tuples; TypeError otherwise."""
-    if v is None or isinstance(v, torch.Tensor):
-        return v
-    if isinstance(v, (tuple, list)) and len(v) == 3:
-        return tuple(v)
-    raise TypeError(f"misset: must be three angles (degrees), a (B, 3) tensor, 'random' or None, got {v!r}")
+def _field_value(path: str, name: str, value):
+    """One field's value from the user's: scaled to SI by the field's unit, a seed negated as C stores it."""
+    rule = checks.RULES.get(path)
+    if rule is checks.SEED:
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise TypeError(f"{name}: a seed must be a whole number, got {value!r}")
+        return -int(value)
+    if isinstance(rule, checks.Real):
+        if rule.unset and checks.is_number(value) and float(value) in rule.unset and rule.factor != 1.0:
+            return float(value)  # C's "not given" sentinels stay as they are
+        return _scale(value, rule.factor, name)
+    return value
 
 
 def _pixels(pixels) -> tuple:
@@ -200,45 +225,109 @@ def _pixels(pixels) -> tuple:
     return int(pair[0]), int(pair[1])
 
 
+def _misset(v):
+    """Keep tensors (any shape) whole; turn sequences of three into tuples; TypeError otherwise."""
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, torch.Tensor):
+        return _real(v, "misset") * DEG
+    if isinstance(v, (tuple, list)) and len(v) == 3:
+        return _scale(tuple(v), DEG, "misset")
+    raise TypeError(f"misset: must be three angles (degrees), a (B, 3) tensor, 'random' or None, got {v!r}")
+
+
+def _grid(grid):
+    if grid is not None and not isinstance(grid, FGrid):
+        raise TypeError(f"structure_factors: must be a grid from nanobragg.api.structure_factors, "
+                        f"got {type(grid).__name__}")
+    return grid
+
+
+#: Arguments whose None means "not given" although their field's default is C's -1 sentinel.
+_NONE_IS_UNSET = ("osc", "mosaic_spread")
+#: Arguments converted by their own function (the others: by the table and the fields' units).
+_SPECIAL = {"pixels": _pixels, "misset": _misset, "structure_factors": _grid}
+
+
+def _build(section: str, cls, arguments: dict):
+    """The record ``cls`` of ``section`` from the user's arguments (None: not given, the default),
+    converted through :data:`ARGUMENTS` and checked by the shared rules (errors name the arguments)."""
+    table, fields = ARGUMENTS[section], {}
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for name, value in arguments.items():
+        if name not in table:
+            raise TypeError(f"{section}(): unknown argument {name!r}; known: {', '.join(table)}")
+        targets = table[name]
+        if value is None and (name in _NONE_IS_UNSET or all(defaults[f] is None for f in targets)):
+            continue  # not given: the record's default (C's "unset")
+        if name in _SPECIAL:
+            value = _SPECIAL[name](value)
+        values = _split(value, name, len(targets), name in _BROADCAST) if len(targets) > 1 else (value,)
+        for target, v in zip(targets, values):
+            path = f"{section}.{target}"
+            fields[target] = v if name in _SPECIAL else _field_value(path, name, v)
+    config = cls(**fields)
+    checks.check_section(section, config, _argument)
+    return config
+
+
+def crystal(cell, N=1.0, shape: str = DEFAULT_SHAPE, misset=None, structure_factors: Optional[FGrid] = None,
+            default_F=0.0, phi0=0.0, osc=None, phisteps: int = -1, mosaic_spread=None,
+            mosaic_domains: int = -1, fudge=1.0, **options) -> CrystalConfig:
+    """A crystal.
+
+    cell: 6-tuple from :func:`unit_cell` (or any reader returning that form).
+    N: cells along a, b, c: number, (3,) sequence or (3,) tensor (differentiable with the shapes
+    whose ``SHAPES[shape].n_differentiable``). shape: a name of :data:`SHAPES`.
+    misset: (3,) degrees (x, then y, then z rotation), a (B, 3) tensor for a
+    batch of orientations (images come back as (B, S, F)), ``"random"``, or None.
+    structure_factors: :func:`structure_factors` grid; default_F: F outside it (or everywhere).
+    phi0, osc, mosaic_spread: degrees (None: not given). ``options``: the other arguments of
+    ``ARGUMENTS["crystal"]`` (phistep deg, sample_size mm, water_size um, mosaic_seed, ...).
+    """
+    return _build("crystal", CrystalConfig, dict(
+        cell=cell, N=N, shape=shape, misset=misset, structure_factors=structure_factors, default_F=default_F,
+        phi0=phi0, osc=osc, phisteps=phisteps, mosaic_spread=mosaic_spread, mosaic_domains=mosaic_domains,
+        fudge=fudge, **options))
+
+
 def detector(pixels=(1024, 1024), pixel_size=0.1, distance=100.0, beam_center=None,
-             rotation=(0.0, 0.0, 0.0), twotheta=0.0, convention: str = "mosflm",
-             **extra: Any) -> DetectorConfig:
+             detector_rotation=(0.0, 0.0, 0.0), twotheta=0.0, convention: str = "mosflm",
+             **options) -> DetectorConfig:
     """A flat pixel-array detector.
 
     pixels: int or (spixels, fpixels), the image shape (rows = slow, columns = fast).
     pixel_size, distance: mm. beam_center: (Xbeam, Ybeam) mm in the
     convention's sense (MOSFLM: Xbeam along slow, Ybeam along fast), or None
-    for the detector centre. rotation: (rotx, roty, rotz) degrees;
-    twotheta: degrees. ``extra``: any other DetectorConfig field (SI units).
+    for the detector centre. detector_rotation: (rotx, roty, rotz) degrees;
+    twotheta: degrees. ``options``: the other arguments of ``ARGUMENTS["detector"]``
+    (origin pixels, close_distance mm, thickness um, pivot, roi, mask, ...).
     """
-    s, f = _pixels(pixels)
-    if beam_center is not None and (isinstance(beam_center, str) or len(beam_center) != 2):
+    if beam_center is not None and (isinstance(beam_center, str) or not hasattr(beam_center, "__len__")
+                                    or len(beam_center) != 2):
         raise TypeError(f"beam_center: must be (Xbeam, Ybeam) in mm or None, got {beam_center!r}")
-    bx, by = (None, None) if beam_center is None else (beam_center[0], beam_center[1])
-    rx, ry, rz = _split3(rotation, "rotation")
-    return _checked("detector", DetectorConfig(
-        fpixels=f, spixels=s, pixel_size=_scale(pixel_size, MM, "pixel_size"), distance=_scale(distance, MM, "distance"),
-        beam_x=_scale(bx, MM, "beam_center"), beam_y=_scale(by, MM, "beam_center"), rotx=_scale(rx, DEG, "rotation"),
-        roty=_scale(ry, DEG, "rotation"), rotz=_scale(rz, DEG, "rotation"), twotheta=_scale(twotheta, DEG, "twotheta"),
-        convention=convention, **extra))
+    return _build("detector", DetectorConfig, dict(
+        pixels=pixels, pixel_size=pixel_size, distance=distance, beam_center=beam_center,
+        detector_rotation=detector_rotation, twotheta=twotheta, convention=convention, **options))
 
 
 def beam(wavelength=1.0, fluence=DEFAULT_FLUENCE, polarization=0.0, nopolar: bool = False,
-         **extra: Any) -> BeamConfig:
+         **options) -> BeamConfig:
     """The incident beam.
 
     wavelength: Angstrom; fluence: photons/m^2; polarization: Kahn factor
     (0 = unpolarized, 1 = fully polarized along the convention's E vector).
-    ``extra``: any other BeamConfig field (SI units: dispersion, divergence, ...).
+    ``options``: the other arguments of ``ARGUMENTS["beam"]`` (dispersion in percent,
+    divergence in mrad, beamsize mm, flux photons/s, exposure s, sources, ...).
     """
-    return _checked("beam", BeamConfig(
-        wavelength=_scale(wavelength, ANGSTROM, "wavelength"), fluence=_real(fluence, "fluence"),
-        polarization=_real(polarization, "polarization"), nopolar=nopolar, **extra))
+    return _build("beam", BeamConfig, dict(wavelength=wavelength, fluence=fluence, polarization=polarization,
+                                           nopolar=nopolar, **options))
 
 
-def sampling(oversample: int = 1, dmin=0.0, **extra: Any) -> SamplingConfig:
-    """Sub-pixel sampling: ``oversample`` per pixel edge; dmin: resolution cut-off in Angstrom (0 = off)."""
-    return _checked("sampling", SamplingConfig(oversample=oversample, dmin=_scale(dmin, ANGSTROM, "dmin"), **extra))
+def sampling(oversample: int = 1, dmin=0.0, **options) -> SamplingConfig:
+    """Sub-pixel sampling: ``oversample`` per pixel edge; dmin: resolution cut-off in Angstrom (0 = off);
+    ``options``: oversample_thick, oversample_polar, oversample_omega (C's -oversample_* flags)."""
+    return _build("sampling", SamplingConfig, dict(oversample=oversample, dmin=dmin, **options))
 
 
 def experiment(detector: DetectorConfig, beam: BeamConfig, crystal: CrystalConfig,
@@ -254,72 +343,90 @@ def experiment(detector: DetectorConfig, beam: BeamConfig, crystal: CrystalConfi
         if not isinstance(part, kind):
             raise TypeError(f"{name}: must be a {kind.__name__} (see nanobragg.api.{name}), got {type(part).__name__}")
     exp = Experiment(detector=detector, beam=beam, crystal=crystal, sampling=smp,
-                     origins={path: _argument(path) for path in checks.RULES})
-    exp.origins.update({p: _argument(p) for p in ("detector.roi", "beam.sources", "crystal.cell", "crystal.misset",
-                                                  "crystal.fgrid", "crystal.matrix", "crystal.mosaic_umats")})
+                     origins={path: _argument(path) for path in (*checks.RULES, *FIELD_ARGUMENT)})
     checks.check_experiment(exp)
     return exp
 
 
 @dataclass
-class Rendering:
-    """One rendered image and how it was set up."""
+class Simulation:
+    """One rendered image and how it was rendered (what :func:`simulate` returns)."""
 
     image: torch.Tensor  #: (spixels, fpixels) photons per pixel; (B, spixels, fpixels) for B orientations
     resolved: Resolved  #: derived set-up (pixel counts, step counts, oriented cell, ...)
-    rendered: RenderedImage  #: engine record (active-pixel mask, solid-angle sum, value totals)
+    rendered: Optional[RenderedImage]  #: engine record (active pixels, value totals); None when rendered one by one
+    compiled: bool  #: the ahead-of-time compiled kernel rendered it (else the eager engine)
+    device: torch.device  #: where it was rendered
+    dtype: torch.dtype  #: the engine's precision
+    chunk_pixels: int  #: pixels per engine chunk
+    chunk_blocks: int  #: (layer, source) blocks per chunk: more than 1 when one pixel alone exceeds the budget
+    one_by_one: bool = False  #: a batch with tricubic interpolation, rendered image by image
+
+    @property
+    def path(self) -> str:
+        """``"compiled"`` or ``"eager"``."""
+        return "compiled" if self.compiled else "eager"
+
+    def __repr__(self) -> str:
+        shape = "x".join(str(n) for n in self.image.shape)
+        return (f"Simulation({shape} image, {self.path}, {self.device}, {str(self.dtype).replace('torch.', '')}, "
+                f"{self.chunk_pixels} pixels x {self.chunk_blocks} block(s) per chunk"
+                f"{', one by one' if self.one_by_one else ''})")
 
 
-def render(exp: Experiment, dtype=torch.float64, device=None, seed: Optional[int] = None,
-           budget: Optional[int] = None) -> Rendering:
-    """Resolve and render; see :func:`simulate` for the arguments (no interpolation with a batch)."""
-    res, budget = _resolve_checked(exp, dtype, device, seed, budget)
-    out = render_image(res.inputs, res.roi, res.mask, budget=budget)
-    return Rendering(out.image, res, out)
-
-
-def _resolve_checked(exp, dtype, device, seed, budget) -> tuple[Resolved, int]:
-    """Check simulate()/render()'s arguments and resolve; returns (resolved, budget in bytes).
+def _resolve_checked(exp, dtype, device, seed, budget, compile) -> tuple[Resolved, int, torch.device]:
+    """Check simulate()'s arguments and resolve; returns (resolved, budget in bytes, device).
 
     resolve() checks the experiment itself; then the image (all B orientations)
     and one pixel's sums over every orientation must fit the memory budget, since
     the API returns the whole image as one tensor. Nothing large is allocated before.
     """
     if not isinstance(exp, Experiment):
-        raise TypeError(f"exp: must be an Experiment (see nanobragg.api.experiment), got {type(exp).__name__}")
+        raise TypeError(f"experiment: must be an Experiment (see nanobragg.api.experiment), got {type(exp).__name__}")
     checks.check_dtype(dtype)
-    if device is not None:
-        try:
-            device = torch.device(device)
-        except (RuntimeError, TypeError):
-            raise ValueError(f"device: {device!r} is not a torch device") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device: cuda was asked for and no CUDA device is available")
-    if seed is not None:
-        checks.check_value("output.seed", seed, {"output.seed": "seed"})
+    if compile not in (None, True, False):
+        raise TypeError(f"compile: must be None, True or False, got {compile!r}")
+    try:
+        device = torch.device("cpu" if device is None else device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device: {device!r} is not a torch device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: cuda was asked for and no CUDA device is available")
+    c_seed = None if seed is None else _field_value("output.seed", "seed", seed)
+    if c_seed is not None:
+        checks.check_value("output.seed", c_seed, {"output.seed": "seed"})
     budget = checks.check_budget(budget, "budget")
-    res = resolve(exp, seed=seed, dtype=dtype, device=device)
+    res = resolve(exp, seed=c_seed, dtype=dtype, device=device)
     checks.check_memory(exp, torch.finfo(dtype).bits // 8, budget, exp.origins or None, "budget", res.inputs.batch)
-    return res, budget
+    return res, budget, device
 
 
-def simulate(exp: Experiment, dtype=torch.float64, device=None, seed: Optional[int] = None,
-             budget: Optional[int] = None) -> torch.Tensor:
-    """Render the image: (spixels, fpixels) tensor of photons per pixel.
+def simulate(experiment: Experiment, *, dtype=torch.float64, device=None, seed: Optional[int] = None,
+             budget: Optional[int] = None, compile: Optional[bool] = None) -> Simulation:
+    """Render the experiment; returns a :class:`Simulation` (``.image``: photons per pixel).
 
-    dtype: engine precision (float32 or float64; geometry is set up in
-    float64 either way). device: torch device (default: CPU). seed: C's
-    noise seed (negative) for ``misset="random"``. budget: engine memory
-    budget in bytes. With ``crystal.misset`` a (B, 3) tensor (radians) the
-    result is (B, spixels, fpixels), one image per orientation, rendered in
-    one pass (or one by one when tricubic interpolation is on: C's fallback
-    from it is decided per image).
+    dtype: engine precision, float64 by default (float32: the command line's default, twice as fast;
+    geometry is set up in float64 either way). device: torch device (default: CPU). seed: the noise
+    seed as typed after ``-seed`` (for ``misset="random"``). budget: engine memory budget in bytes
+    (default: an eighth of the machine's memory, at most 1 GiB). compile: None uses a cached compiled
+    kernel and builds one (15-25 s, cached on disk) only for a render large enough to pay it back,
+    as the command line does; True builds it on a cache miss; False stays eager. The kernel runs
+    only on the CPU, without gradients (``torch.no_grad()``) and without tricubic interpolation;
+    elsewhere the eager engine renders, whatever ``compile`` says, and ``Simulation.compiled`` tells.
+
+    With ``misset`` a (B, 3) tensor the image is (B, spixels, fpixels), one image per orientation,
+    rendered in one pass (or one by one when tricubic interpolation is on: C's fallback from it is
+    decided per image).
     """
-    res, budget = _resolve_checked(exp, dtype, device, seed, budget)
+    res, budget, device = _resolve_checked(experiment, dtype, device, seed, budget, compile)
     if res.inputs.cells.dim() == 4 and res.interpolate:
-        return torch.stack([simulate(_one_orientation(exp, row), dtype, device, seed, budget)
-                            for row in exp.crystal.misset])
-    return render_image(res.inputs, res.roi, res.mask, budget=budget).image
+        parts = [simulate(_one_orientation(experiment, row), dtype=dtype, device=device, seed=seed, budget=budget,
+                          compile=compile) for row in experiment.crystal.misset]
+        return Simulation(torch.stack([p.image for p in parts]), res, None, any(p.compiled for p in parts), device,
+                          dtype, parts[0].chunk_pixels, parts[0].chunk_blocks, one_by_one=True)
+    job = prepare_render(res.inputs, res.roi, res.mask, budget, compile)
+    out = run_render(job)
+    return Simulation(out.image, res, out, out.compiled, device, dtype, job.pixels, len(job.blocks))
 
 
 def _one_orientation(exp: Experiment, misset: torch.Tensor) -> Experiment:

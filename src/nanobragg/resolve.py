@@ -11,7 +11,7 @@ into image headers. Differentiable parameters given as tensors stay tensors.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from .geometry.beam import divergence_grid, file_sources, grid_sources
 from .geometry.crystal import CellVectors, cells_in_crystal, first_pass_cells, orient_cell, rotated_cells
 from .geometry.detector import DetectorGeometry, convention_vectors, resolve_detector
 from .physics.structure_factors import FTable
+from .units import RTD
 
 R_E_SQR = 7.94079248018965e-30  #: Thomson cross section (m^2)
 AVOGADRO = 6.02214179e23
@@ -91,7 +92,8 @@ def _first(v: torch.Tensor) -> torch.Tensor:
 
 
 def _fluence(exp: Experiment) -> tuple[float, list]:
-    """Fluence from flux*exposure/beamsize^2 when a flux is given; clip the sample to the beam."""
+    """Fluence from flux*exposure/beamsize^2 when a flux is given; clip the sample to the beam
+    (in ``exp.crystal``: resolve passes its own copy)."""
     beam, xtal = exp.beam, exp.crystal
     notes = []
     fluence = beam.fluence
@@ -124,7 +126,7 @@ def _misset(exp: Experiment, seed: int | None, statics=None):
             label = exp.origins.get("crystal.misset", "crystal.misset")
             raise ConfigError(f"{label}: a random misset needs a seed (the noise seed, or crystal.misset_seed)")
         _, angles = random_misset(mseed, statics)
-        return angles, tuple(a * 180.0 / math.pi for a in angles)
+        return angles, tuple(a * RTD for a in angles)
     return m, None
 
 
@@ -254,6 +256,9 @@ def _interpolation_choice(xtal) -> bool:
 def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, device=None) -> Resolved:
     """Turn the configuration into engine inputs, following nanoBragg.c's set-up order.
 
+    A pure function: the caller's experiment is not modified (C clips the
+    crystal to the beam in place; here a copy is clipped).
+
     ``seed`` is the noise seed as C stores it (negative), used by
     ``-misset random`` when no misset seed is given. Geometry is computed
     in float64 and the engine inputs are then cast to ``dtype``. Every field
@@ -264,6 +269,7 @@ def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, devic
     check_dtype(dtype)
     check_experiment(exp)
     _check_inputs(exp)
+    exp = replace(exp, crystal=replace(exp.crystal))  # the caller's experiment is never modified
     det, beam, xtal, smp = exp.detector, exp.beam, exp.crystal, exp.sampling
     fluence, notes = _fluence(exp)
     f64 = torch.float64

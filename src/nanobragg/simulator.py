@@ -40,10 +40,12 @@ from typing import Callable, Iterable, Optional
 import torch
 from torch import nn
 
-from .api import ANGSTROM, DEG, MM, simulate, structure_factors
+from .api import ARGUMENTS, simulate, structure_factors, unit
 from .config import checks
 from .config.experiment import Experiment
-from .geometry.detector import beam_centre, pixel_counts
+from .geometry.detector import beam_center, pixel_counts
+from .physics.shapes import SHAPES
+from .units import ANGSTROM, DEG, MM
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def _centre(exp: Experiment) -> dict:
     """C's beam centre and close point (metres) for the detector as configured."""
     det = exp.detector
     _, _, size_f, size_s = pixel_counts(det)
-    return beam_centre(det, size_f, size_s, torch.float64, None)
+    return beam_center(det, size_f, size_s, torch.float64, None)
 
 
 def _read_beam_center(exp: Experiment) -> torch.Tensor:
@@ -112,45 +114,48 @@ def _write_F(exp: Experiment, v: torch.Tensor):
     exp.crystal.fgrid = structure_factors(v, (g.h_min, g.k_min, g.l_min))
 
 
-def _scalar(section: str, name: str, factor: float, unit: str) -> Parameter:
-    def read(exp):
-        return _f64(getattr(getattr(exp, section), name)) / factor
-
-    def write(exp, v):
-        setattr(getattr(exp, section), name, v * factor)
-    return Parameter(unit, read, write)
+#: The unit names of nanobragg.units / checks.RULES, spelled out for people.
+_SPELLED = {"A": "Angstrom", "deg": "degrees", "": "1", "cells": "unit cells"}
 
 
-def _vector(section: str, names: tuple, factor: float, unit: str, read=None) -> Parameter:
-    """A (len(names),) parameter spread over several fields; ``read`` overrides the default reader."""
+def _from_table(name: str, read=None) -> Parameter:
+    """The parameter that is the API argument ``name``: its fields and unit from :data:`api.ARGUMENTS`
+    and the fields' rules (a scalar for one field, a (n,) vector for n); ``read`` overrides the reader."""
+    section = next(s for s, table in ARGUMENTS.items() if name in table)
+    fields = ARGUMENTS[section][name]
+    unit_name, factor = unit(f"{section}.{fields[0]}")
+
     def read_fields(exp):
-        return _stack([getattr(getattr(exp, section), n) for n in names], factor)
+        values = [getattr(getattr(exp, section), f) for f in fields]
+        return _stack(values, factor) if len(fields) > 1 else _f64(values[0]) / factor
 
     def write(exp, v):
-        for i, n in enumerate(names):
-            setattr(getattr(exp, section), n, v[i] * factor)
-    return Parameter(unit, read or read_fields, write)
+        record = getattr(exp, section)
+        for i, f in enumerate(fields):
+            setattr(record, f, (v[i] if len(fields) > 1 else v) * factor)
+    return Parameter(_SPELLED.get(unit_name, unit_name), read or read_fields, write)
 
 
-#: Every quantity that may be a parameter, with its unit and accessors.
+#: Every quantity that may be a parameter, with its unit and accessors. Names and units are the
+#: API's (nanobragg.api.ARGUMENTS); the cell is split into lengths and angles.
 PARAMETERS: dict[str, Parameter] = {
     "cell_lengths": Parameter("Angstrom", lambda e: _stack(_cell(e)[:3], ANGSTROM),
                               lambda e, v: _set_cell(e, slice(0, 3), tuple(v * ANGSTROM))),
     "cell_angles": Parameter("degrees", lambda e: _stack(_cell(e)[3:], DEG),
                              lambda e, v: _set_cell(e, slice(3, 6), tuple(v * DEG))),
     "misset": Parameter("degrees", _read_misset, lambda e, v: setattr(e.crystal, "misset", v * DEG)),
-    "phi0": _scalar("crystal", "phi0", DEG, "degrees"),
-    "N": _vector("crystal", ("Na", "Nb", "Nc"), 1.0, "unit cells"),
+    "phi0": _from_table("phi0"),
+    "N": _from_table("N"),
     "structure_factors": Parameter("electrons", _read_F, _write_F),
-    "default_F": _scalar("crystal", "default_F", 1.0, "electrons"),
-    "distance": _scalar("detector", "distance", MM, "mm"),
-    "beam_center": _vector("detector", ("beam_x", "beam_y"), MM, "mm", _read_beam_center),
-    "origin": _vector("detector", ("orgx", "orgy"), 1.0, "pixels", _read_origin),
-    "detector_rotation": _vector("detector", ("rotx", "roty", "rotz"), DEG, "degrees"),
-    "twotheta": _scalar("detector", "twotheta", DEG, "degrees"),
-    "wavelength": _scalar("beam", "wavelength", ANGSTROM, "Angstrom"),
-    "fluence": _scalar("beam", "fluence", 1.0, "photons/m^2"),
-    "polarization": _scalar("beam", "polarization", 1.0, "1"),
+    "default_F": _from_table("default_F"),
+    "distance": _from_table("distance"),
+    "beam_center": _from_table("beam_center", _read_beam_center),
+    "origin": _from_table("origin", _read_origin),
+    "detector_rotation": _from_table("detector_rotation"),
+    "twotheta": _from_table("twotheta"),
+    "wavelength": _from_table("wavelength"),
+    "fluence": _from_table("fluence"),
+    "polarization": _from_table("polarization"),
 }
 
 
@@ -202,6 +207,10 @@ class Simulator(nn.Module):
         checks.check_dtype(dtype)
         self.experiment, self.dtype, self.device = experiment, dtype, device
         self.names = tuple(parameters)
+        shape = SHAPES.get(experiment.crystal.shape)
+        if "N" in self.names and shape is not None and not shape.n_differentiable:
+            smooth = ", ".join(s.name for s in SHAPES.values() if s.n_differentiable)
+            raise ValueError(f"N: the {shape.name} shape has no gradient with respect to N; shapes that do: {smooth}")
         for name, value in read_parameters(experiment, self.names).items():
             self.register_parameter(name, nn.Parameter(value.to(dtype=dtype, device=device)))
 
@@ -214,7 +223,7 @@ class Simulator(nn.Module):
         return {n: getattr(self, n) for n in self.names}
 
     def forward(self) -> torch.Tensor:
-        return simulate(self.configure(), dtype=self.dtype, device=self.device)
+        return simulate(self.configure(), dtype=self.dtype, device=self.device).image
 
     def values(self) -> dict[str, list]:
         """Current parameter values as plain numbers (user units), for printing."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from ..physics.shapes import SHAPES
+from ..units import ANGSTROM, DEG
 from . import units as u
 
 
@@ -22,6 +24,10 @@ class Flag:
     implies: tuple = ()  #: (target, value) pairs also assigned
     action: Optional[Callable] = None  #: action(settings, values) for non-assignments
     help: str = ""
+    #: a word that may stand alone instead of the values (matched by its start, as C does: -misset random)
+    word: Optional[str] = None
+    #: flags are applied by stage, then in the order given (C reads -mask's, then -img's header first)
+    stage: int = 0
 
 
 def _set(*pairs):
@@ -34,7 +40,7 @@ def _vector(target):
 
 
 def _cell(s, v):
-    s.assign("crystal.cell", (v[0] * 1e-10, v[1] * 1e-10, v[2] * 1e-10, v[3] * u.DEG, v[4] * u.DEG, v[5] * u.DEG))
+    s.assign("crystal.cell", (v[0] * ANGSTROM, v[1] * ANGSTROM, v[2] * ANGSTROM, v[3] * DEG, v[4] * DEG, v[5] * DEG))
 
 
 def _detector_abs(s, v):
@@ -47,7 +53,19 @@ def _detector_abs(s, v):
 
 
 def _misset(s, v):
-    s.assign("crystal.misset", "random" if v[0].startswith("rand") else tuple(u.deg(x) for x in v))
+    s.assign("crystal.misset", "random" if len(v) == 1 else tuple(u.deg(x) for x in v))
+
+
+def _smv_header(is_mask: bool):
+    """-mask/-img: the file's SMV header initialises the detector (the mask's pixels are kept)."""
+    def act(s, v):
+        from .loaders import apply_smv_header
+
+        s.assign("files.mask" if is_mask else "files.img", v[0])
+        data = apply_smv_header(s, v[0], is_mask)
+        if is_mask:
+            s.experiment.detector.mask = data
+    return act
 
 
 def _seed(target):
@@ -70,8 +88,8 @@ FLAGS = [
     Flag(("-anomalous",), **_set(("files.anomalous", True)), help="-pdb with f', f'' at the wavelength"),
     Flag(("-mat", "-matrix"), (u.text,), "files.mat", help="MOSFLM-style orientation matrix file"),
     Flag(("-sourcefile",), (u.text,), "files.sourcefile", help="file of source positions X Y Z I lambda"),
-    Flag(("-img",), (u.text,), "files.img", help="initialise the detector from an SMV header"),
-    Flag(("-mask",), (u.text,), "files.mask", help="SMV mask: zero pixels are not rendered"),
+    Flag(("-img",), (u.text,), action=_smv_header(False), stage=-1, help="initialise the detector from an SMV header"),
+    Flag(("-mask",), (u.text,), action=_smv_header(True), stage=-2, help="SMV mask: zero pixels are not rendered"),
     Flag(("-stol",), (u.text,), "files.stol", help="amorphous S(stol) file (read, not used for the image)"),
     Flag(("-4stol",), (u.text,), "files.stol", help="as -stol with 4stol units"),
     Flag(("-Q",), (u.text,), "files.stol", help="as -stol with Q units"),
@@ -81,7 +99,7 @@ FLAGS = [
     Flag(("-default_F",), (u.number,), "crystal.default_F", help="F of every reflection not in -hkl"),
     # unit cell and orientation
     Flag(("-cell",), (u.positive(u.number),) * 6, action=_cell, help="a b c alpha beta gamma (A, deg)"),
-    Flag(("-misset",), (u.text,), action=_misset, help="rotx roty rotz (deg), or 'random'"),
+    Flag(("-misset",), (u.text,) * 3, action=_misset, word="rand", help="rotx roty rotz (deg), or 'random'"),
     Flag(("-misset_seed",), (u.text,), action=_seed("crystal.misset_seed"), help="seed of -misset random"),
     # crystal size and shape
     Flag(("-N",), (u.integer,), ("crystal.Na", "crystal.Nb", "crystal.Nc"), help="unit cells along a, b and c"),
@@ -95,10 +113,7 @@ FLAGS = [
          (u.mm,), "crystal.sample_z", help="along c (mm)"),
     Flag(("-density", "-sample_density"), (u.number,), help="accepted for compatibility (unused, as in C)"),
     Flag(("-MW", "-molecular_weight", "-molecules"), (u.number,), help="accepted for compatibility (unused, as in C)"),
-    Flag(("-square_xtal",), **_set(("crystal.shape", "square")), help="parallelepiped crystal (default)"),
-    Flag(("-round_xtal",), **_set(("crystal.shape", "round")), help="ellipsoidal crystal"),
-    Flag(("-gauss_xtal",), **_set(("crystal.shape", "gauss")), help="Gaussian spots"),
-    Flag(("-tophat_spots", "-binary_spots"), **_set(("crystal.shape", "tophat")), help="flat-top spots"),
+    *(Flag(s.flags, **_set(("crystal.shape", s.name)), help=s.help) for s in SHAPES.values()),
     Flag(("-fudge",), (u.number,), "crystal.fudge", help="shape-transform width factor"),
     Flag(("-mosaic", "-mosaici", "-mosaic_spr", "-mosaic_spread"), (u.deg,), "crystal.mosaic_spread", help="mosaic spread (deg)"),
     Flag(("-mosaic_dom", "-mosaic_domains"), (u.integer,), "crystal.mosaic_domains", help="number of mosaic domains"),
@@ -210,8 +225,8 @@ FLAGS = [
     Flag(("-dtype",), (u.choice("float32", "float64"),), "run.dtype", help="arithmetic precision (default float32)"),
     Flag(("-device",), (u.choice("cpu", "cuda", "auto"),), "run.device", help="cpu, cuda or auto"),
     Flag(("-max_memory",), (u.positive(u.number),), "run.max_memory_mb", help="engine memory budget (MB)"),
-    Flag(("-compile",), **_set(("run.compile", True)), help="always compile the engine (torch.compile)"),
-    Flag(("-nocompile",), **_set(("run.compile", False)), help="never compile the engine"),
+    Flag(("-compile",), **_set(("run.compile", True)), help="CPU: build the AOTInductor kernel if not cached (15-25 s)"),
+    Flag(("-nocompile",), **_set(("run.compile", False)), help="never use a compiled kernel (eager engine)"),
     Flag(("-h", "-help", "--help"), **_set(("run.help", True)), help="this help"),
 ]
 

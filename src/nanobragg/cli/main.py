@@ -12,11 +12,11 @@ import threading
 import time
 
 from . import startup  # noqa: F401  (first: torch loads, and the start-up clock starts)
+
 # isort: split
-from ..io import InputError
-from ..resolve import ConfigError
-from .loaders import apply_smv_header, load_inputs
-from .parser import UsageError, apply_flag, split_flags
+from ..errors import ConfigError, InputError, UsageError
+from .loaders import load_inputs
+from .parser import parse
 from .settings import Settings
 from .usage import usage_text
 from .validate import validate
@@ -31,18 +31,9 @@ def _fail(message: str) -> int:
 
 
 def build_settings(argv: list[str]) -> Settings:
-    """Parse argv, applying -mask then -img headers before the flags (C's precedence)."""
-    groups = split_flags(argv)
-    settings = Settings()
-    for wanted, is_mask in (("-mask", True), ("-img", False)):
-        for flag, name, values in groups:
-            if name == wanted:
-                data = apply_smv_header(settings, values[0], is_mask)
-                if is_mask:
-                    settings.experiment.detector.mask = data
-    for flag, name, values in groups:
-        apply_flag(settings, flag, name, values)
-    return settings
+    """Parse argv into Settings by the flag table (the -mask, then the -img header before the other
+    flags: C's precedence, the table's stages)."""
+    return parse(argv)
 
 
 def _seed(settings: Settings) -> int:

@@ -2,18 +2,19 @@
 
 Flags match exactly (C matches substrings, so that ``-twotheta_axis`` also
 sets ``-twotheta``; that is not copied). A token that parses as a number is
-a value, never a flag, so ``-detector_roty -4`` works. ``-misset`` takes
-one value (``random``) or three angles.
+a value, never a flag, so ``-detector_roty -4`` works. A flag with a
+``word`` takes that word alone instead of its values (``-misset random`` or
+three angles); flags are applied by ``stage`` first (``-mask``, then
+``-img``, before every other flag, as C reads them), then in the order given.
 """
 from __future__ import annotations
 
+from ..errors import UsageError
 from .flags import BY_NAME, Flag
 from .settings import Settings
 from .suggest import not_a_flag
 
-
-class UsageError(ValueError):
-    """Bad command line; the message is one line naming the flag."""
+__all__ = ["UsageError", "apply_flag", "in_stages", "parse", "split_flags"]  # UsageError: nanobragg.errors
 
 
 def _is_number(token: str) -> bool:
@@ -41,8 +42,9 @@ def split_flags(argv: list[str], table: dict | None = None) -> list[tuple[Flag, 
         if flag is None:
             raise UsageError(not_a_flag(name, by_name, out[-1] if out else None))
         count = len(flag.values)
-        if name == "-misset" and i + 1 < len(argv) and not argv[i + 1].startswith("rand"):
-            count = 3
+        word = getattr(flag, "word", None)
+        if word is not None and i + 1 < len(argv) and argv[i + 1].startswith(word):
+            count = 1
         values = argv[i + 1:i + 1 + count]
         if len(values) < count or not all(_takes_value(v) for v in values):
             raise UsageError(f"{name} needs {count} value{'s' if count > 1 else ''}")
@@ -78,9 +80,14 @@ def apply_flag(settings: Settings, flag: Flag, name: str, values: list[str]) -> 
         settings.source = None
 
 
+def in_stages(groups: list) -> list:
+    """The groups of :func:`split_flags` in the order they are applied: by the flag's stage, then as given."""
+    return sorted(groups, key=lambda group: getattr(group[0], "stage", 0))
+
+
 def parse(argv: list[str], settings: Settings | None = None) -> Settings:
-    """Parse argv (without the program name) into :class:`Settings`, flags applied in order."""
+    """Parse argv (without the program name) into :class:`Settings`, flags applied by stage, then in order."""
     settings = settings or Settings()
-    for flag, name, values in split_flags(argv):
+    for flag, name, values in in_stages(split_flags(argv)):
         apply_flag(settings, flag, name, values)
     return settings

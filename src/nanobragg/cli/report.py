@@ -1,10 +1,9 @@
 """The set-up summary the C program prints before rendering (same words)."""
 from __future__ import annotations
 
+from ..physics.shapes import SHAPES
 from ..resolve import Resolved
 from .settings import Settings
-
-RTD = 57.29577951308232
 
 
 def report_setup(res: Resolved, settings: Settings, log) -> None:
@@ -20,8 +19,8 @@ def report_setup(res: Resolved, settings: Settings, log) -> None:
     log(f"volume = {float(c.volume):g} A^3")
     log(f"  {res.sources} sources, {res.domains} mosaic domains, {res.phisteps} phi steps, "
         f"{res.oversample}x{res.oversample} pixel oversample steps, {res.thicksteps} sensor layers")
-    shape = {"square": "parallelpiped", "round": "ellipsoidal", "gauss": "gaussian", "tophat": "tophat-spot"}
-    log(f"  {shape[settings.experiment.crystal.shape]} xtal: {res.N[0]:.0f}x{res.N[1]:.0f}x{res.N[2]:.0f} cells")
+    word = SHAPES[settings.experiment.crystal.shape].c_word
+    log(f"  {word} xtal: {res.N[0]:.0f}x{res.N[1]:.0f}x{res.N[2]:.0f} cells")
     log(f"  wave={res.wavelength:g} meters +/- {res.dispersion * 100:g}% in {res.dispsteps} steps")
     log(f"  incident fluence: {res.fluence:g} photons/m^2")
     log(f"  distance={float(g.distance):g} detsize={g.detsize_f:g}x{g.detsize_s:g}  pixel={float(g.pixel_size):g} "

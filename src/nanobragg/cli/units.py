@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-DEG = math.pi / 180.0
+from ..units import ANGSTROM, DEG, EV_ANGSTROM, MM, MRAD, PERCENT, UM
 
 
 def number(text: str) -> float:
@@ -38,12 +38,12 @@ def scaled(factor: float):
     return convert
 
 
-mm = scaled(1e-3)
-um = scaled(1e-6)
+mm = scaled(MM)
+um = scaled(UM)
 deg = scaled(DEG)
-mrad = scaled(1e-3)
-angstrom = scaled(1e-10)
-percent = scaled(1e-2)
+mrad = scaled(MRAD)
+angstrom = scaled(ANGSTROM)
+percent = scaled(PERCENT)
 
 
 def positive(convert):
@@ -63,7 +63,7 @@ def text(value: str) -> str:
 def energy_ev(text_value: str) -> float:
     """Photon energy in eV -> wavelength in m (C: 12398.42 / E Angstrom)."""
     e = positive(number)(text_value)
-    return 12398.42 / e * 1e-10
+    return EV_ANGSTROM / e * ANGSTROM
 
 
 def choice(*options: str):

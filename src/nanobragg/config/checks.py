@@ -35,7 +35,10 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-DEG = math.pi / 180.0
+from ..errors import CheckError, CheckTypeError, ConfigError  # noqa: F401 (ConfigError: re-exported)
+from ..physics.shapes import SHAPES
+from ..units import ANGSTROM, DEG, MM, MRAD, PERCENT, UM
+
 TURNS = 100 * 2 * math.pi  #: largest angle accepted (rad): 100 turns
 INT_MAX = 2 ** 31 - 1  #: C's int: the largest count or seed
 MAX_F = 1e15  #: largest structure factor (electrons)
@@ -53,20 +56,7 @@ MAX_STEPS = 10 ** 6  #: most sources, sensor layers, sub-pixels or crystal orien
 MB = 1 << 20
 
 
-class ConfigError(ValueError):
-    """A configuration the simulation cannot run with (the message is one line)."""
-
-
-class CheckError(ConfigError):
-    """A value refused by a rule: ``field`` is its dotted path (None for the run as a whole)."""
-
-    def __init__(self, message: str, field: Optional[str] = None):
-        super().__init__(message)
-        self.field = field
-
-
-class CheckTypeError(CheckError, TypeError):
-    """A value of the wrong type or shape (also a TypeError, as Python's own checks raise)."""
+# The error types (ConfigError, CheckError, CheckTypeError) live in nanobragg.errors; the rules raise them.
 
 
 def _g(x: float) -> str:
@@ -181,7 +171,7 @@ class Choice:
         return None
 
 
-def _length(noun, low, high=1e3, unit="mm", factor=1e-3, **kw):
+def _length(noun, low, high=1e3, unit="mm", factor=MM, **kw):
     return Real(noun, low, high, unit, factor, **kw)
 
 
@@ -198,8 +188,8 @@ def _steps(noun):
     return Count(noun, 0, INT_MAX, unset=(-1,))
 
 
-WAVELENGTH = Real("wavelength", 1e-13, 1e-6, "A", 1e-10)
-CELL_LENGTH = Real("cell length", 1e-11, 1e-3, "A", 1e-10)
+WAVELENGTH = Real("wavelength", 1e-13, 1e-6, "A", ANGSTROM)
+CELL_LENGTH = Real("cell length", 1e-11, 1e-3, "A", ANGSTROM)
 CELL_ANGLE = Real("cell angle", 0.0, math.pi, "deg", DEG, above=True)
 STRUCTURE_FACTOR = Real("structure factor", -MAX_F, MAX_F)
 MILLER_INDEX = Real("Miller index", -MAX_INDEX, MAX_INDEX)
@@ -233,18 +223,18 @@ RULES: dict[str, object] = {
     "detector.sdet_vector": Vector("slow axis", 1e30),
     "detector.odet_vector": Vector("detector normal", 1e30, nonzero=False),
     "detector.pix0_vector": Vector("pix0 vector", 1e3, nonzero=False, unit="m"),
-    "detector.thickness": Real("sensor thickness", 1e-9, 1.0, "um", 1e-6, unset=(0.0,)),
-    "detector.attenuation_length": Real("attenuation length", 1e-9, 1e3, "um", 1e-6, unset=(0.0, math.inf)),
+    "detector.thickness": Real("sensor thickness", 1e-9, 1.0, "um", UM, unset=(0.0,)),
+    "detector.attenuation_length": Real("attenuation length", 1e-9, 1e3, "um", UM, unset=(0.0, math.inf)),
     "detector.thicksteps": _steps("sensor layers"),
-    "detector.thickstep": _step("sensor layer step", 1.0, "um", 1e-6),
+    "detector.thickstep": _step("sensor layer step", 1.0, "um", UM),
     "beam.wavelength": WAVELENGTH,
-    "beam.dispersion": Real("dispersion", 0.0, 1.0, "%", 1e-2),
+    "beam.dispersion": Real("dispersion", 0.0, 1.0, "%", PERCENT),
     "beam.dispsteps": _steps("wavelength steps"),
-    "beam.dispstep": _step("dispersion step", 1.0, "%", 1e-2),
-    "beam.hdivrange": _step("divergence", math.pi, "mrad", 1e-3),
-    "beam.vdivrange": _step("divergence", math.pi, "mrad", 1e-3),
-    "beam.hdivstep": _step("divergence step", math.pi, "mrad", 1e-3),
-    "beam.vdivstep": _step("divergence step", math.pi, "mrad", 1e-3),
+    "beam.dispstep": _step("dispersion step", 1.0, "%", PERCENT),
+    "beam.hdivrange": _step("divergence", math.pi, "mrad", MRAD),
+    "beam.vdivrange": _step("divergence", math.pi, "mrad", MRAD),
+    "beam.hdivstep": _step("divergence step", math.pi, "mrad", MRAD),
+    "beam.vdivstep": _step("divergence step", math.pi, "mrad", MRAD),
     "beam.hdivsteps": _steps("divergence steps"),
     "beam.vdivsteps": _steps("divergence steps"),
     "beam.fluence": Real("fluence", 0.0, MAX_FLUENCE, "photons/m^2", above=True),
@@ -265,16 +255,16 @@ RULES: dict[str, object] = {
     "crystal.sample_x": _length("crystal size", 1e-10, 1.0, unset=(0.0,)),
     "crystal.sample_y": _length("crystal size", 1e-10, 1.0, unset=(0.0,)),
     "crystal.sample_z": _length("crystal size", 1e-10, 1.0, unset=(0.0,)),
-    "crystal.shape": Choice("crystal shape", ("square", "round", "gauss", "tophat")),
+    "crystal.shape": Choice("crystal shape", tuple(SHAPES)),
     "crystal.fudge": Real("fudge factor", 1e-6, 1e6),
     "crystal.phi0": _angle("spindle angle"),
     "crystal.osc": Real("oscillation range", 0.0, TURNS, "deg", DEG, unset=(-1.0,)),
     "crystal.phistep": _step("spindle step", TURNS, "deg", DEG),
     "crystal.phisteps": _steps("spindle steps"),
     "crystal.default_F": STRUCTURE_FACTOR,
-    "crystal.water_size": Real("water thickness", 0.0, 1.0, "um", 1e-6),
+    "crystal.water_size": Real("water thickness", 0.0, 1.0, "um", UM),
     "sampling.oversample": Count("oversample", 1, 1000, unset=(-1,)),
-    "sampling.dmin": Real("resolution limit", 0.0, 1e-3, "A", 1e-10),
+    "sampling.dmin": Real("resolution limit", 0.0, 1e-3, "A", ANGSTROM),
     "output.intfile_scale": Real("int-file scale", 0.0, 1e30),
     "output.pgm_scale": Real("PGM scale", 0.0, 1e30),
     "output.adc": Real("ADC offset", -1e6, 1e6),
@@ -440,14 +430,14 @@ def _check_matrix(matrix, wavelength, label):
         raise CheckError(f"{label}: the orientation matrix has an entry larger than 1e6 "
                          f"({_g(np.abs(m).max())}; entries are wavelength / cell edge)", path)
     lam = float(wavelength.detach()) if isinstance(wavelength, torch.Tensor) else float(wavelength)
-    recip = m / (lam / 1e-10)  # columns a*, b*, c* in 1/A
+    recip = m / (lam / ANGSTROM)  # columns a*, b*, c* in 1/A
     scale = np.abs(recip).max()
     if scale == 0 or abs(np.linalg.det(recip / scale)) < 1e-9:
         raise CheckError(f"{label}: the orientation matrix is singular (its reciprocal vectors give no volume)", path)
     volume = 1.0 / abs(np.linalg.det(recip))
     a, b, c = recip[:, 0], recip[:, 1], recip[:, 2]
     for edge in (np.linalg.norm(np.cross(b, c)), np.linalg.norm(np.cross(c, a)), np.linalg.norm(np.cross(a, b))):
-        problem = CELL_LENGTH.problem(edge * volume * 1e-10)
+        problem = CELL_LENGTH.problem(edge * volume * ANGSTROM)
         if problem:
             raise CheckError(f"{label}: the orientation matrix gives a {problem}", path)
 

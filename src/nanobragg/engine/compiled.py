@@ -43,14 +43,12 @@ from pathlib import Path
 
 import torch
 
-from .int_values import c_int_values
 from ..physics.structure_factors import FTable
 from .inputs import RenderInputs
+from .int_values import c_int_values
 from .render import render_pixels
 from .totals import chunk_totals
 
-#: Bumped whenever the kernel's arguments or outputs change, so that older packages are not loaded.
-KERNEL_FORMAT = "nanobragg-kernel-3"
 #: Terms (pixel x layer x sub-pixel x source x orientation) above which a cold build pays back within the run.
 COLD_THRESHOLD = 5e8
 #: Name prefix of a build's temporary folder in the cache folder: ``.build-<host>-<pid>-<random>``.
@@ -71,26 +69,81 @@ def _tensor_fields(inp: RenderInputs) -> list[str]:
     return [f.name for f in dataclasses.fields(inp) if isinstance(getattr(inp, f.name), torch.Tensor)]
 
 
-#: Modules whose code the render kernel is traced from: a change in any of them makes a new kernel.
-_TRACED = ("engine/render.py", "engine/totals.py", "engine/compiled.py", "engine/inputs.py",
-           "physics/lattice.py", "physics/polarization.py", "physics/structure_factors.py", "geometry/vectors.py")
-#: Likewise for the int conversion kernel.
-_TRACED_INT = ("engine/compiled.py", "engine/int_values.py")
+#: The package folder (``.../nanobragg``): module ``nanobragg.a.b`` is ``a/b.py`` or ``a/b/__init__.py`` in it.
+_PACKAGE = Path(__file__).resolve().parent.parent
+#: The module of each kernel's torch.nn.Module (its forward is what is traced) and the modules
+#: whose import closure within the package holds every function the trace can reach.
+RENDER_ROOTS = ("nanobragg.engine.compiled",)
+INT_ROOTS = ("nanobragg.engine.int_values",)
 
 
-@functools.lru_cache(maxsize=2)
-def _source_hash(modules: tuple = _TRACED) -> str:
-    """Hash of the traced modules' source, so that a changed engine never loads a stale kernel."""
-    root = Path(__file__).resolve().parent.parent
+def _module_file(name: str):
+    """The source file of package module ``name``, or None when it is not one of the package's."""
+    rel = Path(*name.split(".")[1:])
+    for path in (_PACKAGE / rel.with_suffix(".py"), _PACKAGE / rel / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+#: An import statement at the start of a line (indented ones in function bodies too): ``from X import
+#: names`` (names up to the closing parenthesis when there is one) or ``import X``.
+_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#]*)|import[ \t]+([^\n#]+))",
+                     re.MULTILINE)
+
+
+def _imports(name: str, path: Path) -> set:
+    """Package modules named by the import statements of module ``name`` (source ``path``).
+
+    A scan of the lines, not a parse (which costs tens of milliseconds on every run that looks for
+    a kernel); tests/test_kernel_key.py checks it against the modules that importing loads.
+    """
+    found = set()
+    package = path.name == "__init__.py"
+    for dots, module, names, plain in _IMPORT.findall(path.read_text()):
+        if plain:
+            found.update(part.split(" as ")[0].strip() for part in plain.split(","))
+            continue
+        if dots:
+            base = name.split(".") if package else name.split(".")[:-1]
+            head = ".".join(base[:len(base) - len(dots) + 1] + ([module] if module else []))
+        else:
+            head = module
+        found.add(head)
+        for part in names.strip("()").replace("\n", " ").split(","):
+            alias = part.split("#")[0].split(" as ")[0].strip()
+            if alias:
+                found.add(f"{head}.{alias}")
+    return {m for m in found if m.startswith("nanobragg.") and _module_file(m) is not None}
+
+
+def traced_modules(roots: tuple = RENDER_ROOTS) -> list:
+    """The import closure of ``roots`` within the package, sorted: the modules whose source a
+    kernel is built from (read from the files, so no module can be left out of the key by hand)."""
+    seen, todo = set(), list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(_imports(name, _module_file(name)) - seen)
+    return sorted(seen)
+
+
+@functools.lru_cache(maxsize=4)
+def _source_hash(roots: tuple = RENDER_ROOTS, files: tuple = ()) -> str:
+    """Hash of the source of the closure of ``roots`` (and of the modules ``files``), so that an
+    edited engine never loads a stale kernel. A kernel's arguments and outputs are written in
+    this module, which is in both closures: changing them changes the key too."""
     digest = hashlib.sha256()
-    for name in modules:
-        digest.update((root / name).read_bytes())
+    for name in sorted(set(traced_modules(roots)) | set(files)):
+        digest.update(name.encode() + b"\0" + _module_file(name).read_bytes())
     return digest.hexdigest()
 
 
 def _static_key(inp: RenderInputs, blocks, pixels: int) -> str:
     """Hash of everything the compiled graph bakes in: engine source, non-tensor fields, tensor shapes, chunk plan."""
-    parts = [KERNEL_FORMAT, _source_hash(), torch.__version__, str(inp.pix0.dtype), str(pixels), repr(blocks)]
+    parts = [_source_hash(), torch.__version__, str(inp.pix0.dtype), str(pixels), repr(blocks)]
     for f in dataclasses.fields(inp):
         value = getattr(inp, f.name)
         if isinstance(value, torch.Tensor):
@@ -226,7 +279,11 @@ def _compile_package(module: torch.nn.Module, example: tuple, package_path: str)
     """Export ``module`` on ``example`` arguments and build its AOTInductor package; returns its path."""
     # distinct copies: export would merge arguments that are the same tensor object
     program = torch.export.export(module, tuple(t.clone() for t in example))
-    return torch._inductor.aoti_compile_and_package(program, package_path=package_path)
+    # AOTInductor's documented entry point (torch >= 2.6) lives under torch._inductor; there is no
+    # public alias. Imported here, on a build only: torch._inductor takes seconds to import.
+    from torch import _inductor
+
+    return _inductor.aoti_compile_and_package(program, package_path=package_path)
 
 
 def _build(module: torch.nn.Module, example: tuple, path: Path) -> None:
@@ -251,7 +308,10 @@ def _package(path: Path, build: bool, module_and_example):
         if not build or not compiler_available():
             return None
         _build(*module_and_example(), path)
-    # The C++ loader directly: importing torch._inductor to load a package would cost seconds.
+    # Private API, on purpose: torch._C._aoti.AOTIModelPackageLoader is the C++ loader behind the public
+    # torch._inductor.aoti_load_package (torch >= 2.6), called directly because importing
+    # torch._inductor costs seconds on every run, against milliseconds for this call. Arguments:
+    # the package, its model name, no run-time constant folding, one runner, the CPU (-1: no device index).
     return torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
 
 
@@ -314,7 +374,8 @@ def compiled_int_kernel(build: bool):
         return _IntKernel(), (torch.zeros(block), torch.tensor(1.0, dtype=torch.float64),
                               torch.tensor(0.0, dtype=torch.float64), torch.zeros(block // 2, dtype=torch.int32))
 
-    key = hashlib.sha256(f"{KERNEL_FORMAT}|{_source_hash(_TRACED_INT)}|{torch.__version__}|{INT_KERNEL_BLOCK}".encode())
+    source = _source_hash(INT_ROOTS, ("nanobragg.engine.compiled",))  # _IntKernel is defined here
+    key = hashlib.sha256(f"{source}|{torch.__version__}|{INT_KERNEL_BLOCK}".encode())
     loader = _package(cache_dir() / f"int-{key.hexdigest()[:24]}.pt2", build, module_and_example)
     if loader is None:
         return None

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..units import ANGSTROM
 from .vectors import cross, dot, norm, rotate_axis, rotate_umat, rotate_xyz
-
-ANGSTROM = 1e-10
 
 
 @dataclass

@@ -115,7 +115,7 @@ def _t(x, dtype, device):
     return torch.as_tensor(x, dtype=dtype, device=device)
 
 
-def beam_centre(det: DetectorConfig, detsize_f: float, detsize_s: float, dtype, device):
+def beam_center(det: DetectorConfig, detsize_f: float, detsize_s: float, dtype, device):
     """Xbeam/Ybeam, Fbeam/Sbeam, Fclose/Sclose, Xclose/Yclose and the pivot, as in C.
 
     Returns a dict of tensors/floats. The MOSFLM half-pixel shift and the
@@ -186,7 +186,7 @@ def resolve_detector(det: DetectorConfig, vecs: ConventionVectors, dtype=torch.f
                      device=None) -> DetectorGeometry:
     """Full detector set-up: counts, centre, pivot, rotations, derived origins."""
     fpixels, spixels, detsize_f, detsize_s = pixel_counts(det)
-    centre = beam_centre(det, detsize_f, detsize_s, dtype, device)
+    centre = beam_center(det, detsize_f, detsize_s, dtype, device)
     fdet, sdet, odet, pix0, ratio, twotheta = place_detector(det, vecs, centre, dtype, device)
     pix = _t(det.pixel_size, dtype, device)
     fclose, sclose = -dot(pix0, fdet), -dot(pix0, sdet)

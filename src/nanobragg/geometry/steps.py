@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-DEG = math.pi / 180.0
+from ..units import DEG
 
 
 def phi_steps(phisteps: int, osc: float, phistep: float) -> tuple[int, float, float]:

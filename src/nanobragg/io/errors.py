@@ -1,25 +1,8 @@
-"""Error type shared by all nanobragg file readers and writers."""
+"""Reading helpers shared by all nanobragg file readers and writers; their error type is
+:class:`nanobragg.errors.InputError` (re-exported here)."""
+from ..errors import InputError
 
-
-class InputError(Exception):
-    """Bad or unreadable input: the message is one line naming the file.
-
-    Raised for a missing file or folder, a malformed number or line
-    (with its 1-based line number), a truncated file or an empty table.
-    """
-
-    def __init__(self, path, message=None, line=None):
-        """``InputError(path, message, line=None)`` or ``InputError(message)``.
-
-        The two-argument form gives ``"<path>[, line N]: <message>"``.
-        """
-        if message is None:
-            self.path, self.line = None, None
-            super().__init__(str(path))
-            return
-        self.path, self.line = str(path), line
-        where = self.path if line is None else f"{self.path}, line {line}"
-        super().__init__(f"{where}: {message}")
+__all__ = ["InputError", "open_error", "read_bytes", "read_text_lines"]
 
 
 def open_error(path, exc):

@@ -15,15 +15,13 @@ ARGS = ("-default_F 100 -cell 70 80 90 75 85 95 -lambda 1.0 -N 5 -distance 100 -
 
 
 def _render(misset, device) -> torch.Tensor:
+    from .. import api
     from ..cli.main import build_settings
-    from ..engine.image import render_image
-    from ..resolve import resolve
 
     settings = build_settings(ARGS)
-    settings.experiment.crystal.misset = misset
-    res = resolve(settings.experiment, seed=-1, dtype=torch.float32)
+    settings.experiment.crystal.misset = misset  # radians: the configuration's unit
     with torch.no_grad():
-        return render_image(res.inputs.to(device=device), res.roi, compile=False).image
+        return api.simulate(settings.experiment, dtype=torch.float32, device=device, seed=1, compile=False).image
 
 
 def batch_timing(batch: int = 8, repeats: int = 3, device: str = "cpu") -> dict:

@@ -50,7 +50,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nanobragg.tools.metrics import compare_images, finite_or_none
+try:  # scipy (peak matching) comes with the tools extra: pip install "nanobragg[tools]"
+    from nanobragg.tools.metrics import compare_images, finite_or_none
+except ImportError as _exc:
+    compare_images = finite_or_none = None
+    _MISSING = _exc.name
+else:
+    _MISSING = None
 from nanobragg.tools.preview import write_previews
 
 (EXIT_OK, EXIT_USAGE, EXIT_RUNNER, EXIT_THRESHOLD, EXIT_TIMEOUT, EXIT_NONFINITE, EXIT_SHAPE,
@@ -603,6 +609,10 @@ def compare(opts: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``nb-compare``; returns the exit code (never raises SystemExit)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if _MISSING is not None:
+        print(f"nb-compare: error: {_MISSING} is not installed; nb-compare needs scipy (and matplotlib for "
+              "its figures): pip install 'nanobragg[tools]'", file=sys.stderr)
+        return EXIT_RUNNER
     try:
         opts = parse_args(argv)
     except SystemExit as exc:
