@@ -12,11 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
+from ..units import RTD  # C's radians-to-degrees factor (180.0*M_1_PI)
 from . import units as u
 from .flags import Flag
-
-#: C's radians-to-degrees factor (180.0*M_1_PI).
-RTD = 180.0 * 0.31830988618379067154
 
 
 def _div(factor):

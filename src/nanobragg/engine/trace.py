@@ -21,11 +21,10 @@ from ..geometry.vectors import cross, dot, rotate_axis, unitize
 from ..physics.lattice import lattice_factor, sincg_frac
 from ..physics.polarization import polarization_factor
 from ..physics.structure_factors import structure_factor
+from ..units import ANGSTROM
 from .chunks import plan
 from .inputs import RenderInputs
 from .render import render_pixels
-
-ANGSTROM = 1e-10
 
 #: Every quantity name a trace holds, in printing order.
 NAMES = ("fdet", "sdet", "odet", "pix0", "pixel_pos", "airpath", "diffracted", "incident", "lambda",

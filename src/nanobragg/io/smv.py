@@ -11,12 +11,10 @@ import sys
 
 import numpy as np
 
+from ..units import RTD  # C's radians-to-degrees factor, 180.0*M_1_PI
 from .atomic import atomic_write
 from .cformat import c_g
 from .errors import InputError, read_bytes
-
-#: C's radians-to-degrees factor, 180.0*M_1_PI (not 180/pi: may differ in the last bit).
-RTD = 180.0 * 0.31830988618379067154
 
 #: header size nanoBragg always writes.
 HEADER_BLOCK = 512
