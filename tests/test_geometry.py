@@ -25,7 +25,7 @@ def test_mosflm_pix0_for_centred_beam():
     assert g.pix0.tolist() == pytest.approx([0.1, 0.05125, -0.05125], abs=1e-15)
 
 
-def test_mosflm_default_beam_centre_has_half_pixel_shift():
+def test_mosflm_default_beam_center_has_half_pixel_shift():
     g = _detector("-pixel 0.1 -distance 100 -detpixels 128")
     # Xbeam = (detsize + pixel)/2 = 6.45 mm; Fbeam = Ybeam + pixel/2 = 6.5 mm
     assert float(g.beam_x) == pytest.approx(6.45e-3)

@@ -9,6 +9,7 @@ the work and published together. Bad input: one line on stderr, exit 2, no file 
 from __future__ import annotations
 
 from . import entry  # noqa: F401  (first: the OpenMP thread policy before torch loads)
+
 # isort: split
 import math
 import os
@@ -18,13 +19,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import UsageError
 from ..io import InputError, OutputSet
 from ..io.errors import read_bytes
 from ..io.pgm import pgm_header
 from ..io.smv import format_smv_header, parse_smv_header
 from . import units as u
 from .flags import Flag
-from .parser import UsageError, apply_flag, split_flags
+from .parser import apply_flag, split_flags
 
 PROG = "noisify"
 

@@ -12,6 +12,7 @@ before any file is touched.
 from __future__ import annotations
 
 from . import entry  # noqa: F401  (first: the OpenMP thread policy before torch loads)
+
 # isort: split
 import math
 import os
@@ -21,13 +22,14 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ..errors import UsageError
 from ..io import InputError, OutputSet
 from ..io.floatimage import float_bytes
 from ..io.pgm import auto_pgm_scale, pgm_header, pgm_pixels
 from ..io.smv import auto_int_scale, format_smv_header, int_image_from_float, read_smv
 from ..io.sources import read_source_file, read_text_columns
 from .nonbragg_flags import BY_NAME, RTD, NonBraggSettings, usage_text
-from .parser import UsageError, apply_flag, split_flags
+from .parser import apply_flag, split_flags
 
 PROG = "nonBragg"
 #: Samples (sub-pixels x sources) rendered per band.
@@ -689,8 +691,9 @@ def run(argv: list[str], log=print) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command and return its exit status; Ctrl-C, SIGTERM and SIGHUP leave no partial file."""
-    from .main import _catch_termination, Terminated
     import signal
+
+    from .main import Terminated, _catch_termination
     argv = sys.argv[1:] if argv is None else argv
     previous = _catch_termination()
     try:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 
 from ..config import checks
+from ..errors import UsageError
 from ..geometry.detector import pixel_counts
-from .parser import UsageError
 from .settings import Settings
 
 
