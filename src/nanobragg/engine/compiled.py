@@ -6,7 +6,11 @@ re-traces the Python code in every process (seconds), so instead the chunk
 kernel is exported once (``torch.export``) and built with AOTInductor into
 a package under the cache folder; later runs with the same structure (flags,
 crystal shape, step counts, dtype, chunk shape: not the detector size or
-the parameter values) load it in milliseconds.
+the parameter values) load it in milliseconds. The key also hashes the
+source of every module the kernel is traced from: the import closure of this
+module within the package (:func:`traced_modules`, read from the files), so
+an edit anywhere in the engine's code makes a new kernel, and no module list
+or format number is kept by hand.
 
 Building costs tens of seconds, so on a cache miss the engine compiles only
 when asked (``-compile``) or when the render is large enough to pay the

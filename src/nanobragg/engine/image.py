@@ -211,5 +211,6 @@ def run_render(job: RenderJob, progress: Optional[Callable[[int], None]] = None,
 
 def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,
                  progress: Optional[Callable[[int], None]] = None, compile: bool | None = None) -> RenderedImage:
-    """Render every active pixel: prepare_render then run_render."""
+    """Render every active pixel: prepare_render then run_render (the engine's own entry; the API's is
+    :func:`nanobragg.api.simulate`, which resolves an experiment and says which path rendered it)."""
     return run_render(prepare_render(inp, roi, mask, budget, compile), progress)
