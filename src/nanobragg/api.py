@@ -42,7 +42,7 @@ from .units import ANGSTROM, DEG, MM
 
 __all__ = [
     "angstrom", "mm", "deg", "unit_cell", "structure_factors", "crystal", "detector", "beam",
-    "sampling", "experiment", "simulate", "Simulation", "ARGUMENTS", "SHAPES",
+    "sampling", "experiment", "simulate", "Simulation", "ARGUMENTS", "FIELD_ARGUMENT", "unit", "SHAPES",
     "Experiment", "CrystalConfig", "DetectorConfig", "BeamConfig", "SamplingConfig", "FGrid",
     "DEFAULT_FLUENCE", "ANGSTROM", "MM", "DEG",
 ]
