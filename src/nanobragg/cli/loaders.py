@@ -6,16 +6,14 @@ flags afterwards override both, as in C. The structure factors come from
 """
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
 
 from ..io import InputError, hkl_grid, read_fdump, read_hkl, read_mosflm_matrix, read_smv, read_source_file, write_fdump
 from ..io.sources import read_text_columns
+from ..units import ANGSTROM, DEG, MM
 from .settings import Settings
-
-DEG = math.pi / 180.0
 
 
 def _header_number(header: dict, key: str):
@@ -29,8 +27,8 @@ def _header_number(header: dict, key: str):
 
 
 #: SMV header keys C reads for -img/-mask: key -> (field, factor to SI).
-HEADER_KEYS = (("DISTANCE", "detector.distance", 1e-3), ("CLOSE_DISTANCE", "detector.close_distance", 1e-3),
-               ("WAVELENGTH", "beam.wavelength", 1e-10), ("BEAM_CENTER_X", "detector.beam_x", 1e-3),
+HEADER_KEYS = (("DISTANCE", "detector.distance", MM), ("CLOSE_DISTANCE", "detector.close_distance", MM),
+               ("WAVELENGTH", "beam.wavelength", ANGSTROM), ("BEAM_CENTER_X", "detector.beam_x", MM),
                ("ORGX", "detector.orgx", 1.0), ("ORGY", "detector.orgy", 1.0),
                ("PHI", "crystal.phi0", DEG), ("OSC_RANGE", "crystal.osc", DEG))
 
