@@ -300,7 +300,8 @@ def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, devic
     ftable = _ftable(xtal, f64, device)
     interpolate = interpolate and ftable.populated
     dirs, lams, divsteps, disp, hdiv, vdiv = _sources(exp, vecs, beam.wavelength)
-    umats = xtal.mosaic_umats if xtal.mosaic_umats is not None else _domain_rotations(spread, domains, xtal.mosaic_seed, statics)
+    umats = (xtal.mosaic_umats if xtal.mosaic_umats is not None
+             else _domain_rotations(spread, domains, xtal.mosaic_seed, statics))
     umats = _t(np.asarray(umats) if not isinstance(umats, torch.Tensor) else umats, f64, device)
     phis = [_t(xtal.phi0, f64, device) + phistep * i for i in range(phisteps)]
     cells = rotated_cells(cell, vecs.spindle, phis, umats)
@@ -317,7 +318,8 @@ def resolve(exp: Experiment, seed: int | None = None, dtype=torch.float64, devic
         mu=_t(mu, f64, device), absorb=thick != 0.0, curved=det.curved, point_pixel=det.point_pixel,
         source_dirs=dirs, source_lambdas=lams, cells=cells,
         recip=torch.stack([_first(cell.a_star), _first(cell.b_star), _first(cell.c_star)]),
-        N=torch.stack([_t(n, f64, device) for n in N]), N_axes=tuple(_num(n) > 1 for n in N), shape=xtal.shape, fudge=_t(xtal.fudge, f64, device),
+        N=torch.stack([_t(n, f64, device) for n in N]), N_axes=tuple(_num(n) > 1 for n in N), shape=xtal.shape,
+        fudge=_t(xtal.fudge, f64, device),
         ftable=ftable, interpolate=interpolate, kahn=_t(beam.polarization, f64, device),
         polar_vector=vecs.polar, nopolar=beam.nopolar, dmin=_num(smp.dmin),
         oversample_thick=smp.oversample_thick, oversample_polar=smp.oversample_polar,

@@ -180,7 +180,8 @@ def _angle(noun, **kw):
 
 
 def _step(noun, high, unit, factor):
-    """A range or step of C's auto-selection: -1 = not given, 0 = none, else at least 1e-12 (SI) so counts stay finite."""
+    """A range or step of C's auto-selection: -1 = not given, 0 = none, else at least 1e-12 (SI) so counts
+    stay finite."""
     return Real(noun, 1e-12, high, unit, factor, unset=(-1.0, 0.0))
 
 
@@ -789,6 +790,7 @@ def check_size(size: RunSize, dtype, labels=None) -> None:
     if size.omega_every_step and size.omega_max > 1:
         what += f" (-oversample_omega multiplies them by omega up to {_g(size.omega_max)} at every step)"
     raise CheckError(f"intensities overflow: {what} (|F| up to {_g(size.F_max)} from "
-                     f"{_origin(labels, size.F_from)}, {_g(size.cells)} unit cells from {_origin(labels, size.size_from)}, "
+                     f"{_origin(labels, size.F_from)}, {_g(size.cells)} unit cells from "
+                     f"{_origin(labels, size.size_from)}, "
                      f"fluence {_g(size.fluence)} photons/m^2 from {_origin(labels, size.fluence_from)})")
 

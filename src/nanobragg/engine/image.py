@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from .chunks import plan
-from .inputs import RenderInputs
 from .compiled import compiled_kernel
+from .inputs import RenderInputs
 from .render import render_pixels
 from .totals import ImageTotals, chunk_totals, merge_totals
 

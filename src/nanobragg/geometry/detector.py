@@ -148,7 +148,8 @@ def beam_center(det: DetectorConfig, detsize_f: float, detsize_s: float, dtype, 
         else:
             pivot = "sample"
     return dict(beam_x=xbeam, beam_y=ybeam, Fbeam=fbeam, Sbeam=sbeam, Fclose=fclose,
-                Sclose=sclose, close_x=float(torch.as_tensor(xclose).detach()), close_y=float(torch.as_tensor(yclose).detach()), pivot=pivot)
+                Sclose=sclose, close_x=float(torch.as_tensor(xclose).detach()),
+                close_y=float(torch.as_tensor(yclose).detach()), pivot=pivot)
 
 
 def place_detector(det: DetectorConfig, vecs: ConventionVectors, centre: dict, dtype, device):

@@ -32,7 +32,8 @@ def kahn_factor(kahn, cos2t: torch.Tensor, e_out: torch.Tensor, b_out: torch.Ten
     return 0.5 * (1.0 + cos2t_sq - kahn * cos2psi * (1.0 - cos2t_sq))
 
 
-def polarization_factor(kahn, incident: torch.Tensor, diffracted: torch.Tensor, polar_vector: torch.Tensor) -> torch.Tensor:
+def polarization_factor(kahn, incident: torch.Tensor, diffracted: torch.Tensor,
+                        polar_vector: torch.Tensor) -> torch.Tensor:
     """Kahn polarization factor for unit vectors ``incident`` and ``diffracted`` (..., 3)."""
     e_in, b_in = polarization_axes(incident, polar_vector)
     return kahn_factor(kahn, dot(incident, diffracted), dot(diffracted, e_in), dot(diffracted, b_in))
