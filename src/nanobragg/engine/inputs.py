@@ -108,9 +108,14 @@ class RenderInputs:
         return replace(self, **fields)
 
     def exact(self, name: str) -> Optional[torch.Tensor]:
-        """The float64 copy of EXACT field ``name`` when there is one, else the field itself."""
-        value = getattr(self, f"exact_{name}")
-        return getattr(self, name) if value is None else value
+        """The float64 copy of EXACT field ``name`` when there is one, else the field itself.
+
+        A copy whose shape no longer matches its field (the field was replaced,
+        e.g. by a batch of cells) is ignored; replacing a field's values in the
+        same shape needs its ``exact_<name>`` replaced too (or set to None).
+        """
+        value, field = getattr(self, f"exact_{name}"), getattr(self, name)
+        return field if value is None or field is None or value.shape != field.shape else value
 
     @property
     def batch(self) -> int:
@@ -121,6 +126,14 @@ class RenderInputs:
     def orientations(self) -> torch.Tensor:
         """All cells as (B*C, 3, 3), batch-major."""
         return self.cells.reshape(-1, 3, 3)
+
+    @property
+    def first_pass_cells(self) -> Optional[torch.Tensor]:
+        """(B*C, 3, 3) cells of C's first spindle pass, float64 when there is a copy; None without them
+        (or when ``cells`` was replaced by cells of another shape)."""
+        if self.phi0_cells is None or self.first_pass is None or self.phi0_cells.shape != self.cells.shape:
+            return None
+        return self.exact("phi0_cells").reshape(-1, 3, 3)
 
     @property
     def exact_orientations(self) -> torch.Tensor:

@@ -68,8 +68,8 @@ def subpixel_positions(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor
     sd = sub * (spix.to(dtype) * n + steps) + sub / 2.0
     fd = fd[None, :, :].expand(n, -1, -1).reshape(1, n * n, -1)  # subF varies fastest
     sd = sd[:, None, :].expand(-1, n, -1).reshape(1, n * n, -1)
-    depth = inp.exact("thick_offsets")[:, None, None]
-    pos = tuple(pix0[i] + fd * fdet[i] + sd * sdet[i] + depth * odet[i] for i in range(3))
+    base = pix0[:, None, None, None] + inp.exact("thick_offsets")[:, None, None] * odet[:, None, None, None]  # (3, T, 1, 1)
+    pos = tuple(base[i] + fd * fdet[i] + sd * sdet[i] for i in range(3))
     if inp.curved:
         pos = _curve(inp, pos)
     return pos
@@ -87,7 +87,7 @@ def _curve(inp: RenderInputs, pos):
     return rotate_axis(step1, inp.exact("fdet"), pos[2] / distance).unbind(-1)
 
 
-def pixel_factors(inp: RenderInputs, pos):
+def pixel_factors(inp: RenderInputs, pos, fused: bool = False):
     """Diffracted unit vector components, solid angles and capture fractions, each (K, P), in the
     inputs' dtype, and the diffracted components in the positions' (float64) precision.
 
@@ -95,10 +95,19 @@ def pixel_factors(inp: RenderInputs, pos):
     capture = exp(-t*dt*mu/p) - exp(-(t+1)*dt*mu/p), p = diffracted . odet.
     """
     t, o, p = pos[0].shape
-    airpath = torch.sqrt(_dot(pos, pos))
-    exact = tuple((c / airpath).reshape(t * o, p) for c in pos)
+    r2 = _dot(pos, pos)
     dtype = inp.pix0.dtype
-    airpath = airpath.to(dtype)
+    if fused and r2.dtype == torch.float64 and not (torch.is_grad_enabled() and r2.requires_grad):
+        # compiled code: 1/R from a float32 reciprocal square root and one Newton step (float64 to
+        # 1e-14), cheaper there than a float64 square root and three divisions
+        inv = torch.rsqrt(r2.to(torch.float32)).to(r2.dtype)
+        inv = inv * (1.5 - 0.5 * r2 * inv * inv)
+        exact = tuple((c * inv).reshape(t * o, p) for c in pos)
+        airpath = (r2 * inv).to(dtype)
+    else:  # eager code: fewer passes
+        airpath = torch.sqrt(r2)
+        exact = tuple((c / airpath).reshape(t * o, p) for c in pos)
+        airpath = airpath.to(dtype)
     diffracted = tuple(c.to(dtype) for c in exact)
     if inp.point_pixel:
         omega = 1.0 / (airpath * airpath)
@@ -124,6 +133,8 @@ def scattering_terms(inp: RenderInputs, d, src: slice, stacked: bool = False):
     """
     incident = -inp.exact("source_dirs")[src]
     inv_lam = 1.0 / inp.exact("source_lambdas")[src]
+    if stacked and inp.dmin <= 0:  # q stays implicit: h = (a/lambda) . d - (a . incident)/lambda
+        return _Implicit(torch.stack(d, 1), incident, inv_lam), None
     if stacked:
         q = (torch.stack(d, 1)[:, None] - incident[None, :, :, None]) * inv_lam[None, :, None, None]
         comps = q.unbind(2)
@@ -136,6 +147,13 @@ def scattering_terms(inp: RenderInputs, d, src: slice, stacked: bool = False):
     return q, cut
 
 
+class _Implicit:
+    """q = (d - incident) / lambda, not formed: diffracted (K, 3, P), incident (S, 3), 1/lambda (S,)."""
+
+    def __init__(self, d, incident, inv_lam):
+        self.d, self.incident, self.inv_lam = d, incident, inv_lam
+
+
 def miller_indices(q, cells: torch.Tensor):
     """Fractional h, k, l: (a, b, c) . q.
 
@@ -144,6 +162,14 @@ def miller_indices(q, cells: torch.Tensor):
     tensor: one (K, S, 3, C, P) tensor from a single matrix product (eager
     code: one pass instead of fifteen).
     """
+    if isinstance(q, _Implicit):  # one product with the cells over 1/lambda, less a (S, 3C) offset
+        k, _, p = q.d.shape
+        c = cells.shape[0]
+        a = cells.transpose(0, 1).reshape(3 * c, 3)
+        scaled = a[None] * q.inv_lam[:, None, None]  # (S, 3C, 3)
+        offset = (scaled @ q.incident[:, :, None])  # (S, 3C, 1)
+        h = torch.matmul(scaled[None], q.d[:, None]) - offset[None]  # (K, S, 3C, P)
+        return h.view(k, -1, 3, c, p)
     if isinstance(q, torch.Tensor):
         k, s, _, p = q.shape
         c = cells.shape[0]
@@ -163,7 +189,7 @@ def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool, fused: bool = Fa
     """
     hkl = miller_indices(q, inp.exact_orientations)
     if first is not None:
-        alt = miller_indices(q, inp.exact("phi0_cells").reshape(-1, 3, 3))
+        alt = miller_indices(q, inp.first_pass_cells)
         if isinstance(hkl, torch.Tensor):
             hkl = torch.where(first[:, :, None, None, None], alt, hkl)
         else:
@@ -303,7 +329,7 @@ def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blo
     """
     start = inp.interpolate if interp_on is None else interp_on
     value, omega_total, interp_on = _render(inp, fpix, spix, blocks, start, fused)
-    if inp.first_pass is None or inp.phi0_cells is None:
+    if inp.first_pass_cells is None:
         return value, omega_total, interp_on
     at = inp.first_pass.to(fpix.device)
     hit = (spix == at[0].to(spix.dtype)) & (fpix == at[1].to(fpix.dtype))
@@ -319,7 +345,7 @@ def _render(inp: RenderInputs, fpix, spix, blocks, interp_on: bool, fused: bool,
     """render_pixels without the first pass; ``first``: the K*S index of the pass that takes
     the first-pass cells in these pixels, or None."""
     pos = subpixel_positions(inp, fpix, spix)
-    d, omega, capture, exact = pixel_factors(inp, pos)
+    d, omega, capture, exact = pixel_factors(inp, pos, fused)
     k, p = omega.shape
     carry = inp.I_bg.expand(inp.batch, p).clone()
     carry, cuts, interp_on = _accumulate(inp, d, exact, omega, capture, blocks, carry, interp_on, fused, first)
