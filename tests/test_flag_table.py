@@ -140,3 +140,12 @@ def test_each_shape_reaches_every_layer(name):
 def test_unknown_shape_names_the_known_ones():
     with pytest.raises(ValueError, match="shape"):
         api.crystal(api.unit_cell(50, 50, 50), shape="cube")
+
+
+def test_help_says_what_compile_does():
+    from nanobragg.cli.usage import usage_text
+
+    line = next(s for s in usage_text().splitlines() if s.strip().startswith("-compile "))
+    assert "AOTInductor" in line and "torch.compile" not in line
+    for shape in SHAPES.values():
+        assert any(s.strip().startswith(" ".join(shape.flags)) and shape.help in s for s in usage_text().splitlines())
