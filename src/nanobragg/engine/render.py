@@ -87,6 +87,51 @@ def _curve(inp: RenderInputs, pos):
     return rotate_axis(step1, inp.exact("fdet"), pos[2] / distance).unbind(-1)
 
 
+def _eager_geometry(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor):
+    """subpixel_positions then pixel_factors, for eager code on a flat detector: the components
+    stacked, (K, 3, P), so that each step is one pass over all three (float64 passes are the
+    eager engine's cost). Same returns as pixel_factors, the float64 directions stacked.
+
+    F = sub (fpixel n + subF + 1/2) (C's Fdet), S likewise: pos = pix0 + depth odet + F fdet + S sdet.
+    """
+    n = inp.oversample
+    pix0, fdet, sdet, odet = (inp.exact(k) for k in ("pix0", "fdet", "sdet", "odet"))
+    dtype = pix0.dtype
+    sub = inp.exact("pixel_size") / n
+    half = torch.arange(n, device=fpix.device, dtype=dtype)[:, None] + 0.5
+    mf = fpix.to(dtype) * n + half if n > 1 else fpix.to(dtype) + half  # (n, P), in sub-pixels
+    ms = spix.to(dtype) * n + half if n > 1 else spix.to(dtype) + half
+    along_f = mf[:, None, :] * (sub * fdet)[None, :, None]  # (n, 3, P)
+    along_s = ms[:, None, :] * (sub * sdet)[None, :, None]
+    base = pix0[None, :] + inp.exact("thick_offsets")[:, None] * odet[None, :]  # (T, 3)
+    t = base.shape[0]
+    plane = (along_s[:, None] + along_f[None]).reshape(n * n, 3, -1)  # subS-major, subF fastest
+    pos = (base[:, None, :, None] + plane[None]).reshape(t * n * n, 3, -1)  # (K, 3, P)
+    airpath = torch.sqrt((pos * pos).sum(1))
+    exact = pos / airpath[:, None]
+    work = inp.pix0.dtype
+    diffracted = exact.to(work).unbind(1)
+    omega, capture = _omega_capture(inp, airpath.to(work), diffracted, t)
+    return diffracted, omega, capture, exact
+
+
+def _omega_capture(inp: RenderInputs, airpath, diffracted, t: int):
+    """Solid angles and capture fractions (K, P) from path lengths and diffracted components (K, P)."""
+    k, p = airpath.shape
+    if inp.point_pixel:
+        omega = 1.0 / (airpath * airpath)
+    else:
+        omega = inp.pixel_size * inp.pixel_size / (airpath * airpath) * inp.close_distance / airpath
+    if inp.absorb:
+        parallax = _dot(tuple(c.reshape(t, k // t, p) for c in diffracted), inp.odet)
+        layer = torch.arange(t, device=airpath.device, dtype=airpath.dtype)[:, None, None]
+        depth = inp.thickstep * inp.mu / parallax
+        capture = (torch.exp(-layer * depth) - torch.exp(-(layer + 1) * depth)).reshape(k, p)
+    else:
+        capture = torch.ones_like(omega)
+    return omega, capture
+
+
 def pixel_factors(inp: RenderInputs, pos, fused: bool = False):
     """Diffracted unit vector components, solid angles and capture fractions, each (K, P), in the
     inputs' dtype, and the diffracted components in the positions' (float64) precision.
@@ -133,10 +178,12 @@ def scattering_terms(inp: RenderInputs, d, src: slice, stacked: bool = False):
     """
     incident = -inp.exact("source_dirs")[src]
     inv_lam = 1.0 / inp.exact("source_lambdas")[src]
-    if stacked and inp.dmin <= 0:  # q stays implicit: h = (a/lambda) . d - (a . incident)/lambda
-        return _Implicit(torch.stack(d, 1), incident, inv_lam), None
     if stacked:
-        q = (torch.stack(d, 1)[:, None] - incident[None, :, :, None]) * inv_lam[None, :, None, None]
+        d = d if isinstance(d, torch.Tensor) else torch.stack(d, 1)  # (K, 3, P)
+    if stacked and inp.dmin <= 0:  # q stays implicit: h = (a/lambda) . d - (a . incident)/lambda
+        return _Implicit(d, incident, inv_lam), None
+    if stacked:
+        q = (d[:, None] - incident[None, :, :, None]) * inv_lam[None, :, None, None]
         comps = q.unbind(2)
     else:
         q = comps = tuple((d[i][:, None, :] - incident[:, i, None]) * inv_lam[:, None] for i in range(3))
@@ -294,7 +341,8 @@ def _accumulate(inp, d, exact, omega, capture, blocks, carry, interp_on, fused, 
     n_src = len(inp.source_dirs)
     for ks, src in blocks:
         dks = tuple(c[ks] for c in d)
-        q, cut = scattering_terms(inp, tuple(c[ks] for c in exact), src, stacked=not fused)
+        exact_ks = exact[ks] if isinstance(exact, torch.Tensor) else tuple(c[ks] for c in exact)
+        q, cut = scattering_terms(inp, exact_ks, src, stacked=not fused)
         mask = None
         if first is not None:
             k_idx = torch.arange(ks.start, ks.stop, device=first.device)[:, None]
@@ -344,8 +392,10 @@ def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blo
 def _render(inp: RenderInputs, fpix, spix, blocks, interp_on: bool, fused: bool, first=None):
     """render_pixels without the first pass; ``first``: the K*S index of the pass that takes
     the first-pass cells in these pixels, or None."""
-    pos = subpixel_positions(inp, fpix, spix)
-    d, omega, capture, exact = pixel_factors(inp, pos, fused)
+    if fused or inp.curved:
+        d, omega, capture, exact = pixel_factors(inp, subpixel_positions(inp, fpix, spix), fused)
+    else:
+        d, omega, capture, exact = _eager_geometry(inp, fpix, spix)
     k, p = omega.shape
     carry = inp.I_bg.expand(inp.batch, p).clone()
     carry, cuts, interp_on = _accumulate(inp, d, exact, omega, capture, blocks, carry, interp_on, fused, first)
