@@ -6,7 +6,7 @@ against the one given, and the F grid the engine looks up.
 
 >>> from nanobragg import api, structures
 >>> src = structures.structure_from_file("1yjp.pdb", dmin=1.5)       # or experiment=exp
->>> xtal = api.crystal(src.cell, N=10, F=src.fgrid)
+>>> xtal = api.crystal(src.cell, N=10, structure_factors=src.fgrid)
 
 ``structure_from_file(path, experiment=exp)`` computes a model to the detector's reach (the
 corner at the shortest wavelength, see :func:`detector_dmin`).

@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-# flag conflicts raise ConfigError: importing cli.parser's UsageError would close a cycle through cli.flags
-from ..config.checks import ConfigError as UsageError
+from ..errors import UsageError
 from ..io import InputError
 from ..io.structures import detect_kind
 from .settings import Settings

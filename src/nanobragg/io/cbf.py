@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..units import RTD
 from .atomic import OutputFile, atomic_write
 from .errors import InputError
 
@@ -84,7 +85,7 @@ class PilatusHeader:
 
     def lines(self) -> list:
         """The ``# Key value`` lines of ``_array_data.header_contents``, in the Pilatus order."""
-        deg = 180.0 / np.pi
+        deg = RTD
         pix = _n(self.pixel_size)
         return [
             "# Detector: PILATUS (nanoBragg simulation), S/N 00-0000",

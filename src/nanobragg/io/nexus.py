@@ -37,6 +37,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..units import RTD
 from .atomic import OutputFile
 from .errors import InputError
 
@@ -194,7 +195,7 @@ def write_metadata(f, info: NXmxInfo, data_shape: tuple) -> None:
     _scalar(sample, "name", "nanoBragg crystal")
     sample["beam"] = f["/entry/instrument/beam"]  # a hard link: the beam where DIALS also looks
     strans = _group(sample, "transformations", "NXtransformations")
-    deg = 180.0 / np.pi
+    deg = RTD
     starts = info.start_angles() * deg
     _axis(strans, "omega", starts, "rotation", R @ _unit(info.spindle)[0], "deg", ".")
     _scalar(strans, "omega_end", starts + info.osc * deg, "deg")
