@@ -14,8 +14,14 @@ import pytest
 from nanobragg.cli import dataset as cli
 from nanobragg.cli import main as nanobragg_main
 from nanobragg.dataset import MANIFEST, read_manifest, run_dataset, sha256_file
-from nanobragg.dataset.orientations import misset_angles, quaternion, quaternion_matrix, random_misset, \
-    rotation_matrix_xyz, uniforms
+from nanobragg.dataset.orientations import (
+    misset_angles,
+    quaternion,
+    quaternion_matrix,
+    random_misset,
+    rotation_matrix_xyz,
+    uniforms,
+)
 
 INPUTS = Path(__file__).parent / "data" / "inputs"
 #: A small rotation series: structure factors and matrix read from files, two spindle steps per image.
@@ -52,7 +58,8 @@ def test_rotation_series_images_equal_nanobragg_runs(tmp_path, monkeypatch, caps
     assert sorted(records) == list(range(6))
     for i, rec in records.items():
         n = f"{i + 1:05d}"
-        assert set(rec["files"]) == {f"floatimage_{n}.bin", f"intimage_{n}.img", f"image_{n}.pgm", f"noiseimage_{n}.img"}
+        assert set(rec["files"]) == {f"floatimage_{n}.bin", f"intimage_{n}.img", f"image_{n}.pgm",
+                                     f"noiseimage_{n}.img"}
         assert rec["phi"] == pytest.approx(3.5 + 0.25 * i)
         assert rec["seed"] == 11 + i and rec["args"][-4:-2] == ["-seed", str(11 + i)]
         assert {"-dtype", "-nocompile", "-device"} <= set(rec["args"])

@@ -14,7 +14,6 @@ distributed = pytest.importorskip("distributed")
 
 from nanobragg.cli import dataset as cli  # noqa: E402
 from nanobragg.dataset import read_manifest, run_dataset  # noqa: E402
-
 from test_dataset import SERIES, SHOTS, files_of  # noqa: E402
 
 

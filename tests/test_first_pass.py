@@ -7,13 +7,13 @@ cell. The images are checked against C in test_golden.py (phi0 cases); these
 tests pin down where the pass is and that nothing else changes.
 """
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from dataclasses import replace
 
-from golden import PHI0, load_case
+from golden import load_case
 from nanobragg.cli.main import build_settings
 from nanobragg.engine.image import render_image
 from nanobragg.geometry.crystal import CellVectors, first_pass_cells, rotated_cells

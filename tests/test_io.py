@@ -13,11 +13,29 @@ try:
 except ImportError:  # package not installed: use the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from nanobragg.io import (InputError, auto_int_scale, auto_pgm_scale, fdump_bytes, format_smv_header, hkl_grid,
-                          int_image_from_float, pgm_bytes, read_fdump, read_float_image,
-                          read_hkl, read_mosflm_matrix, read_smv, read_source_file,
-                          read_text_columns, smv_bytes, smv_header_values, write_fdump,
-                          write_float_image, write_pgm, write_smv)
+from nanobragg.io import (
+    InputError,
+    auto_int_scale,
+    auto_pgm_scale,
+    fdump_bytes,
+    format_smv_header,
+    hkl_grid,
+    int_image_from_float,
+    pgm_bytes,
+    read_fdump,
+    read_float_image,
+    read_hkl,
+    read_mosflm_matrix,
+    read_smv,
+    read_source_file,
+    read_text_columns,
+    smv_bytes,
+    smv_header_values,
+    write_fdump,
+    write_float_image,
+    write_pgm,
+    write_smv,
+)
 from nanobragg.io.cformat import c_g
 from nanobragg.io.pgm import pgm_pixels
 

@@ -20,7 +20,6 @@ import pytest
 
 from golden import DATA, INPUTS
 from nanobragg.cli.main import run
-from nanobragg.rng import CStatics, CRandom, mosaic_umats, poisson_noise_c, random_misset
 
 NOISE = DATA / "noise_cases"
 NAMES = sorted(p.name for p in NOISE.iterdir() if (p / "case.json").exists())

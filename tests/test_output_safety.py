@@ -36,8 +36,12 @@ def _run(args, capsys=None) -> int:
 
 
 def _snapshot(folder: Path) -> dict:
-    return {p.name: (p.read_bytes() if p.is_file() and not p.is_symlink() else os.readlink(p) if p.is_symlink() else "node")
-            for p in sorted(folder.iterdir())}
+    """Name -> bytes of each regular file, a link's target, or "node" for anything else."""
+    def content(p: Path):
+        if p.is_symlink():
+            return os.readlink(p)
+        return p.read_bytes() if p.is_file() else "node"
+    return {p.name: content(p) for p in sorted(folder.iterdir())}
 
 
 @pytest.fixture

@@ -56,7 +56,8 @@ def test_final_value_is_the_image_pixel(rendered):
     assert res.sources > 1 and res.domains == 3
     for s, f in [_brightest(image), (0, 0), (31, 5), (7, 30)]:
         trace = _as_dict(trace_pixel(res.inputs, s, f))
-        assert trace["final_pixel_value"][0] == pytest.approx(float(image[s, f]), rel=1e-12)  # summation order may differ per chunk
+        # the summation order may differ per chunk
+        assert trace["final_pixel_value"][0] == pytest.approx(float(image[s, f]), rel=1e-12)
 
 
 def test_names_and_order(rendered):
@@ -105,7 +106,8 @@ def test_single_term_equals_first_iteration(tmp_path, monkeypatch):
     assert t["steps"] == (1,)
     assert t["I"][0] == pytest.approx((t["F_cell"][0] * t["F_latt"][0]) ** 2, rel=1e-12)
     # the engine's value from the trace's independently derived factors (C: I * r_e^2 * fluence / steps * ...)
-    value = t["scale"][0] * (t["F_cell"][0] * t["F_latt"][0]) ** 2 * t["capture_fraction"][0] * t["polar"][0] * t["omega"][0]
+    factors = t["capture_fraction"][0] * t["polar"][0] * t["omega"][0]
+    value = t["scale"][0] * (t["F_cell"][0] * t["F_latt"][0]) ** 2 * factors
     assert t["final_pixel_value"][0] == pytest.approx(value, rel=1e-12)
     assert t["final_pixel_value"][0] == pytest.approx(float(image[_brightest(image)]), rel=1e-12)
 

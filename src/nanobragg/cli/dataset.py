@@ -8,6 +8,7 @@ Ctrl-C, SIGTERM or SIGHUP end it with 128 + the signal, leaving every
 finished image complete and listed in the manifest (``--resume`` continues).
 """
 from . import entry  # noqa: F401  (first: the OpenMP thread policy, before torch loads)
+
 # isort: split
 import argparse
 import os

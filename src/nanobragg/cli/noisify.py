@@ -314,8 +314,8 @@ def noisify_and_write(s: NoisifySettings, log=print) -> int:
             f"({xpixels}x{ypixels} pixels)")
         log(f"  Xbeam={_g(s.xbeam)} Ybeam={_g(s.ybeam)}")
         if s.psf is not None:
-            log(f"  {'Gaussian' if s.psf == 'gauss' else 'fiber'} PSF fwhm = {_g(s.psf_fwhm * 1e6)} um "
-                + ("with automatic rendering radius" if s.psf_radius == 0 else f"with rendering radius: {s.psf_radius}"))
+            radius = f"with rendering radius: {s.psf_radius}" if s.psf_radius else "with automatic rendering radius"
+            log(f"  {'Gaussian' if s.psf == 'gauss' else 'fiber'} PSF fwhm = {_g(s.psf_fwhm * 1e6)} um {radius}")
         log(f"  seed: {s.seed}")
         log(f"  calibration noise seed: {s.calib_seed}")
         log(f"  calibration_noise = {_g(calibration * 100)} %")

@@ -257,7 +257,8 @@ def resolve(s: NonBraggSettings, log=print):
 
     def t(v):
         return torch.tensor(v, dtype=f64)
-    vecs = ConventionVectors(t(beam), t(fdet), t(sdet), t(odet), t(s.twotheta_axis), t(polar), t(_unit(s.spindle_vector)))
+    vecs = ConventionVectors(t(beam), t(fdet), t(sdet), t(odet), t(s.twotheta_axis), t(polar),
+                             t(_unit(s.spindle_vector)))
     ratio = float(dot(vecs.beam, rotate_xyz(vecs.odet, s.rotx, s.roty, s.rotz)))
     if ratio == 0.0:
         ratio = 2.2250738585072014e-308
@@ -613,7 +614,8 @@ def simulate_and_write(s: NonBraggSettings, img_pixels, log=print) -> int:
         log(f"pgm_scale = {_g(pgm_scale)}")
         if pgm_out is not None:
             log(f"writing {s.pgmfile} as 1-byte integers")
-            pgm_out.write_at(pgm_header(r.fpixels, r.spixels, pgm_scale) + pgm_pixels(image, pgm_scale, r.roi).tobytes(), 0)
+            pgm = pgm_header(r.fpixels, r.spixels, pgm_scale) + pgm_pixels(image, pgm_scale, r.roi).tobytes()
+            pgm_out.write_at(pgm, 0)
         if noise_out is not None:
             noise = CNoise(s.seed, r.roi, s.adc)
             pixels = noise.band(image)

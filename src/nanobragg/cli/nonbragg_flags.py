@@ -182,7 +182,8 @@ _SAMPLE = ("sample_x", "sample_y", "sample_z")
 
 FLAGS = [
     # inputs
-    Flag(("-stol",), (u.text,), "stol", implies=(("stol_mult", 1.0e10),), help="table of sin(theta)/lambda (1/A) and F"),
+    Flag(("-stol",), (u.text,), "stol", implies=(("stol_mult", 1.0e10),),
+         help="table of sin(theta)/lambda (1/A) and F"),
     Flag(("-4stol",), (u.text,), "stol", implies=(("stol_mult", 1.0e10 / 4),), help="as -stol, first column 4 stol"),
     Flag(("-Q",), (u.text,), "stol", implies=(("stol_mult", 1.0e10 / math.pi / 4),), help="as -stol, first column Q"),
     Flag(("-img",), (u.text,), "img", help="SMV image: geometry defaults from its header; writes -stolout"),

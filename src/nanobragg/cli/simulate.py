@@ -76,7 +76,8 @@ def render(settings: Settings, res: Resolved, device: torch.device, store: Float
     if timing:
         elapsed = time.perf_counter() - start
         print(f"engine: rendered {totals.count} pixels in {elapsed:.3f} s "
-              f"(compiled: {'yes' if job.kernel is not None else 'no'}, dtype {str(inp.pix0.dtype).replace('torch.', '')}, "
+              f"(compiled: {'yes' if job.kernel is not None else 'no'}, "
+              f"dtype {str(inp.pix0.dtype).replace('torch.', '')}, "
               f"device {device.type}, threads {torch.get_num_threads()}, bands {len(parts)})", file=sys.stderr)
     return totals
 
@@ -130,6 +131,7 @@ def _render_and_write(settings, res, device, store, files, writes, log) -> None:
     stats = image_stats(totals, store.shape, res.roi, float(res.detector.pixel_size), res.oversample, store.bands)
     log(f"max_I = {stats.max_I:g}  at {stats.max_x:g} {stats.max_y:g}")
     log(f"mean= {stats.mean:g} rms= {stats.rms:g} rmsd= {stats.rmsd:g}")
-    write_second_pass(out, res, store, stats, files, writes, log, _int_kernel(settings, store.shape[0] * store.shape[1]))
+    int_kernel = _int_kernel(settings, store.shape[0] * store.shape[1])
+    write_second_pass(out, res, store, stats, files, writes, log, int_kernel)
     if files.png is not None:
         write_png(files.png, store, out.png_linear)

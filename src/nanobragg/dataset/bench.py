@@ -89,7 +89,8 @@ def _script(name: str) -> list:
     found = shutil.which(name)
     if found:
         return [found]
-    return [sys.executable, "-m", "nanobragg.cli.dataset"] if name == "nb-dataset" else [sys.executable, "-m", "nanobragg"]
+    module = "nanobragg.cli.dataset" if name == "nb-dataset" else "nanobragg"
+    return [sys.executable, "-m", module]
 
 
 def bench_workload(name: str, flags: list, images: int, opts, scratch: Path) -> dict:

@@ -14,8 +14,16 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from .manifest import (MANIFEST, SPEC, ManifestAppender, read_manifest, read_spec, record_is_valid,
-                       rewrite_manifest, write_spec)
+from .manifest import (
+    MANIFEST,
+    SPEC,
+    ManifestAppender,
+    read_manifest,
+    read_spec,
+    record_is_valid,
+    rewrite_manifest,
+    write_spec,
+)
 from .render import LoadedInputs, make_record, render_files
 from .spec import DatasetError, make_spec
 
@@ -72,11 +80,12 @@ def prepare(outdir: str, flags: list, images: int, *, random_orientations: bool 
             resume: bool = False):
     """Check everything (dataset options, the flags as nanoBragg checks them, input files, OUTDIR) before
     anything is written; returns (spec, inputs read, existing dataset.json or None)."""
-    from ..cli.simulate import pick_device
+    import torch
+
     from ..cli.main import build_settings
+    from ..cli.simulate import pick_device
     from ..cli.validate import validate
     from ..resolve import resolve
-    import torch
 
     outdir = os.path.abspath(outdir)
     _check_outdir(outdir)
@@ -95,7 +104,8 @@ def prepare(outdir: str, flags: list, images: int, *, random_orientations: bool 
         mine = spec.describe()
         differ = sorted(k for k in set(mine) | set(existing) if mine.get(k) != existing.get(k))
         if differ:
-            raise DatasetError(f"OUTDIR {outdir} holds another dataset ({', '.join(differ)} differ{'s' if len(differ) == 1 else ''}): "
+            verb = "differs" if len(differ) == 1 else "differ"
+            raise DatasetError(f"OUTDIR {outdir} holds another dataset ({', '.join(differ)} {verb}): "
                                "choose another OUTDIR")
     validate(settings)
     loaded = LoadedInputs.read(settings, build_settings(spec.image_args(0)))

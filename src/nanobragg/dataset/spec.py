@@ -136,7 +136,8 @@ def make_spec(outdir: str, flags: list, images: int, random_orientations: bool =
     groups = split_flags(flags)
     names = [flag.names[0] for flag, _, _ in groups]
     if "-h" in names:
-        raise DatasetError("-h among the nanoBragg flags: run 'nanoBragg -h' for them, 'nb-dataset -h' for the dataset's")
+        raise DatasetError("-h among the nanoBragg flags: run 'nanoBragg -h' for them, "
+                           "'nb-dataset -h' for the dataset's")
     settings = build_settings(flags)
     if getattr(settings.files, "geom", None) is not None:
         raise DatasetError("-geom: multi-panel detectors are not supported by nb-dataset yet (one panel's flags are)")
@@ -172,10 +173,11 @@ def make_spec(outdir: str, flags: list, images: int, random_orientations: bool =
     phi0 = osc = "0"
     if mode == "rotation":
         if not float(xtal.osc) > 0:
-            raise DatasetError("a rotation series needs -osc DEG (each image's width; image i starts at -phi + i * osc)")
+            raise DatasetError("a rotation series needs -osc DEG "
+                               "(each image's width; image i starts at -phi + i * osc)")
         try:
-            phi0 = _decimal_text(Decimal(phi_text)) if phi_text is not None else _decimal_text(Decimal(repr(math.degrees(float(xtal.phi0)))))
-            osc = _decimal_text(Decimal(osc_text)) if osc_text is not None else _decimal_text(Decimal(repr(math.degrees(float(xtal.osc)))))
+            phi0 = _decimal_text(Decimal(phi_text if phi_text is not None else repr(math.degrees(float(xtal.phi0)))))
+            osc = _decimal_text(Decimal(osc_text if osc_text is not None else repr(math.degrees(float(xtal.osc)))))
         except InvalidOperation:
             raise DatasetError(f"-phi/-osc: not a decimal number ({phi_text!r}, {osc_text!r})") from None
     if noise_seed is None:

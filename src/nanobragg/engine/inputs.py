@@ -21,7 +21,6 @@ import torch
 
 from ..physics.structure_factors import FTable
 
-
 #: Fields kept in float64 (as ``exact_<name>``) when the inputs are converted to a lower precision.
 EXACT = ("pix0", "fdet", "sdet", "odet", "beam", "pixel_size", "distance", "thick_offsets",
          "source_dirs", "source_lambdas", "cells", "phi0_cells")

@@ -11,8 +11,15 @@ from .floatimage import read_float_image, write_float_image
 from .hkl import FGrid, HKLTable, hkl_grid, read_hkl
 from .matrix import read_mosflm_matrix
 from .pgm import auto_pgm_scale, pgm_bytes, write_pgm
-from .smv import (auto_int_scale, format_smv_header, int_image_from_float,
-                  read_smv, smv_bytes, smv_header_values, write_smv)
+from .smv import (
+    auto_int_scale,
+    format_smv_header,
+    int_image_from_float,
+    read_smv,
+    smv_bytes,
+    smv_header_values,
+    write_smv,
+)
 from .sources import read_source_file, read_text_columns
 
 __all__ = [

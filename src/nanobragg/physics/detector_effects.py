@@ -97,7 +97,8 @@ def _gauss_integ(x, y):
 
 def _gauss_pixel(x, y, pix):
     h = pix / 2.0
-    return _gauss_integ(x + h, y + h) - _gauss_integ(x + h, y - h) - _gauss_integ(x - h, y + h) + _gauss_integ(x - h, y - h)
+    return (_gauss_integ(x + h, y + h) - _gauss_integ(x + h, y - h)
+            - _gauss_integ(x - h, y + h) + _gauss_integ(x - h, y - h))
 
 
 def _fiber_integ(x, y, g):

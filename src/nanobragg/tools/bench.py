@@ -57,12 +57,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nanobragg.tools.bench_workloads import TINY_DETPIXELS, WORKLOADS, Workload, select
 from nanobragg.tools.bench_batch import batch_timing
+from nanobragg.tools.bench_report import (  # noqa: F401 (re-exported)
+    METHOD,
+    TABLE_HEADER,
+    _version,
+    growth_text,
+    machine_info,
+    markdown_table,
+    render_markdown,
+    repo_root,
+    table_row,
+    write_report,
+)
 from nanobragg.tools.bench_run import BenchError, Run, log, run_once
-from nanobragg.tools.bench_report import (METHOD, TABLE_HEADER, _version, growth_text,  # noqa: F401 (re-exported)
-                                         machine_info, markdown_table, render_markdown, repo_root,
-                                         table_row, write_report)
+from nanobragg.tools.bench_workloads import TINY_DETPIXELS, WORKLOADS, Workload, select
 
 EXIT_OK, EXIT_USAGE, EXIT_RUNNER = 0, 1, 2
 DEFAULT_REPEATS = 3

@@ -38,8 +38,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from nanobragg.tools.bench_run import BenchError, Run, log, run_once
 from nanobragg.tools.bench_report import DOCS_BEGIN, DOCS_END, _fmt, _version, machine_info, repo_root
+from nanobragg.tools.bench_run import BenchError, Run, log, run_once
 from nanobragg.tools.bench_workloads import FLOATFILE, QUICK_DIVISOR, TINY_DETPIXELS
 
 MEMORY_ARGS = tuple("-default_F 100 -cell 100 100 100 90 90 90 -lambda 1 -N 5 -distance 100 "
