@@ -18,6 +18,8 @@ Factories: :func:`unit_cell`, :func:`structure_factors`, :func:`crystal`,
 :func:`detector`, :func:`beam`, :func:`sampling`, :func:`experiment`.
 Rendering: :func:`simulate`, the one way to render, returning a
 :class:`Simulation` (the image and which path rendered it).
+Realistic images: :func:`background` (nonBragg's amorphous scattering from a ``.stol`` table) and
+:func:`detector_effects` (noisify's detector), options of :func:`simulate`.
 The dataclasses themselves are re-exported: :class:`Experiment`,
 :class:`CrystalConfig`, :class:`DetectorConfig`, :class:`BeamConfig`,
 :class:`SamplingConfig`, :class:`FGrid`.
@@ -42,7 +44,8 @@ from .units import ANGSTROM, DEG, MM
 
 __all__ = [
     "angstrom", "mm", "deg", "unit_cell", "structure_factors", "crystal", "detector", "beam",
-    "sampling", "experiment", "simulate", "Simulation", "ARGUMENTS", "FIELD_ARGUMENT", "unit", "SHAPES",
+    "sampling", "experiment", "simulate", "Simulation", "background", "detector_effects", "Background",
+    "DetectorEffects", "ARGUMENTS", "FIELD_ARGUMENT", "unit", "SHAPES",
     "Experiment", "CrystalConfig", "DetectorConfig", "BeamConfig", "SamplingConfig", "FGrid",
     "DEFAULT_FLUENCE", "ANGSTROM", "MM", "DEG",
 ]
@@ -361,6 +364,14 @@ class Simulation:
     chunk_pixels: int  #: pixels per engine chunk
     chunk_blocks: int  #: (layer, source) blocks per chunk: more than 1 when one pixel alone exceeds the budget
     one_by_one: bool = False  #: a batch with tricubic interpolation, rendered image by image
+    #: the spots alone (photons per pixel); ``image`` is spots + background when ``background=`` was given
+    spots: Optional[torch.Tensor] = None
+    background: Optional[torch.Tensor] = None  #: (spixels, fpixels) amorphous background, photons per pixel
+    #: noisify's noiseless detector image (int64 ADU; with noise, before the PSF, as noisify's -intfile)
+    int_image: Optional[torch.Tensor] = None
+    noise_image: Optional[torch.Tensor] = None  #: noisify's noisy detector image (int64 ADU, its -noisefile)
+    #: ADU before clipping and truncation (``rng="torch"`` only): the differentiable detector image
+    adu: Optional[torch.Tensor] = None
 
     @property
     def path(self) -> str:
@@ -402,7 +413,8 @@ def _resolve_checked(exp, dtype, device, seed, budget, compile) -> tuple[Resolve
 
 
 def simulate(experiment: Experiment, *, dtype=torch.float64, device=None, seed: Optional[int] = None,
-             budget: Optional[int] = None, compile: Optional[bool] = None) -> Simulation:
+             budget: Optional[int] = None, compile: Optional[bool] = None, background: Optional[Background] = None,
+             detector_effects: Optional[DetectorEffects] = None) -> Simulation:
     """Render the experiment; returns a :class:`Simulation` (``.image``: photons per pixel).
 
     dtype: engine precision, float64 by default (float32: the command line's default, twice as fast;
@@ -417,17 +429,283 @@ def simulate(experiment: Experiment, *, dtype=torch.float64, device=None, seed: 
     With ``misset`` a (B, 3) tensor the image is (B, spixels, fpixels), one image per orientation,
     rendered in one pass (or one by one when tricubic interpolation is on: C's fallback from it is
     decided per image).
+
+    background: a :func:`background` (amorphous scattering, nonBragg's), rendered on the same resolved
+    detector with the experiment's sources, fluence and polarization and added to the spots
+    (``Simulation.spots``, ``.background``; ``.image`` is their sum). detector_effects: a
+    :func:`detector_effects` (noisify's detector) applied to the image after that
+    (``Simulation.int_image``, ``.noise_image``, ``.adu``). See docs/api.md for which is C-identical
+    and which differentiable.
     """
+    if background is not None and not isinstance(background, Background):
+        raise TypeError(f"background: must be None or an api.background(...), got {type(background).__name__}")
+    if detector_effects is not None and not isinstance(detector_effects, DetectorEffects):
+        raise TypeError(f"detector_effects: must be None or an api.detector_effects(...), "
+                        f"got {type(detector_effects).__name__}")
     res, budget, device = _resolve_checked(experiment, dtype, device, seed, budget, compile)
     if res.inputs.cells.dim() == 4 and res.interpolate:
         parts = [simulate(_one_orientation(experiment, row), dtype=dtype, device=device, seed=seed, budget=budget,
                           compile=compile) for row in experiment.crystal.misset]
-        return Simulation(torch.stack([p.image for p in parts]), res, None, any(p.compiled for p in parts), device,
-                          dtype, parts[0].chunk_pixels, parts[0].chunk_blocks, one_by_one=True)
-    job = prepare_render(res.inputs, res.roi, res.mask, budget, compile)
-    out = run_render(job)
-    return Simulation(out.image, res, out, out.compiled, device, dtype, job.pixels, len(job.blocks))
+        sim = Simulation(torch.stack([p.image for p in parts]), res, None, any(p.compiled for p in parts), device,
+                         dtype, parts[0].chunk_pixels, parts[0].chunk_blocks, one_by_one=True)
+    else:
+        job = prepare_render(res.inputs, res.roi, res.mask, budget, compile)
+        out = run_render(job)
+        sim = Simulation(out.image, res, out, out.compiled, device, dtype, job.pixels, len(job.blocks))
+    sim.spots = sim.image
+    if background is not None:
+        sim.background = _render_background(background, experiment, res, dtype, device)
+        sim.image = sim.spots + sim.background
+    if detector_effects is not None:
+        _apply_detector_effects(detector_effects, sim, res)
+    return sim
 
 
 def _one_orientation(exp: Experiment, misset: torch.Tensor) -> Experiment:
     return replace(exp, crystal=replace(exp.crystal, misset=misset))
+
+
+# ---------------------------------------------------------------------------------------------
+# realistic images: amorphous background (nonBragg) and detector effects (noisify)
+
+
+def _number(value, name: str, *, positive: bool = False, nonnegative: bool = False) -> float:
+    """A finite real number (float); TypeError/ValueError naming ``name`` otherwise."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.requires_grad:
+        value = float(value)
+    if not checks.is_number(value):
+        raise TypeError(f"{name}: must be a number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name}: must be finite, got {value!r}")
+    if positive and not value > 0:
+        raise ValueError(f"{name}: must be positive, got {value!r}")
+    if nonnegative and value < 0:
+        raise ValueError(f"{name}: must not be negative, got {value!r}")
+    return value
+
+
+def _whole(value, name: str, low: Optional[int] = None) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{name}: must be a whole number, got {value!r}")
+    if low is not None and value < low:
+        raise ValueError(f"{name}: must be at least {low}, got {value!r}")
+    return int(value)
+
+
+#: ``stol_column`` -> C's multiplier of the table's first column (-stol, -4stol, -Q).
+STOL_COLUMNS = {"stol": 1.0e10, "4stol": 1.0e10 / 4, "Q": 1.0e10 / np.pi / 4}
+
+
+@dataclass(frozen=True)
+class Background:
+    """An amorphous sample, as nonBragg's flags give it (made by :func:`background`; SI inside)."""
+
+    table: object  #: the padded :class:`nanobragg.physics.background.StolTable`
+    stol: str  #: the table's name or path as given ("(given)" for columns)
+    sample: tuple  #: (thickness along the beam, width, height) in m (nonBragg's sample_x, sample_y, sample_z)
+    density: float  #: g/m^3
+    molecular_weight: float  #: g/mol
+    molecules: float  #: 0: from the density
+    oversample: int  #: sub-pixels per pixel edge (nonBragg's -oversample; its default 1)
+
+
+def background(stol="water", *, thickness=0.1, width=0.1, height=0.1, density=1.0, molecular_weight=18.0,
+               molecules=0.0, oversample: int = 1, stol_column: str = "stol") -> Background:
+    """Amorphous scattering (nonBragg) for :func:`simulate`'s ``background=``, in nonBragg's units.
+
+    stol: a ``.stol`` file or a packaged table's name (``water``, ``air``, ``ice``, ``nanoice``,
+    ``shortwater``, ``unity``), as ``-stol``; or a pair (stol, F) of 1-d sequences/tensors (stol in
+    1/Angstrom, F electrons; a tensor F keeps its graph). stol_column: ``stol`` (-stol), ``4stol``
+    (-4stol) or ``Q`` (-Q). thickness (along the beam), width, height: mm (-thickness, -width,
+    -height; the beam's ``beamsize`` clips width and height, as in nonBragg); density: g/cm^3
+    (-density); molecular_weight: g/mol (-MW); molecules: a count overriding the density (-molecules);
+    oversample: sub-pixels per pixel edge (-oversample; nonBragg's default 1, independent of the spots').
+    """
+    from .cli.nonbragg import read_stol
+    from .physics.background import stol_table
+    if stol_column not in STOL_COLUMNS:
+        raise ValueError(f"stol_column: must be one of {', '.join(STOL_COLUMNS)}, got {stol_column!r}")
+    mult = STOL_COLUMNS[stol_column]
+    if isinstance(stol, str):
+        table, _, _ = read_stol(stol, mult)
+        name = stol
+    elif isinstance(stol, (tuple, list)) and len(stol) == 2:
+        try:
+            table = stol_table(stol[0], stol[1], mult)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"stol: (stol, F) columns: {exc}") from None
+        name = "(given)"
+    else:
+        raise TypeError(f"stol: must be a .stol file or table name, or a pair (stol, F), got {type(stol).__name__}")
+    sample = tuple(_number(v, n, positive=True) * MM for v, n in
+                   ((thickness, "thickness"), (width, "width"), (height, "height")))
+    return Background(table=table, stol=name, sample=sample, density=_number(density, "density") * 1e6,
+                      molecular_weight=_number(molecular_weight, "molecular_weight", positive=True),
+                      molecules=_number(molecules, "molecules", nonnegative=True),
+                      oversample=_whole(oversample, "oversample", 1))
+
+
+def _render_background(bg: Background, exp: Experiment, res: Resolved, dtype, device) -> torch.Tensor:
+    """The background (S, F) on the resolved detector with the experiment's sources (nonBragg's pixel loop)."""
+    from types import SimpleNamespace
+
+    from .physics.background import render_background, sample_molecules
+    d = res.detector
+
+    def t(v):
+        return torch.as_tensor(v, dtype=torch.float64).to(dtype=dtype, device=device)
+    det = SimpleNamespace(fpixels=d.fpixels, spixels=d.spixels, pixel_size=t(d.pixel_size), fdet=t(d.fdet),
+                          sdet=t(d.sdet), pix0=t(d.pix0), close_distance=t(d.close_distance), distance=t(d.distance),
+                          beam=t(d.beam), curved=d.curved, point_pixel=d.point_pixel)
+    beamsize = float(exp.beam.beamsize)
+    molecules, _, _ = sample_molecules(*bg.sample, bg.density, bg.molecular_weight, bg.molecules, beamsize)
+    inputs = res.inputs
+    weights = None
+    if exp.beam.sources is not None and len(exp.beam.sources):
+        column = np.asarray(exp.beam.sources, dtype=np.float64)[:, 3]
+        weights = torch.as_tensor(np.where(np.isnan(column), 1.0, column), dtype=dtype, device=device)
+    flux = exp.beam.flux
+    given = isinstance(exp.beam.fluence, torch.Tensor) and not (isinstance(flux, torch.Tensor) or float(flux) != 0.0)
+    fluence = exp.beam.fluence if given else res.fluence  # a fluence tensor keeps its graph
+    image = render_background(det, -inputs.source_dirs.to(dtype=dtype, device=device), inputs.source_lambdas,
+                              bg.table, weights=weights, oversample=bg.oversample, kahn=inputs.kahn,
+                              polar_vector=inputs.polar_vector.to(dtype=dtype, device=device),
+                              nopolar=bool(inputs.nopolar), fluence=fluence, molecules=molecules)
+    xmin, xmax, ymin, ymax = res.roi
+    rows = torch.arange(d.spixels, device=device)[:, None]
+    cols = torch.arange(d.fpixels, device=device)[None, :]
+    inside = (cols >= xmin) & (cols <= xmax) & (rows >= ymin) & (rows <= ymax)
+    return torch.where(inside, image, torch.zeros_like(image))
+
+
+@dataclass(frozen=True)
+class DetectorEffects:
+    """noisify's detector, as its flags give it (made by :func:`detector_effects`)."""
+
+    seed: int  #: as C holds it (``-seed N``: -N)
+    calib_seed: int  #: as C holds it
+    scale: float
+    fluence: float
+    gain: float
+    adc: float
+    readout_noise: float
+    flicker: float
+    calibration: float
+    psf: Optional[str]
+    psf_fwhm: float  #: m, rounded to float32 as noisify stores it
+    psf_radius: int
+    bits: int
+    noise: bool
+    rng: str
+
+
+def detector_effects(seed: Optional[int] = None, *, calib_seed: Optional[int] = None, scale=1.0,
+                     fluence=None, gain=1.0, adc=40.0, readout_noise=0.0, flicker=0.0, calibration=0.03,
+                     psf: Optional[str] = None, psf_fwhm=46.0, psf_radius: int = 0, bits: int = 16,
+                     noise: bool = True, rng: str = "c") -> DetectorEffects:
+    """noisify's detector for :func:`simulate`'s ``detector_effects=``, in noisify's units.
+
+    seed, calib_seed: as typed after ``-seed``/``-calib_seed`` (None: noisify's defaults, the clock
+    and its fixed calibration seed); scale: factor to photons (-scale); fluence: photons/m^2 (-fluence;
+    None: noisify's default, which makes the input photons per pixel); gain: ADU/photon; adc: offset
+    (ADU); readout_noise: ADU (-readout_noise); flicker, calibration: fractions (-flicker,
+    -calibration); psf: None, ``gauss`` or ``fiber``; psf_fwhm: um (-psf_fwhm); psf_radius: pixels
+    (0: automatic); bits: 16 or 32; noise: False as -nonoise. rng: ``c`` runs noisify's pipeline
+    bit for bit (:func:`nanobragg.physics.detector_effects.noisify_c`: C's random numbers, CPU, no
+    gradient); ``torch`` the tensor functions (torch's generators seeded from the seeds, any device,
+    differentiable where the steps are: ``Simulation.adu``).
+    """
+    import time
+
+    from .physics.detector_effects import DEFAULT_FLUENCE as NOISIFY_FLUENCE
+    if rng not in ("c", "torch"):
+        raise ValueError(f"rng: must be 'c' or 'torch', got {rng!r}")
+    if psf not in (None, "gauss", "fiber"):
+        raise ValueError(f"psf: must be None, 'gauss' or 'fiber', got {psf!r}")
+    if bits not in (16, 32) or isinstance(bits, bool):
+        raise ValueError(f"bits: must be 16 or 32, got {bits!r}")
+    if not isinstance(noise, bool):
+        raise TypeError(f"noise: must be True or False, got {noise!r}")
+    c_seed = -int(time.time()) if seed is None else -_whole(seed, "seed")
+    c_calib = 123456789 if calib_seed is None else -_whole(calib_seed, "calib_seed")
+    radius = _whole(psf_radius, "psf_radius", 0)
+    if radius > 1 << 20:
+        raise ValueError(f"psf_radius: at most 1048576 pixels, got {radius}")
+    return DetectorEffects(
+        seed=c_seed, calib_seed=c_calib, scale=_number(scale, "scale"),
+        fluence=NOISIFY_FLUENCE if fluence is None else _number(fluence, "fluence", positive=True),
+        gain=_number(gain, "gain"), adc=_number(adc, "adc"),
+        readout_noise=_number(readout_noise, "readout_noise", nonnegative=True),
+        flicker=_number(flicker, "flicker", nonnegative=True),
+        calibration=_number(calibration, "calibration", nonnegative=True), psf=psf,
+        psf_fwhm=float(np.float32(_number(psf_fwhm, "psf_fwhm", nonnegative=True) / 1e6)), psf_radius=radius,
+        bits=int(bits), noise=noise, rng=rng)
+
+
+def _float32_total(sim: Simulation) -> np.ndarray:
+    """The float file noisify reads: spots and background each rounded to float32 (their files) and
+    added in double, rounded to float32 (float_add); the spots alone without a background."""
+    spots = sim.spots.detach().to("cpu", torch.float32).numpy()
+    if sim.background is None:
+        return spots
+    water = sim.background.detach().to("cpu", torch.float32).numpy()
+    return (spots.astype(np.float64) + water.astype(np.float64)).astype(np.float32)
+
+
+def _apply_detector_effects(fx: DetectorEffects, sim: Simulation, res: Resolved) -> None:
+    from .physics import detector_effects as de
+    pixel = float(res.detector.pixel_size)
+    fwhm_pixels = float(np.float64(np.float32(fx.psf_fwhm)) / pixel)
+    psf = fx.psf if fx.psf_fwhm > 0 else None
+    if fx.rng == "c":
+        total = _float32_total(sim)
+        batch = total.reshape(-1, *total.shape[-2:])
+        ints, noisy = [], []
+        for b, one in enumerate(batch):
+            out = de.noisify_c(one, seed=fx.seed - b, calib_seed=fx.calib_seed, scale=fx.scale, fluence=fx.fluence,
+                               gain=fx.gain, adc_offset=fx.adc, readout=fx.readout_noise,
+                               flicker_fraction=fx.flicker, calibration=fx.calibration, psf=psf,
+                               psf_fwhm_pixels=fwhm_pixels, psf_radius=fx.psf_radius, bits=fx.bits,
+                               calculate_noise=fx.noise, log=lambda *a: None)
+            ints.append(out.int16 if fx.bits == 16 else out.int32)
+            if fx.noise:
+                noisy.append(out.noise16 if fx.bits == 16 else out.noise32)
+        shape = total.shape
+        sim.int_image = torch.from_numpy(np.stack(ints).astype(np.int64).reshape(shape)).to(sim.device)
+        if fx.noise:
+            sim.noise_image = torch.from_numpy(np.stack(noisy).astype(np.int64).reshape(shape)).to(sim.device)
+        return
+    image = sim.image
+    batch = image.reshape(-1, *image.shape[-2:])
+    ints, noisy, adus = [], [], []
+    for b, one in enumerate(batch):
+        gen = torch.Generator(device=one.device).manual_seed(-fx.seed + b)
+        calib = torch.Generator(device=one.device).manual_seed(abs(fx.calib_seed))
+        photons = de.photon_scale(one, fx.scale, fx.fluence)
+        if not fx.noise:
+            if psf is not None:
+                photons = de.apply_psf(photons, psf, fwhm_pixels, fx.psf_radius)
+            values, _ = de.adc(photons, fx.gain, fx.adc, fx.bits)
+            ints.append(values)
+            adus.append(photons * fx.gain + fx.adc)
+            continue
+        values, _ = de.adc(photons, fx.gain, fx.adc, fx.bits)
+        ints.append(values)
+        if fx.flicker:
+            photons = de.flicker(photons, fx.flicker, generator=gen)
+        if fx.calibration:
+            photons = de.calibration_error(photons, fx.calibration, generator=calib)
+        counts = de.photon_noise(photons, generator=gen)  # Poisson counts: no gradient flows through them
+        if psf is not None:
+            counts = de.apply_psf(counts, psf, fwhm_pixels, fx.psf_radius)
+        adu = counts * fx.gain + fx.adc
+        if fx.readout_noise:
+            adu = de.read_noise(adu, fx.readout_noise, generator=gen)
+        adus.append(adu)
+        noisy.append(de.adc(adu, 1.0, 0.0, fx.bits)[0])
+    shape = image.shape
+    sim.int_image = torch.stack(ints).reshape(shape)
+    sim.adu = torch.stack(adus).reshape(shape)
+    if fx.noise:
+        sim.noise_image = torch.stack(noisy).reshape(shape)
