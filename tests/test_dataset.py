@@ -289,3 +289,78 @@ def test_structure_from_a_model_read_once_and_equal_nanobragg(tmp_path, monkeypa
              "-osc", "0.2", "-nocompile", "-nonoise", "-nopgm", "-seed", "1"]
     run_dataset(str(out), flags, 2)
     check_against_nanobragg(out, tmp_path, monkeypatch)
+
+
+#: nonBragg flags putting its detector where nanoBragg's SHOTS flags put it (32 pixels of 0.5 mm at 60 mm:
+#: nanoBragg's default beam centre is 8.25 mm from the first pixel's corner along both axes, plus its half pixel)
+WATER = ["-stol", "water", "-thickness", "0.00001", "-lambda", "1", "-distance", "60", "-detpixels", "32",
+         "-pixel", "0.5", "-Xbeam", "8.5", "-Ybeam", "8.5"]
+DETECTOR = ["-scale", "0.001", "-readout", "2", "-psf", "gauss", "-psf_fwhm", "600", "-psf_radius", "2",
+            "-calib_seed", "3", "-detpixels", "32"]
+
+
+def test_background_and_detector_effects_equal_the_command_chain(tmp_path, monkeypatch):
+    from nanobragg.cli import noisify, nonbragg
+    out = tmp_path / "chain"
+    home = os.getcwd()
+    run_dataset(str(out), SHOTS, 2, random_orientations=True, seed=4, background=WATER, detector_effects=DETECTOR)
+    records = [json.loads(line) for line in (out / MANIFEST).read_text().splitlines()]
+    for rec in records:  # the spots: nanoBragg <args>, byte for byte
+        spots = tmp_path / f"spots{rec['index']}"
+        spots.mkdir()
+        monkeypatch.chdir(spots)
+        assert nanobragg_main.run(rec["args"], log=lambda *a: None) == 0
+        made = sorted(p.name for p in spots.iterdir())
+        assert made and set(made) < set(rec["files"])
+        for name in made:
+            assert (spots / name).read_bytes() == (out / name).read_bytes(), name
+    alone = tmp_path / "chain_alone"
+    alone.mkdir()
+    monkeypatch.chdir(alone)
+    assert nonbragg.run(records[0]["chain"]["nonBragg"] + ["-nonoise", "-nopgm"], log=lambda *a: None) == 0
+    assert (alone / "background.bin").read_bytes() == (out / "background.bin").read_bytes()
+    water = np.fromfile(alone / "background.bin", dtype="<f4")
+    assert water.min() > 0
+    for rec in records:
+        spots_name, bg_name, total_name = rec["chain"]["float_add"]
+        spots = np.fromfile(out / spots_name, dtype="<f4")
+        total = (spots.astype(np.float64) + water).astype(np.float32)  # float_add
+        assert total.tobytes() == (out / total_name).read_bytes()
+        (alone / total_name).write_bytes(total.tobytes())
+        args = rec["chain"]["noisify"]
+        assert args[args.index("-seed") + 1] == str(rec["seed"])
+        assert noisify.run(args, log=lambda *a: None) == 0
+        for name in (f"detector_int_{rec['index'] + 1:05d}.img", f"detector_{rec['index'] + 1:05d}.img"):
+            assert name in rec["files"]
+            assert (alone / name).read_bytes() == (out / name).read_bytes(), name
+            assert sha256_file(out / name) == rec["files"][name]
+    # resume keeps them all
+    monkeypatch.chdir(home)  # the same -dump path
+    summary = run_dataset(str(out), SHOTS, 2, random_orientations=True, seed=4, background=WATER,
+                          detector_effects=DETECTOR, resume=True)
+    assert summary.rendered == 0 and summary.kept == 2
+
+
+@pytest.mark.parametrize("background, effects, expect", [
+    (WATER[:-4], None, "detector origin"),
+    (WATER + ["-floatfile", "w.bin"], None, "writes background.bin itself"),
+    (WATER[:-6] + ["-detpixels", "30", "-pixel", "0.5"], None, "pixels"),
+    (None, DETECTOR + ["-seed", "3"], "-seed"),
+    (None, ["-floatfile", "x.bin"], "its input"),
+])
+def test_chain_options_refused_before_anything_is_written(tmp_path, background, effects, expect):
+    from nanobragg.dataset import DatasetError
+    out = tmp_path / "bad"
+    with pytest.raises(DatasetError, match=expect):
+        run_dataset(str(out), SHOTS, 1, random_orientations=True, seed=1, background=background,
+                    detector_effects=effects)
+    assert not out.exists()
+
+
+def test_cli_takes_chain_options_as_strings(tmp_path, capsys):
+    out = tmp_path / "cli"
+    status = cli.run([str(out), "--images", "1", "--random-orientations", "--seed", "2", "--no-progress",
+                      "--background", " ".join(WATER), "--detector-effects", " ".join(DETECTOR), "--", *SHOTS])
+    assert status == 0, capsys.readouterr().err
+    names = sorted(p.name for p in out.iterdir())
+    assert {"background.bin", "total_00001.bin", "detector_00001.img", "detector_int_00001.img"} <= set(names)

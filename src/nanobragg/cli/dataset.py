@@ -12,6 +12,7 @@ from . import entry  # noqa: F401  (first: the OpenMP thread policy, before torc
 # isort: split
 import argparse
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -51,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, metavar="K", help="render on an embedded Dask LocalCluster of K "
                    "single-threaded worker processes (needs nanobragg[dataset])")
     p.add_argument("--scheduler", metavar="ADDRESS", help="render on an existing Dask cluster, e.g. tcp://host:8786")
+    p.add_argument("--background", metavar="ARGS", help="nonBragg flags, one quoted string (e.g. '-stol water "
+                   "-thickness 0.01 -distance 100 -detpixels 512 -Xbeam 25.7 -Ybeam 25.7'): the amorphous "
+                   "background, written once as background.bin and added to each image as total_NNNNN.bin")
+    p.add_argument("--detector-effects", metavar="ARGS", help="noisify flags, one quoted string (e.g. '-readout 3 "
+                   "-psf gauss -psf_fwhm 100 -psf_radius 3'): run on each image's total (else its float file) with "
+                   "the image's noise seed, writing detector_int_NNNNN.img, detector_NNNNN.img")
     p.add_argument("--chunk", type=int, metavar="M", help="images per Dask task (default: about 4 tasks per worker)")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="progress bar always")
@@ -86,7 +93,9 @@ def run(argv: list) -> int:
     try:
         summary = run_dataset(opts.outdir, flags, opts.images, random_orientations=opts.random_orientations,
                               seed=opts.seed, resume=opts.resume, workers=opts.workers, scheduler=opts.scheduler,
-                              chunk=opts.chunk, progress=opts.progress)
+                              chunk=opts.chunk, progress=opts.progress,
+                              background=shlex.split(opts.background) if opts.background else None,
+                              detector_effects=shlex.split(opts.detector_effects) if opts.detector_effects else None)
     except (DatasetError, UsageError, InputError, ConfigError) as exc:
         return _fail(str(exc))
     except OSError as exc:  # the manifest or OUTDIR itself (a full disk, a folder removed)

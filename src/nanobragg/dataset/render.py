@@ -13,6 +13,9 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
 
 from .manifest import sha256_file
 from .spec import OUTPUT_FLAGS, DatasetSpec
@@ -43,6 +46,8 @@ class LoadedInputs:
     """
     values: dict = field(default_factory=dict)  #: dotted field -> value read
     origins: dict = field(default_factory=dict)  #: dotted field -> origin the loader recorded
+    #: the dataset's background (S, F) float32, nonBragg's float file; None without --background
+    background: Optional[np.ndarray] = None
 
     @classmethod
     def read(cls, settings, fresh) -> "LoadedInputs":
@@ -64,10 +69,53 @@ class LoadedInputs:
 
 
 def load(spec: DatasetSpec) -> LoadedInputs:
-    """Read the dataset's input files (as the command does for image 0)."""
+    """Read the dataset's input files (as the command does for image 0), and render its background."""
     from ..cli.main import build_settings
     args = spec.image_args(0)
-    return LoadedInputs.read(build_settings(args), build_settings(args))
+    loaded = LoadedInputs.read(build_settings(args), build_settings(args))
+    loaded.background = render_background(spec)
+    return loaded
+
+
+def render_background(spec: DatasetSpec) -> Optional[np.ndarray]:
+    """The float image ``nonBragg <spec.background_args()>`` writes (None without a background)."""
+    if not spec.background:
+        return None
+    from ..cli.nonbragg import background
+    return background(spec.background_args())
+
+
+def write_background(spec: DatasetSpec, image: np.ndarray) -> None:
+    """OUTDIR/background.bin, nonBragg's float file (atomically)."""
+    from ..io import OutputSet
+    from ..io.floatimage import float_bytes
+    from .spec import BACKGROUND_FILE
+    data = float_bytes(image)
+    with OutputSet() as outputs:
+        outputs.add(os.path.join(spec.outdir, BACKGROUND_FILE), size=len(data)).write_at(data, 0)
+
+
+def _chain_files(spec: DatasetSpec, index: int, loaded: LoadedInputs) -> None:
+    """After nanoBragg: float_add's sum (spots + background) and noisify's files, as the commands write them."""
+    from ..io import OutputSet
+    from ..io.floatimage import float_bytes
+    if spec.background:
+        spots = np.fromfile(os.path.join(spec.outdir, spec.spots_file(index)), dtype="<f4")
+        water = loaded.background.reshape(-1)
+        if spots.shape != water.shape:
+            raise ValueError(f"the background has {water.size} pixels, the image {spots.size}")
+        total = (spots.astype(np.float64) + water.astype(np.float64)).astype(np.float32)  # float_add
+        data = float_bytes(total)
+        with OutputSet() as outputs:
+            path = os.path.join(spec.outdir, spec.float_add_args(index)[2])
+            outputs.add(path, size=len(data)).write_at(data, 0)
+    if spec.detector_effects:
+        from ..cli.noisify import build_settings, noisify_and_write
+        settings = build_settings(spec.noisify_args(index))
+        settings.floatfile = os.path.join(spec.outdir, settings.floatfile)
+        for target in ("intfile", "pgmfile", "noisefile"):
+            setattr(settings, target, os.path.join(spec.outdir, getattr(settings, target)))
+        noisify_and_write(settings, _quiet)
 
 
 def image_settings(spec: DatasetSpec, index: int, loaded: LoadedInputs):
@@ -75,7 +123,7 @@ def image_settings(spec: DatasetSpec, index: int, loaded: LoadedInputs):
     from ..cli.main import build_settings
     settings = build_settings(spec.image_args(index))
     loaded.apply(settings)
-    for flag, name in spec.files(index).items():
+    for flag, name in spec.spot_files(index).items():
         setattr(settings.output, _FIELD[flag], os.path.join(spec.outdir, name))
     settings.output.progress = False  # the dataset has its own bar over images
     return settings
@@ -100,6 +148,7 @@ def render_files(spec: DatasetSpec, index: int, loaded: LoadedInputs) -> dict:
     settings = image_settings(spec, index, loaded)
     lines: list = []
     simulate_and_write(settings, settings.output.seed, lambda *a: lines.append(" ".join(map(str, a))), False)
+    _chain_files(spec, index, loaded)
     return _statistics(lines)
 
 
@@ -109,6 +158,9 @@ def make_record(spec: DatasetSpec, index: int, stats: dict) -> dict:
               "files": {name: sha256_file(os.path.join(spec.outdir, name)) for name in spec.files(index).values()},
               "args": spec.image_args(index),
               "seed": spec.noise_seed + index}
+    chain = spec.chain(index)
+    if chain:
+        record["chain"] = chain
     own = spec.orientation(index)
     if own[0] == "-phi":
         record["phi"] = float(own[1])

@@ -24,7 +24,7 @@ from .manifest import (
     rewrite_manifest,
     write_spec,
 )
-from .render import LoadedInputs, make_record, render_files
+from .render import LoadedInputs, make_record, render_background, render_files, write_background
 from .spec import DatasetError, make_spec
 
 
@@ -77,7 +77,7 @@ def _uses_dask(workers, scheduler, client) -> bool:
 
 
 def prepare(outdir: str, flags: list, images: int, *, random_orientations: bool = False, seed: Optional[int] = None,
-            resume: bool = False):
+            resume: bool = False, background: Optional[list] = None, detector_effects: Optional[list] = None):
     """Check everything (dataset options, the flags as nanoBragg checks them, input files, OUTDIR) before
     anything is written; returns (spec, inputs read, existing dataset.json or None)."""
     import torch
@@ -99,7 +99,8 @@ def prepare(outdir: str, flags: list, images: int, *, random_orientations: bool 
     noise_seed = None
     if existing and "-seed" not in flags and seed is None:
         noise_seed = existing.get("noise_seed")  # the clock's seed of the interrupted run
-    spec, settings = make_spec(outdir, flags, images, random_orientations, seed, noise_seed, device)
+    spec, settings = make_spec(outdir, flags, images, random_orientations, seed, noise_seed, device,
+                               background, detector_effects)
     if existing is not None:
         mine = spec.describe()
         differ = sorted(k for k in set(mine) | set(existing) if mine.get(k) != existing.get(k))
@@ -110,8 +111,31 @@ def prepare(outdir: str, flags: list, images: int, *, random_orientations: bool 
     validate(settings)
     loaded = LoadedInputs.read(settings, build_settings(spec.image_args(0)))
     dtype = torch.float64 if settings.run.dtype == "float64" else torch.float32
-    resolve(settings.experiment, seed=settings.output.seed, dtype=dtype)
+    res = resolve(settings.experiment, seed=settings.output.seed, dtype=dtype)
+    if spec.background:
+        _check_background_detector(spec, res)
+        loaded.background = render_background(spec)
     return spec, loaded, existing
+
+
+def _check_background_detector(spec, res) -> None:
+    """The background's detector must be the spots' (nonBragg's defaults place it half a pixel and a pixel off)."""
+    from ..cli.nonbragg import build_settings, resolve
+    settings, _ = build_settings(spec.background_args())
+    r = resolve(settings, lambda *a: None)
+    det = res.detector
+    shape, mine = (det.spixels, det.fpixels), (r.spixels, r.fpixels)
+    if shape != mine:
+        raise DatasetError(f"--background: nonBragg's detector is {mine[1]}x{mine[0]} pixels, nanoBragg's "
+                           f"{shape[1]}x{shape[0]}: give nonBragg the same -detpixels/-pixel")
+    offset = float((r.pix0.double() - det.pix0.double().cpu()).abs().max())
+    if offset > 1e-9 or float(abs(r.close_distance - float(det.close_distance))) > 1e-9:
+        p0 = " ".join(f"{float(v) * 1000:g}" for v in det.pix0)
+        p1 = " ".join(f"{float(v) * 1000:g}" for v in r.pix0)
+        raise DatasetError(f"--background: nonBragg's detector origin ({p1} mm) is not nanoBragg's ({p0} mm): "
+                           "give nonBragg the beam centre that puts it there (nonBragg's -Xbeam/-Ybeam are the "
+                           "fast/slow distances of the beam from the first pixel's corner, without nanoBragg's "
+                           "half pixel), and the same distance and rotations")
 
 
 def _render_in_process(spec, todo: list, loaded: LoadedInputs, finished) -> None:
@@ -136,11 +160,15 @@ def _render_in_process(spec, todo: list, loaded: LoadedInputs, finished) -> None
 def run_dataset(outdir: str, flags: list, images: int, *, random_orientations: bool = False,
                 seed: Optional[int] = None, resume: bool = False, workers: Optional[int] = None,
                 scheduler: Optional[str] = None, client=None, chunk: Optional[int] = None,
-                progress: Optional[bool] = False, on_record: Optional[Callable[[dict], None]] = None) -> Summary:
+                progress: Optional[bool] = False, on_record: Optional[Callable[[dict], None]] = None,
+                background: Optional[list] = None, detector_effects: Optional[list] = None) -> Summary:
     """Render a dataset into ``outdir``; see :mod:`nanobragg.dataset`. Returns a :class:`Summary`.
 
     Bad input raises DatasetError (or the command's UsageError, InputError,
-    ConfigError: one line each) before anything is written.
+    ConfigError: one line each) before anything is written. ``background``: nonBragg's flags (its
+    float file ``background.bin`` once, added to each image's float file as float_add does:
+    ``total_NNNNN.bin``); ``detector_effects``: noisify's flags, run on each image's total (else its
+    float file) with the image's noise seed. The manifest's ``chain`` records the commands.
     """
     start = time.perf_counter()
     if _uses_dask(workers, scheduler, client):
@@ -151,7 +179,7 @@ def run_dataset(outdir: str, flags: list, images: int, *, random_orientations: b
     if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
         raise DatasetError(f"--chunk must be a positive whole number (got {chunk!r})")
     spec, loaded, existing = prepare(outdir, flags, images, random_orientations=random_orientations, seed=seed,
-                                     resume=resume)
+                                     resume=resume, background=background, detector_effects=detector_effects)
     outdir = spec.outdir
     os.makedirs(outdir, exist_ok=True)
     lock = _lock(outdir)
@@ -179,6 +207,8 @@ def _run_locked(spec, loaded, existing, start, workers, scheduler, client, chunk
     _remove_stale_temporaries(outdir)
     if existing is None:
         write_spec(outdir, spec.describe())
+    if loaded.background is not None:
+        write_background(spec, loaded.background)
     records = {}
     for index, rec in read_manifest(outdir).items():
         if 0 <= index < spec.images and record_is_valid(rec, outdir, spec.image_args(index), spec.files(index)):

@@ -33,6 +33,11 @@ _INPUT_TARGETS_PREFIX = "files."
 _REPLACED = {"-seed", "-dtype", "-device", "-compile", "-nocompile", "-dump", "-progress", "-noprogress"}
 
 MODES = ("rotation", "random")
+#: The background's float file (nonBragg -floatfile, once per dataset) and each image's sum (float_add's output).
+BACKGROUND_FILE = "background.bin"
+TOTAL_FILE = "total.bin"
+#: noisify's outputs in a dataset when its flags name none (noisify's own defaults are nanoBragg's names).
+NOISIFY_DEFAULTS = (("-intfile", "detector_int.img"), ("-pgmfile", "detector.pgm"), ("-noisefile", "detector.img"))
 #: Digits of the image number in file names (1-based).
 DIGITS = 5
 
@@ -68,11 +73,56 @@ class DatasetSpec:
     phi0: str = "0"  #: degrees, decimal text (rotation mode)
     osc: str = "0"  #: degrees, decimal text (rotation mode)
     dump: str = ""  #: absolute dump-file path
+    #: nonBragg flags of the amorphous background (input paths absolute); [] for none
+    background: list = field(default_factory=list)
+    #: noisify flags of the detector effects (input paths absolute, outputs numbered); [] for none
+    detector_effects: list = field(default_factory=list)
+    noisify_outputs: list = field(default_factory=list)  #: [flag, name as given] of noisify's outputs
 
     # ---- per image -------------------------------------------------------------------------
     def files(self, index: int) -> dict:
-        """Output flag -> file name (in OUTDIR) of image ``index`` (0-based; numbered from 1)."""
+        """Output flag -> file name (in OUTDIR) of image ``index`` (0-based; numbered from 1): nanoBragg's,
+        then with a background ``total`` (float_add's sum), then noisify's (``noisify -intfile`` ...)."""
+        names = self.spot_files(index)
+        if self.background:
+            names["total"] = numbered(TOTAL_FILE, index + 1)
+        for flag, name in self.noisify_outputs:
+            names[f"noisify {flag}"] = numbered(name, index + 1)
+        return names
+
+    def spot_files(self, index: int) -> dict:
+        """nanoBragg's output flag -> file name (in OUTDIR) of image ``index``."""
         return {flag: numbered(name, index + 1) for flag, name in self.outputs}
+
+    def spots_file(self, index: int) -> str:
+        """The float file of image ``index``'s spots (nanoBragg's -floatfile)."""
+        return numbered(dict(self.outputs)["-floatfile"], index + 1)
+
+    def background_args(self) -> list:
+        """``nonBragg`` arguments writing the dataset's background float file (run in OUTDIR)."""
+        return list(self.background) + ["-floatfile", BACKGROUND_FILE]
+
+    def float_add_args(self, index: int) -> list:
+        """``float_add`` arguments of image ``index``'s sum (spots + background), in OUTDIR."""
+        return [self.spots_file(index), BACKGROUND_FILE, numbered(TOTAL_FILE, index + 1)]
+
+    def noisify_args(self, index: int) -> list:
+        """The complete ``noisify`` argument list of image ``index`` (its input: the total, else the spots)."""
+        source = numbered(TOTAL_FILE, index + 1) if self.background else self.spots_file(index)
+        args = list(self.detector_effects) + ["-floatfile", source]
+        for flag, name in self.noisify_outputs:
+            args += [flag, numbered(name, index + 1)]
+        return args + ["-seed", str(self.noise_seed + index)]
+
+    def chain(self, index: int) -> dict:
+        """The command chain after nanoBragg that makes image ``index``'s other files (manifest ``chain``)."""
+        chain = {}
+        if self.background:
+            chain["nonBragg"] = self.background_args()
+            chain["float_add"] = self.float_add_args(index)
+        if self.detector_effects:
+            chain["noisify"] = self.noisify_args(index)
+        return chain
 
     def orientation(self, index: int) -> list:
         """The image's own flags: ``-phi X`` (rotation series) or ``-misset X Y Z`` (random)."""
@@ -85,7 +135,7 @@ class DatasetSpec:
         if not 0 <= index < self.images:
             raise IndexError(f"image {index} outside 0..{self.images - 1}")
         args = list(self.kept) + list(self.fixed)
-        for flag, name in self.files(index).items():
+        for flag, name in self.spot_files(index).items():
             args += [flag, name]
         args += self.orientation(index)
         args += ["-seed", str(self.noise_seed + index), "-dump", self.dump]
@@ -109,15 +159,67 @@ def _abs_input(value: str) -> str:
     return os.path.abspath(value) if value not in ("", "-") and os.path.exists(value) else value
 
 
+def _background_flags(flags: list) -> list:
+    """nonBragg flags checked as nonBragg checks them, its outputs refused, input paths absolute."""
+    from ..cli.nonbragg import build_settings as nonbragg_settings
+    from ..cli.nonbragg import validate
+    from ..cli.nonbragg_flags import BY_NAME
+    from ..cli.parser import split_flags
+    kept = []
+    for flag, name, values in split_flags(flags, BY_NAME):
+        canon = flag.names[0]
+        if canon in ("-floatfile", "-intfile", "-pgmfile", "-noisefile", "-stolout", "-img"):
+            raise DatasetError(f"--background: {name}: the dataset writes {BACKGROUND_FILE} itself "
+                               "(nonBragg's other outputs and -img are not used)")
+        if canon in ("-dtype", "-device"):
+            raise DatasetError(f"--background: {name}: the background is rendered as nonBragg's default "
+                               "(float64 on the CPU, C's file)")
+        if canon in ("-stol", "-4stol", "-Q", "-sourcefile"):
+            values = [_abs_input(values[0])]
+        kept += [name, *values]
+    validate(nonbragg_settings(kept)[0])
+    return kept
+
+
+def _noisify_flags(flags: list) -> tuple:
+    """(noisify flags less outputs and seed, input paths absolute; [[flag, name], ...] of its outputs)."""
+    from ..cli.noisify import BY_NAME, build_settings
+    from ..cli.parser import split_flags
+    settings = build_settings(flags)
+    given, kept = {}, []
+    for flag, name, values in split_flags(flags, BY_NAME):
+        canon = flag.names[0]
+        if canon in ("-floatfile", "-seed"):
+            raise DatasetError(f"--detector-effects: {name}: the dataset gives noisify its input (the image's "
+                               "total, else its -floatfile) and -seed (the image's noise seed)")
+        if canon in ("-intfile", "-pgmfile", "-noisefile"):
+            given[canon] = values[0]
+            continue
+        if canon == "-header":
+            values = [_abs_input(values[0])]
+        kept += [name, *values]
+    if settings.floatfile is not None:
+        raise DatasetError(f"--detector-effects: {settings.floatfile}: the dataset gives noisify its input")
+    outputs = []
+    for flag, default in NOISIFY_DEFAULTS:
+        if flag == "-pgmfile" and not settings.write_pgm or flag == "-noisefile" and not settings.calculate_noise:
+            continue
+        outputs.append([flag, given.get(flag, default)])
+    return kept, outputs
+
+
 def make_spec(outdir: str, flags: list, images: int, random_orientations: bool = False,
-              seed: Optional[int] = None, noise_seed: Optional[int] = None, device: Optional[str] = None):
+              seed: Optional[int] = None, noise_seed: Optional[int] = None, device: Optional[str] = None,
+              background: Optional[list] = None, detector_effects: Optional[list] = None):
     """Check the dataset options and the nanoBragg flags as ``nanoBragg`` would; returns (spec, settings).
 
     ``settings`` are image 0's, parsed from its argument list (outputs still
     relative). Raises DatasetError (or the command's UsageError/InputError)
     with one line; nothing is written. ``noise_seed`` (else the flags'
     ``-seed``, else ``seed``, else the clock) is image 0's noise seed.
-    ``device``: the device that ``-device auto`` resolved to (else cpu).
+    ``device``: the device that ``-device auto`` resolved to (else cpu). ``background``: nonBragg
+    flags (the amorphous background, once per dataset, added to every image as float_add does);
+    ``detector_effects``: noisify flags (run on every image's sum, else its spots).
     """
     from ..cli.main import build_settings
     from ..cli.parser import split_flags
@@ -204,7 +306,18 @@ def make_spec(outdir: str, flags: list, images: int, random_orientations: bool =
         if other != flag:
             raise DatasetError(f"{other} and {flag} would both write {numbered(name, 1)} (give them different names)")
     dump = os.path.abspath(dump_text if dump_text is not None else out.dumpfile)
+    bg_flags = _background_flags([str(f) for f in background]) if background else []
+    fx_flags, fx_outputs = _noisify_flags([str(f) for f in detector_effects]) if detector_effects else ([], [])
+    if (bg_flags or fx_flags) and not out.floatfile:
+        raise DatasetError("--background/--detector-effects need the spots' float file (nanoBragg's -floatfile)")
     spec = DatasetSpec(outdir=os.path.abspath(outdir), flags=flags, images=images, mode=mode, seed=seed,
                        noise_seed=int(noise_seed), kept=kept, fixed=fixed, outputs=outputs, phi0=phi0, osc=osc,
-                       dump=dump)
+                       dump=dump, background=bg_flags, detector_effects=fx_flags, noisify_outputs=fx_outputs)
+    seen = {}
+    for key, name in spec.files(0).items():
+        other = seen.setdefault(name, key)
+        if other != key:
+            raise DatasetError(f"{other} and {key} would both write {name} (give them different names)")
+    if bg_flags and BACKGROUND_FILE in seen:
+        raise DatasetError(f"{seen[BACKGROUND_FILE]} would write {BACKGROUND_FILE}, the background's file")
     return spec, build_settings(spec.image_args(0))
