@@ -184,3 +184,14 @@ def test_seeds_as_typed():
     assert (fx.seed, fx.calib_seed) == (-7, -11)
     assert api.detector_effects(7).calib_seed == 123456789  # noisify's default, as C holds it
     assert api.detector_effects(1, psf_fwhm=46).psf_fwhm == float(np.float32(46e-6))
+
+
+def test_background_gradient_reaches_distance_and_wavelength():
+    distance = torch.tensor(30.0, dtype=torch.float64, requires_grad=True)
+    wavelength = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    exp = api.experiment(api.detector(pixels=16, pixel_size=0.2, distance=distance),
+                         api.beam(wavelength=wavelength, fluence=1e24),
+                         api.crystal(api.unit_cell(50, 50, 50), N=2, default_F=1))
+    sim = api.simulate(exp, background=api.background("water", thickness=0.001))
+    sim.background.sum().backward()
+    assert float(distance.grad) < 0 and float(wavelength.grad) != 0  # farther: less water per pixel
