@@ -78,9 +78,11 @@ def test_an_interrupted_write_leaves_the_old_file_or_the_new_one(tmp_path, sig, 
 
 def _peak_rss_mb(folder: Path, args) -> tuple:
     """(peak resident memory in MB, digest of the float file) of one run in a fresh interpreter."""
-    code = ("import resource, sys\nfrom nanobragg.cli.main import main\n"
+    # VmHWM, not ru_maxrss: ru_maxrss carries the parent's peak across fork and exec
+    code = ("import sys\nfrom nanobragg.cli.main import main\n"
             "status = main(sys.argv[1:])\n"
-            "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\nsys.exit(status)")
+            "hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
+            "print('PEAK', int(hwm.split()[1]) / 1024)\nsys.exit(status)")
     done = subprocess.run([sys.executable, "-c", code] + args, cwd=folder, capture_output=True, text=True, check=True)
     peak = float(done.stdout.rsplit("PEAK", 1)[1])
     return peak, _digest(folder / "float.bin")
