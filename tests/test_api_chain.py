@@ -195,3 +195,12 @@ def test_background_gradient_reaches_distance_and_wavelength():
     sim = api.simulate(exp, background=api.background("water", thickness=0.001))
     sim.background.sum().backward()
     assert float(distance.grad) < 0 and float(wavelength.grad) != 0  # farther: less water per pixel
+
+
+def test_float32_background_and_torch_effects():
+    sim = api.simulate(_experiment(), dtype=torch.float32, background=_water(),
+                       detector_effects=_effects(rng="torch"))
+    assert sim.background.dtype == torch.float32 and sim.adu.dtype == torch.float32
+    c = _floats("water.bin").astype(np.float64).ravel()
+    mine = sim.background.double().numpy().ravel()
+    assert np.corrcoef(c, mine)[0, 1] >= 0.9999 and abs(mine.sum() / c.sum() - 1) < 1e-3
