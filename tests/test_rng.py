@@ -242,7 +242,7 @@ def test_gaussdev_spare_is_a_process_static():
 
 def test_one_mosaic_domain_still_draws_three_deviates():
     from nanobragg.rng import CStatics
-    from nanobragg.rng.ran1 import mosaic_draws
+    from nanobragg.rng.orientation import mosaic_draws
 
     one, many = CStatics(), CStatics()
     assert np.array_equal(mosaic_draws(one, MOSAIC_SEED, 1), np.eye(3)[None])

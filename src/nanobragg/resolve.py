@@ -160,7 +160,8 @@ def _oversample(sampling, cell, N, lam0, distance, pixel):
 def _domain_rotations(spread: float, domains: int, seed: int, statics=None) -> np.ndarray:
     """C's mosaic domain rotations, drawn through the generator ``statics`` (a single domain is the
     identity, but C still draws it: the noise draws on the table it leaves)."""
-    from .rng.ran1 import CStatics, mosaic_draws
+    from .rng.orientation import mosaic_draws
+    from .rng.ran1 import CStatics
 
     return mosaic_draws(CStatics() if statics is None else statics, seed, domains, spread)
 

@@ -43,10 +43,25 @@ __all__ = [
     "new_state",
 ]
 
-from .orientation import (mosaic_rotation_umat, mosaic_umats, random_misset,  # noqa: F401 (re-exported)
-                          umat2misset, uniform3d_dev)
-from .ran1 import (_GAMMLN_COF, ALXM, FSTATE_SIZE, GSET, IDUM, ISET, ISTATE_SIZE, IV, IY, OLDM, SQ, G,  # noqa: F401
-                   _F32_ONE, CStatics, new_state, ran1)
+from .orientation import mosaic_rotation_umat, mosaic_umats, random_misset, umat2misset, uniform3d_dev  # noqa: F401 (re-exported)
+from .ran1 import (  # noqa: F401
+    _F32_ONE,
+    _GAMMLN_COF,
+    ALXM,
+    FSTATE_SIZE,
+    GSET,
+    IDUM,
+    ISET,
+    ISTATE_SIZE,
+    IV,
+    IY,
+    OLDM,
+    SQ,
+    CStatics,
+    G,
+    new_state,
+    ran1,
+)
 
 #: C ``ran1`` compiled (same source as :func:`nanobragg.rng.ran1.ran1`) for use inside compiled loops.
 ran1_nb = numba.njit(cache=True)(ran1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import math
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from .ran1 import CStatics, PyRandom
 
 
+@functools.lru_cache(maxsize=1)
 def _load_powf():
     """glibc's ``powf`` via ctypes, so float rounding matches C exactly."""
     name = ctypes.util.find_library("m")
@@ -27,13 +29,11 @@ def _load_powf():
     return fn
 
 
-_LIBM_POWF = _load_powf()
-
-
 def _powf(x: np.float32, y: np.float32) -> np.float32:
     """C ``powf``; falls back to a double pow rounded to float without libm."""
-    if _LIBM_POWF is not None:
-        return np.float32(_LIBM_POWF(float(x), float(y)))
+    libm_powf = _load_powf()
+    if libm_powf is not None:
+        return np.float32(libm_powf(float(x), float(y)))
     return np.float32(math.pow(float(x), float(y)))
 
 
@@ -177,3 +177,18 @@ def random_misset(seed: int, statics: CStatics | None = None) -> tuple[np.ndarra
     """
     umat = mosaic_rotation_umat(90.0, PyRandom(seed, statics))
     return umat, umat2misset(umat)
+
+
+def mosaic_draws(statics: CStatics, mosaic_seed: int, domains: int, spread_rad: float = 0.0) -> np.ndarray:
+    """C's mosaic-domain loop drawn through ``statics``: ``(domains, 3, 3)`` rotations.
+
+    C draws every domain, the first (then forced to the identity) included,
+    even with one domain and no mosaicity; a single domain's three deviates
+    are drawn here without building its matrix (nor loading libm's powf).
+    """
+    if domains == 1:
+        rng = PyRandom(mosaic_seed, statics)
+        for _ in range(3):
+            rng.ran1()
+        return np.eye(3)[None]
+    return mosaic_umats(spread_rad, domains, mosaic_seed, statics)

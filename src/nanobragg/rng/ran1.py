@@ -157,21 +157,3 @@ def ran1(ist):
     if temp > _RNMX:
         return np.float32(_RNMX)
     return temp
-
-
-def mosaic_draws(statics: CStatics, mosaic_seed: int, domains: int, spread_rad: float = 0.0) -> np.ndarray:
-    """C's mosaic-domain loop drawn through ``statics``: ``(domains, 3, 3)`` rotations.
-
-    C draws every domain, the first (then forced to the identity) included,
-    even with one domain and no mosaicity; a single domain's three deviates
-    are drawn here without building its matrix (nor loading the orientation
-    module and libm's powf).
-    """
-    if domains == 1:
-        rng = PyRandom(mosaic_seed, statics)
-        for _ in range(3):
-            rng.ran1()
-        return np.eye(3)[None]
-    from .orientation import mosaic_umats
-
-    return mosaic_umats(spread_rad, domains, mosaic_seed, statics)
