@@ -180,7 +180,7 @@ def scattering_terms(inp: RenderInputs, d, src: slice, stacked: bool = False):
     inv_lam = 1.0 / inp.exact("source_lambdas")[src]
     if stacked:
         d = d if isinstance(d, torch.Tensor) else torch.stack(d, 1)  # (K, 3, P)
-    if stacked and inp.dmin <= 0:  # q stays implicit: h = (a/lambda) . d - (a . incident)/lambda
+    if inp.dmin <= 0:  # q stays implicit: h = (a/lambda) . d - (a . incident)/lambda
         return _Implicit(d, incident, inv_lam), None
     if stacked:
         q = (d[:, None] - incident[None, :, :, None]) * inv_lam[None, :, None, None]
@@ -195,7 +195,8 @@ def scattering_terms(inp: RenderInputs, d, src: slice, stacked: bool = False):
 
 
 class _Implicit:
-    """q = (d - incident) / lambda, not formed: diffracted (K, 3, P), incident (S, 3), 1/lambda (S,)."""
+    """q = (d - incident) / lambda, not formed (no (K, S, P) temporaries: compiled code would keep
+    them in memory): diffracted (K, 3, P) or three (K, P), incident (S, 3), 1/lambda (S,)."""
 
     def __init__(self, d, incident, inv_lam):
         self.d, self.incident, self.inv_lam = d, incident, inv_lam
@@ -209,14 +210,19 @@ def miller_indices(q, cells: torch.Tensor):
     tensor: one (K, S, 3, C, P) tensor from a single matrix product (eager
     code: one pass instead of fifteen).
     """
-    if isinstance(q, _Implicit):  # one product with the cells over 1/lambda, less a (S, 3C) offset
-        k, _, p = q.d.shape
+    if isinstance(q, _Implicit):  # the cells over 1/lambda times d, less a (S, 3C) offset
         c = cells.shape[0]
         a = cells.transpose(0, 1).reshape(3 * c, 3)
         scaled = a[None] * q.inv_lam[:, None, None]  # (S, 3C, 3)
-        offset = (scaled @ q.incident[:, :, None])  # (S, 3C, 1)
-        h = torch.matmul(scaled[None], q.d[:, None]) - offset[None]  # (K, S, 3C, P)
-        return h.view(k, -1, 3, c, p)
+        offset = (scaled * q.incident[:, None, :]).sum(-1)  # (S, 3C)
+        if isinstance(q.d, torch.Tensor):  # one matrix product (eager)
+            k, _, p = q.d.shape
+            h = torch.matmul(scaled[None], q.d[:, None]) - offset[None, :, :, None]  # (K, S, 3C, P)
+            return h.view(k, -1, 3, c, p)
+        m, off = scaled.view(-1, 3, c, 3), offset.view(-1, 3, c)  # plain products (compiled code fuses them)
+        dx, dy, dz = (x[:, None, None, :] for x in q.d)
+        return tuple(dx * m[None, :, i, :, 0, None] + dy * m[None, :, i, :, 1, None] + dz * m[None, :, i, :, 2, None]
+                     - off[None, :, i, :, None] for i in range(3))
     if isinstance(q, torch.Tensor):
         k, s, _, p = q.shape
         c = cells.shape[0]
@@ -246,6 +252,8 @@ def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool, fused: bool = Fa
         h0 = torch.ceil(hkl - 0.5)
         frac = (hkl - h0).to(dtype).unbind(2)
         hkl, h0 = hkl.unbind(2), h0.unbind(2)
+    elif fused and hkl[0].dtype == torch.float64:
+        h0, frac = zip(*(_nearest_fused(h, dtype) for h in hkl))
     else:
         h0 = tuple(torch.ceil(h - 0.5) for h in hkl)
         frac = tuple((h - n).to(dtype) for h, n in zip(hkl, h0))
@@ -264,6 +272,20 @@ def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool, fused: bool = Fa
         counted = counted if cut is None else counted & ~cut[:, :, None, :]
     f_cell, interp_on = structure_factor(tuple(h.to(dtype) for h in hkl), h0, inp.ftable, interp_on, counted)
     return (f_cell * f_latt) ** 2, f_latt, interp_on
+
+
+#: 1.5 * 2**52: adding and subtracting it rounds a float64 of magnitude below 2**51 to a whole number.
+_ROUNDER = 6755399441055744.0
+
+
+def _nearest_fused(h: torch.Tensor, dtype):
+    """C's h0 = ceil(h - 1/2) and h - h0 (in ``dtype``) for compiled code, where a float64 ceil is
+    not vectorised: round to nearest (ties to even) by adding and subtracting 1.5 * 2**52, then
+    send ties down as C's ceil does (h - h0 = -1/2 becomes +1/2)."""
+    nearest = (h + _ROUNDER) - _ROUNDER
+    frac = h - nearest
+    tie = frac == -0.5
+    return torch.where(tie, nearest - 1.0, nearest), torch.where(tie, 0.5, frac).to(dtype)
 
 
 def _polar(inp, d, incident):
