@@ -58,7 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--detector-effects", metavar="ARGS", help="noisify flags, one quoted string (e.g. '-readout 3 "
                    "-psf gauss -psf_fwhm 100 -psf_radius 3'): run on each image's total (else its float file) with "
                    "the image's noise seed, writing detector_int_NNNNN.img, detector_NNNNN.img")
-    p.add_argument("--chunk", type=int, metavar="M", help="images per Dask task (default: about 4 tasks per worker)")
+    p.add_argument("--chunk", type=int, metavar="M", help="images per Dask task (default: about 4 tasks per worker); "
+                   "with --format nxmx, frames per NXmx data file and per task (default 16)")
+    p.add_argument("--format", choices=("files", "nxmx"), default="files",
+                   help="files: each image's own files (default); nxmx: those and an NXmx series of the SMV int "
+                   "images (-intfile): data files series_NNNNN.h5, each written by the task that renders its "
+                   "frames, and series_master.h5, written at the end, whose /entry/data/data is every frame in "
+                   "order and whose omega values are the images' phi (needs nanobragg[formats])")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="progress bar always")
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -95,7 +101,8 @@ def run(argv: list) -> int:
                               seed=opts.seed, resume=opts.resume, workers=opts.workers, scheduler=opts.scheduler,
                               chunk=opts.chunk, progress=opts.progress,
                               background=shlex.split(opts.background) if opts.background else None,
-                              detector_effects=shlex.split(opts.detector_effects) if opts.detector_effects else None)
+                              detector_effects=shlex.split(opts.detector_effects) if opts.detector_effects else None,
+                              format=opts.format)
     except (DatasetError, UsageError, InputError, ConfigError) as exc:
         return _fail(str(exc))
     except OSError as exc:  # the manifest or OUTDIR itself (a full disk, a folder removed)

@@ -34,7 +34,7 @@ def render_chunk(spec: DatasetSpec, indices: list) -> list:
     """A Dask task: render and write images ``indices``; returns their manifest records."""
     import torch
 
-    from .render import load, render_one
+    from .render import load, render_group
     try:
         from distributed import get_worker
         threads = get_worker().state.nthreads
@@ -46,7 +46,7 @@ def render_chunk(spec: DatasetSpec, indices: list) -> list:
     if loaded is None:
         _LOADED.clear()
         loaded = _LOADED[spec.token] = load(spec)
-    return [render_one(spec, index, loaded) for index in indices]
+    return render_group(spec, indices, loaded)
 
 
 def default_chunk(todo: int, workers: int) -> int:
@@ -55,9 +55,11 @@ def default_chunk(todo: int, workers: int) -> int:
 
 
 def render_on_dask(spec: DatasetSpec, todo: list, finished: Callable[[dict], None], *, workers: Optional[int] = None,
-                   scheduler: Optional[str] = None, client=None, chunk: Optional[int] = None) -> str:
+                   scheduler: Optional[str] = None, client=None, chunk: Optional[int] = None,
+                   groups: Optional[list] = None) -> str:
     """Render ``todo`` on a cluster, calling ``finished(record)`` in the client for each image done;
-    returns a description of the cluster."""
+    returns a description of the cluster. ``groups``: the tasks' images (--format nxmx: one data file
+    each) instead of ``todo`` cut in chunks."""
     from distributed import Client, LocalCluster, as_completed
     from distributed.scheduler import KilledWorker
 
@@ -77,9 +79,11 @@ def render_on_dask(spec: DatasetSpec, todo: list, finished: Callable[[dict], Non
         count = len(client.nthreads()) or (workers or 1)  # every worker (scheduler_info lists only a few)
         size = chunk or default_chunk(len(todo), count)
         run = uuid.uuid4().hex[:8]
-        futures = [client.submit(render_chunk, spec, todo[k:k + size], key=f"nb-dataset-{spec.token}-{run}-{k}",
+        if groups is None:
+            groups = [todo[k:k + size] for k in range(0, len(todo), size)]
+        futures = [client.submit(render_chunk, spec, group, key=f"nb-dataset-{spec.token}-{run}-{group[0]}",
                                  pure=False)
-                   for k in range(0, len(todo), size)]
+                   for group in groups]
         try:
             for future in as_completed(futures):
                 try:

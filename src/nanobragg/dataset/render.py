@@ -48,6 +48,8 @@ class LoadedInputs:
     origins: dict = field(default_factory=dict)  #: dotted field -> origin the loader recorded
     #: the dataset's background (S, F) float32, nonBragg's float file; None without --background
     background: Optional[np.ndarray] = None
+    #: --format nxmx: the series' NXmx values (nanobragg.io.nexus.NXmxInfo, image 0's run); else None
+    nxmx: Optional[object] = None
 
     @classmethod
     def read(cls, settings, fresh) -> "LoadedInputs":
@@ -161,6 +163,9 @@ def make_record(spec: DatasetSpec, index: int, stats: dict) -> dict:
     chain = spec.chain(index)
     if chain:
         record["chain"] = chain
+    if spec.format == "nxmx":
+        name, frame = spec.nxmx_place(index)
+        record["nxmx"] = {"file": name, "frame": frame}
     own = spec.orientation(index)
     if own[0] == "-phi":
         record["phi"] = float(own[1])
@@ -173,3 +178,42 @@ def make_record(spec: DatasetSpec, index: int, stats: dict) -> dict:
 def render_one(spec: DatasetSpec, index: int, loaded: LoadedInputs) -> dict:
     """Render and write image ``index``; returns its manifest record (after its files are in place)."""
     return make_record(spec, index, render_files(spec, index, loaded))
+
+
+def write_nxmx_data(spec: DatasetSpec, indices: list) -> None:
+    """--format nxmx: the data file of images ``indices`` (one whole file's), their SMV int images in order,
+    written atomically."""
+    from ..io import read_smv
+    from ..io.nexus import write_nxmx_frames
+    name = spec.nxmx_place(indices[0])[0]
+    frames = np.stack([read_smv(os.path.join(spec.outdir, spec.spot_files(i)["-intfile"]))[1] for i in indices])
+    write_nxmx_frames(os.path.join(spec.outdir, name), frames)
+
+
+def render_group(spec: DatasetSpec, indices: list, loaded: LoadedInputs) -> list:
+    """Render and write images ``indices``; returns their manifest records. With --format nxmx ``indices``
+    are one data file's images: the file is written once they are, before any record is made."""
+    if spec.format != "nxmx":
+        return [render_one(spec, index, loaded) for index in indices]
+    stats = [render_files(spec, index, loaded) for index in indices]
+    write_nxmx_data(spec, indices)
+    return [make_record(spec, index, s) for index, s in zip(indices, stats)]
+
+
+def nxmx_sources(spec: DatasetSpec) -> list:
+    """The master file's sources: (data file, dataset, frames) of every data file, in series order."""
+    return [(spec.nxmx_place(group[0])[0], "/entry/data/data", len(group)) for group in spec.file_groups()]
+
+
+def write_nxmx_master(spec: DatasetSpec, info) -> None:
+    """OUTDIR/series_master.h5: the run's NXmx metadata (``info``, image 0's) with every frame's omega the
+    image's phi, and its data a virtual dataset of the data files' frames in series order."""
+    import dataclasses
+    import math
+
+    from ..io.nexus import write_nxmx_master as write_master
+    from .spec import NXMX_MASTER
+    angles = np.array([math.radians(float(spec.orientation(i)[1])) for i in range(spec.images)])
+    info = dataclasses.replace(info, frames=spec.images, angles=angles, phi0=float(angles[0]),
+                               osc=math.radians(float(spec.osc)))
+    write_master(os.path.join(spec.outdir, NXMX_MASTER), info, nxmx_sources(spec), tuple(info.modules[0].shape))

@@ -77,7 +77,8 @@ def _uses_dask(workers, scheduler, client) -> bool:
 
 
 def prepare(outdir: str, flags: list, images: int, *, random_orientations: bool = False, seed: Optional[int] = None,
-            resume: bool = False, background: Optional[list] = None, detector_effects: Optional[list] = None):
+            resume: bool = False, background: Optional[list] = None, detector_effects: Optional[list] = None,
+            format: str = "files", frames_per_file: Optional[int] = None):
     """Check everything (dataset options, the flags as nanoBragg checks them, input files, OUTDIR) before
     anything is written; returns (spec, inputs read, existing dataset.json or None)."""
     import torch
@@ -99,8 +100,13 @@ def prepare(outdir: str, flags: list, images: int, *, random_orientations: bool 
     noise_seed = None
     if existing and "-seed" not in flags and seed is None:
         noise_seed = existing.get("noise_seed")  # the clock's seed of the interrupted run
+    if format == "nxmx":
+        from ..io.nexus import require_h5
+        require_h5("--format nxmx")
+        if existing and frames_per_file is None and isinstance(existing.get("frames_per_file"), int):
+            frames_per_file = existing["frames_per_file"] or None  # the interrupted run's --chunk
     spec, settings = make_spec(outdir, flags, images, random_orientations, seed, noise_seed, device,
-                               background, detector_effects)
+                               background, detector_effects, format, frames_per_file)
     if existing is not None:
         mine = spec.describe()
         differ = sorted(k for k in set(mine) | set(existing) if mine.get(k) != existing.get(k))
@@ -115,6 +121,9 @@ def prepare(outdir: str, flags: list, images: int, *, random_orientations: bool 
     if spec.background:
         _check_background_detector(spec, res)
         loaded.background = render_background(spec)
+    if spec.format == "nxmx":
+        from ..cli.outputs import nxmx_info
+        loaded.nxmx = nxmx_info(res, settings.experiment)
     return spec, loaded, existing
 
 
@@ -144,6 +153,14 @@ def _render_in_process(spec, todo: list, loaded: LoadedInputs, finished) -> None
     are in place is still listed)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    if spec.format == "nxmx":  # a data file's images, then the file, then their records
+        from .render import render_group
+        wanted = set(todo)
+        for group in spec.file_groups():
+            if wanted.intersection(group):
+                for record in render_group(spec, group, loaded):
+                    finished(record)
+        return
     pending = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nb-dataset-manifest") as post:
         try:
@@ -161,7 +178,8 @@ def run_dataset(outdir: str, flags: list, images: int, *, random_orientations: b
                 seed: Optional[int] = None, resume: bool = False, workers: Optional[int] = None,
                 scheduler: Optional[str] = None, client=None, chunk: Optional[int] = None,
                 progress: Optional[bool] = False, on_record: Optional[Callable[[dict], None]] = None,
-                background: Optional[list] = None, detector_effects: Optional[list] = None) -> Summary:
+                background: Optional[list] = None, detector_effects: Optional[list] = None,
+                format: str = "files") -> Summary:
     """Render a dataset into ``outdir``; see :mod:`nanobragg.dataset`. Returns a :class:`Summary`.
 
     Bad input raises DatasetError (or the command's UsageError, InputError,
@@ -169,6 +187,10 @@ def run_dataset(outdir: str, flags: list, images: int, *, random_orientations: b
     float file ``background.bin`` once, added to each image's float file as float_add does:
     ``total_NNNNN.bin``); ``detector_effects``: noisify's flags, run on each image's total (else its
     float file) with the image's noise seed. The manifest's ``chain`` records the commands.
+    ``format="nxmx"``: the SMV int images also go to NXmx data files of ``chunk`` frames each
+    (default 16; one Dask task each), ``series_NNNNN.h5``, each written by the task that renders its
+    images, and the client writes ``series_master.h5`` at the end (a virtual dataset of every frame
+    in order, omega the images' phi); each record's ``nxmx`` names its (file, frame).
     """
     start = time.perf_counter()
     if _uses_dask(workers, scheduler, client):
@@ -179,7 +201,8 @@ def run_dataset(outdir: str, flags: list, images: int, *, random_orientations: b
     if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
         raise DatasetError(f"--chunk must be a positive whole number (got {chunk!r})")
     spec, loaded, existing = prepare(outdir, flags, images, random_orientations=random_orientations, seed=seed,
-                                     resume=resume, background=background, detector_effects=detector_effects)
+                                     resume=resume, background=background, detector_effects=detector_effects,
+                                     format=format, frames_per_file=chunk if format == "nxmx" else None)
     outdir = spec.outdir
     os.makedirs(outdir, exist_ok=True)
     lock = _lock(outdir)
@@ -213,6 +236,11 @@ def _run_locked(spec, loaded, existing, start, workers, scheduler, client, chunk
     for index, rec in read_manifest(outdir).items():
         if 0 <= index < spec.images and record_is_valid(rec, outdir, spec.image_args(index), spec.files(index)):
             records[index] = rec
+    if spec.format == "nxmx":  # a data file holds its images together: one missing, the file is rendered again
+        for group in spec.file_groups():
+            if any(i not in records for i in group):
+                for i in group:
+                    records.pop(i, None)
     if os.path.exists(os.path.join(outdir, MANIFEST)):
         rewrite_manifest(outdir, records)  # only the valid lines stay; appends follow them
     todo = [i for i in range(spec.images) if i not in records]
@@ -235,8 +263,11 @@ def _run_locked(spec, loaded, existing, start, workers, scheduler, client, chunk
     try:
         if _uses_dask(workers, scheduler, client):
             from .dask_backend import render_on_dask
+            groups = None
+            if spec.format == "nxmx":
+                groups = [g for g in spec.file_groups() if set(g) & set(todo)]
             where = render_on_dask(spec, todo, finished, workers=workers, scheduler=scheduler, client=client,
-                                   chunk=chunk)
+                                   chunk=chunk, groups=groups)
         else:
             _render_in_process(spec, todo, loaded, finished)
     finally:
@@ -244,4 +275,7 @@ def _run_locked(spec, loaded, existing, start, workers, scheduler, client, chunk
         if bar is not None:
             bar.close()
     rewrite_manifest(outdir, records)
+    if spec.format == "nxmx":  # every data file is in place: the master joins them
+        from .render import write_nxmx_master
+        write_nxmx_master(spec, loaded.nxmx)
     return Summary(outdir, spec.images, len(todo), kept, time.perf_counter() - start, where)

@@ -40,6 +40,13 @@ TOTAL_FILE = "total.bin"
 NOISIFY_DEFAULTS = (("-intfile", "detector_int.img"), ("-pgmfile", "detector.pgm"), ("-noisefile", "detector.img"))
 #: Digits of the image number in file names (1-based).
 DIGITS = 5
+#: Output formats of a dataset: each image's own files, or those and an NXmx series (data files and a master).
+FORMATS = ("files", "nxmx")
+#: --format nxmx: data file NNNNN (numbered from 1) holds frames_per_file int images; the master joins them.
+NXMX_DATA = "series.h5"
+NXMX_MASTER = "series_master.h5"
+#: --format nxmx: frames per data file (and per Dask task) when --chunk gives none.
+FRAMES_PER_FILE = 16
 
 
 class DatasetError(ValueError):
@@ -78,6 +85,18 @@ class DatasetSpec:
     #: noisify flags of the detector effects (input paths absolute, outputs numbered); [] for none
     detector_effects: list = field(default_factory=list)
     noisify_outputs: list = field(default_factory=list)  #: [flag, name as given] of noisify's outputs
+    format: str = "files"  #: "files" (each image's files) or "nxmx" (those and an NXmx series)
+    frames_per_file: int = 0  #: --format nxmx: images per data file (the last one may hold fewer)
+
+    # ---- NXmx series -----------------------------------------------------------------------
+    def nxmx_place(self, index: int) -> tuple:
+        """(data file name, frame in it) of image ``index`` (--format nxmx)."""
+        return numbered(NXMX_DATA, index // self.frames_per_file + 1), index % self.frames_per_file
+
+    def file_groups(self) -> list:
+        """The images of each data file, in order (--format nxmx)."""
+        n = self.frames_per_file
+        return [list(range(k, min(k + n, self.images))) for k in range(0, self.images, n)]
 
     # ---- per image -------------------------------------------------------------------------
     def files(self, index: int) -> dict:
@@ -88,6 +107,8 @@ class DatasetSpec:
             names["total"] = numbered(TOTAL_FILE, index + 1)
         for flag, name in self.noisify_outputs:
             names[f"noisify {flag}"] = numbered(name, index + 1)
+        if self.format == "nxmx":
+            names["nxmx"] = self.nxmx_place(index)[0]
         return names
 
     def spot_files(self, index: int) -> dict:
@@ -146,6 +167,9 @@ class DatasetSpec:
         """What identifies the dataset (dataset.json): a rerun with --resume must match it."""
         d = asdict(self)
         d.pop("outdir")
+        if d["format"] == "files":  # as before --format existed: older datasets resume
+            d.pop("format")
+            d.pop("frames_per_file")
         return {"tool": "nb-dataset", "version": 1, **d}
 
     @property
@@ -210,7 +234,8 @@ def _noisify_flags(flags: list) -> tuple:
 
 def make_spec(outdir: str, flags: list, images: int, random_orientations: bool = False,
               seed: Optional[int] = None, noise_seed: Optional[int] = None, device: Optional[str] = None,
-              background: Optional[list] = None, detector_effects: Optional[list] = None):
+              background: Optional[list] = None, detector_effects: Optional[list] = None,
+              format: str = "files", frames_per_file: Optional[int] = None):
     """Check the dataset options and the nanoBragg flags as ``nanoBragg`` would; returns (spec, settings).
 
     ``settings`` are image 0's, parsed from its argument list (outputs still
@@ -219,7 +244,9 @@ def make_spec(outdir: str, flags: list, images: int, random_orientations: bool =
     ``-seed``, else ``seed``, else the clock) is image 0's noise seed.
     ``device``: the device that ``-device auto`` resolved to (else cpu). ``background``: nonBragg
     flags (the amorphous background, once per dataset, added to every image as float_add does);
-    ``detector_effects``: noisify flags (run on every image's sum, else its spots).
+    ``detector_effects``: noisify flags (run on every image's sum, else its spots). ``format="nxmx"``:
+    the images' SMV int images also go, ``frames_per_file`` at a time (default FRAMES_PER_FILE), to
+    NXmx data files ``series_NNNNN.h5`` joined by the master ``series_master.h5`` (a rotation series only).
     """
     from ..cli.main import build_settings
     from ..cli.parser import split_flags
@@ -230,6 +257,18 @@ def make_spec(outdir: str, flags: list, images: int, random_orientations: bool =
     if images > 10 ** DIGITS - 1:
         raise DatasetError(f"--images {images}: at most {10 ** DIGITS - 1} images (5-digit file numbers)")
     mode = "random" if random_orientations else "rotation"
+    if format not in FORMATS:
+        raise DatasetError(f"--format {format}: not one of {', '.join(FORMATS)}")
+    if format == "nxmx":
+        if mode == "random":
+            raise DatasetError("--format nxmx writes a rotation series (one omega angle per frame): "
+                               "not with --random-orientations")
+        if frames_per_file is None:
+            frames_per_file = FRAMES_PER_FILE
+        if not isinstance(frames_per_file, int) or isinstance(frames_per_file, bool) or frames_per_file < 1:
+            raise DatasetError(f"--chunk must be a positive whole number (got {frames_per_file!r})")
+    else:
+        frames_per_file = 0
     if mode == "random" and seed is None:
         raise DatasetError("--random-orientations needs --seed S (the orientations are drawn from it)")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
@@ -300,6 +339,8 @@ def make_spec(outdir: str, flags: list, images: int, random_orientations: bool =
     outputs = [[flag, getattr(out, fld)] for flag, fld in OUTPUT_FLAGS if wanted[fld]]
     if not outputs:
         raise DatasetError("the flags write no image file (give at least one of -floatfile, -intfile, ...)")
+    if format == "nxmx" and not wanted["intfile"]:
+        raise DatasetError("--format nxmx: the frames are the SMV int images: give -intfile among the flags")
     seen = {}
     for flag, name in outputs:
         other = seen.setdefault(numbered(name, 1), flag)
@@ -312,7 +353,8 @@ def make_spec(outdir: str, flags: list, images: int, random_orientations: bool =
         raise DatasetError("--background/--detector-effects need the spots' float file (nanoBragg's -floatfile)")
     spec = DatasetSpec(outdir=os.path.abspath(outdir), flags=flags, images=images, mode=mode, seed=seed,
                        noise_seed=int(noise_seed), kept=kept, fixed=fixed, outputs=outputs, phi0=phi0, osc=osc,
-                       dump=dump, background=bg_flags, detector_effects=fx_flags, noisify_outputs=fx_outputs)
+                       dump=dump, background=bg_flags, detector_effects=fx_flags, noisify_outputs=fx_outputs,
+                       format=format, frames_per_file=frames_per_file)
     seen = {}
     for key, name in spec.files(0).items():
         other = seen.setdefault(name, key)

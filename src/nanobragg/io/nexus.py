@@ -312,6 +312,7 @@ def write_nxmx_master(path, info: NXmxInfo, sources: list, shape: tuple, dtype=n
     for name, dataset, frames in sources:
         layout[first:first + frames] = h5py.VirtualSource(str(name), dataset, shape=(frames, *shape))
         first += frames
+    layout.dcpl.set_obj_track_times(False)  # as every other dataset: no HDF5 timestamp, a re-run's bytes
     with OutputSet() as outputs:
         out = outputs.add(path)
         with os.fdopen(os.dup(out.fd), "w+b") as handle:
@@ -319,3 +320,30 @@ def write_nxmx_master(path, info: NXmxInfo, sources: list, shape: tuple, dtype=n
                 write_metadata(f, info, tuple(shape))
                 data = f["/entry/data"].create_virtual_dataset("data", layout, fillvalue=0)
                 f["/entry/instrument/detector/data"] = data
+
+
+def write_nxmx_frames(path, frames: np.ndarray, dataset: str = "/entry/data/data") -> None:
+    """A data file of an NXmx series, atomically: ``frames`` (frames, slow, fast) as ``dataset`` alone.
+
+    The frames are chunked one a time, bitshuffle-LZ4 compressed, written
+    without HDF5 timestamps and without a start time, so the same frames give
+    the same bytes whenever and wherever they are written; the metadata are
+    the master file's (:func:`write_nxmx_master`, whose virtual dataset reads
+    ``dataset`` here).
+    """
+    h5py, hdf5plugin = require_h5()
+    from .atomic import OutputSet
+
+    frames = np.asarray(frames)
+    head, _, name = dataset.rpartition("/")
+    with OutputSet() as outputs:
+        out = outputs.add(path)
+        with os.fdopen(os.dup(out.fd), "w+b") as handle:
+            with h5py.File(handle, "w") as f:
+                group = f
+                for part in (p for p in head.split("/") if p):
+                    group = group.require_group(part)
+                    group.attrs["NX_class"] = {"entry": "NXentry", "data": "NXdata"}.get(part, "NXcollection")
+                chunks = (1, *frames.shape[1:])
+                group.create_dataset(name, data=frames, chunks=chunks, track_times=False,
+                                     **hdf5plugin.Bitshuffle(cname="lz4"))
