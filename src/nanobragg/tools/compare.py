@@ -4,7 +4,8 @@ Usage::
 
     nb-compare [--outdir DIR] [--roi xmin xmax ymin ymax] [--threshold T]
                [--resample] [--png-scale PCTL] [--save-diff] [--timeout S]
-               [--keep-files] [--c-bin PATH] [--py-bin PATH] -- ARGS...
+               [--keep-files] [--c-bin PATH] [--py-bin PATH] [--image KIND] -- ARGS...
+    nb-compare --files REF TEST [--frame N] [options] [-- ARGS...]
 
 The reference program ("c": ``--c-bin``, else ``$NB_C_BIN``, else
 ``./nanoBragg``) and the program under test ("py": ``--py-bin``, else
@@ -21,6 +22,15 @@ copied in when ``ARGS`` has no ``-hkl``. The folders are removed afterwards
 (with ``--keep-files`` their contents move to ``DIR/c_files`` and
 ``DIR/py_files``). Each program is killed (its whole process group) after
 ``--timeout`` seconds (default 600; 0 = no limit).
+
+``--image smv|cbf|nxmx`` compares another of the programs' outputs instead
+of the float images: each program also gets ``-intfile``, ``-cbffile`` or
+``-h5file`` (a file in the artifact folder), read with fabio (SMV, CBF) or
+h5py (NXmx, frame ``--frame``); C's nanoBragg writes float and SMV files
+only. ``--files REF TEST`` runs nothing and compares two existing files, each
+read by its own format (an HDF5 file as NXmx, ``###CBF`` as CBF, an SMV
+header as SMV, anything else as raw float32, its shape from ``ARGS`` when
+given); REF takes the "c" side, TEST the "py" side.
 
 The float images are compared and everything is kept in the artifact folder
 (``comparisons/YYYYMMDD-HHMMSS-<hash>/`` unless ``--outdir``); nothing else
@@ -71,6 +81,9 @@ DEFAULT_DUMP = "Fdump.bin"
 DEFAULT_PNG_PERCENTILE = 99.5
 DEFAULT_PIXEL_MM = 0.1
 DEFAULT_DETSIZE_MM = 102.4
+#: --image: each kind's output flag and file extension (float: the -floatfile nb-compare always gives).
+IMAGE_KINDS = {"float": ("-floatfile", ".bin"), "smv": ("-intfile", ".img"), "cbf": ("-cbffile", ".cbf"),
+               "nxmx": ("-h5file", ".h5")}
 SUMMARY_KEYS = (
     "args", "c_bin", "py_bin", "roi", "resample", "runtime_c_ms", "runtime_py_ms",
     "correlation", "mse", "rmse", "max_abs_diff", "sum_c", "sum_py", "sum_ratio",
@@ -124,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--c-bin", help="reference program (default $NB_C_BIN or ./nanoBragg)")
     p.add_argument("--py-bin", help="program under test (default $NB_PY_BIN or "
                    "this project's nanoBragg command)")
+    p.add_argument("--image", choices=tuple(IMAGE_KINDS), default="float",
+                   help="which output of the programs to compare: float (default), smv (-intfile), cbf "
+                   "(-cbffile) or nxmx (-h5file); C's nanoBragg writes float and smv only")
+    p.add_argument("--files", nargs=2, type=Path, metavar=("REF", "TEST"),
+                   help="run nothing: compare two existing files (raw float32, SMV, CBF or NXmx, each "
+                   "recognised by its content; REF is the c side)")
+    p.add_argument("--frame", type=int, default=0, metavar="N",
+                   help="frame of an NXmx file's /entry/data/data (default 0)")
     return p
 
 
@@ -136,7 +157,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     else:
         options, args = argv, []
     opts = parser.parse_args(options)
-    if not args:
+    if not args and opts.files is None:
         parser.error("no program arguments: give them after '--'")
     _check_options(parser, opts)
     opts.args = list(args)
@@ -155,6 +176,14 @@ def _check_options(parser: argparse.ArgumentParser, opts: argparse.Namespace) ->
         parser.error("--threshold must be a finite number")
     if not (math.isfinite(opts.timeout) and opts.timeout >= 0.0):
         parser.error("--timeout must be a number of seconds >= 0 (0 = no limit)")
+    if opts.frame < 0:
+        parser.error("--frame must be >= 0")
+    if opts.files is not None:
+        given = [name for name, value in (("--c-bin", opts.c_bin), ("--py-bin", opts.py_bin),
+                                          ("--keep-files", opts.keep_files), ("--image", opts.image != "float"))
+                 if value]
+        if given:
+            parser.error(f"--files compares two files and runs no program: {', '.join(given)} not used")
 
 
 # ------------------------------------------------------------------ programs
@@ -252,7 +281,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_program(cmd: list[str], args: list[str], floatfile: Path, outdir: Path, side: str,
-                rundir: Path, timeout: float | None = None) -> RunResult:
+                rundir: Path, timeout: float | None = None, extra: tuple = ()) -> RunResult:
     """Run one program in ``rundir`` (killed after ``timeout`` s); keep its stdout and stderr.
 
     The program gets its own process group, so that a timeout (exit 4) or an
@@ -263,7 +292,7 @@ def run_program(cmd: list[str], args: list[str], floatfile: Path, outdir: Path, 
             open(outdir / f"{side}_stderr.txt", "wb") as err:
         start = time.perf_counter()
         try:
-            proc = subprocess.Popen(cmd + args + ["-floatfile", str(floatfile)], cwd=rundir,
+            proc = subprocess.Popen(cmd + args + ["-floatfile", str(floatfile), *extra], cwd=rundir,
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                     start_new_session=True)
         except OSError as exc:
@@ -364,6 +393,76 @@ def read_float_image(path: Path, shape: tuple[int, int]) -> np.ndarray:
     raise CompareError(EXIT_UNREADABLE, "unreadable_output",
                        f"{path.name}: {count} floats fit neither {shape[1]}x{shape[0]} "
                        "nor a square image")
+
+
+def _unreadable(message: str) -> CompareError:
+    return CompareError(EXIT_UNREADABLE, "unreadable_output", message)
+
+
+def image_kind(path: Path) -> str:
+    """The format of an image file from its first bytes: nxmx (HDF5), cbf, smv, else float."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError as exc:
+        raise _unreadable(f"cannot read {path}: {exc.strerror or exc}") from None
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "nxmx"
+    if head.startswith(b"###CBF"):
+        return "cbf"
+    if head.startswith(b"{") and b"HEADER_BYTES" in head[:128]:
+        return "smv"
+    return "float"
+
+
+def _require(module: str, what: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise _unreadable(f"reading {what} needs {module}: pip install 'nanobragg[formats]'") from None
+
+
+def read_fabio_image(path: Path, what: str) -> np.ndarray:
+    """An SMV or CBF image read by fabio, as float64 (slow, fast)."""
+    fabio = _require("fabio", what)
+    try:
+        data = fabio.open(str(path)).data
+    except Exception as exc:  # noqa: BLE001 - fabio raises many kinds for a bad file
+        raise _unreadable(f"{path.name}: not a readable {what} image ({type(exc).__name__}: {exc})") from None
+    if data is None or np.ndim(data) != 2 or data.size == 0:
+        raise _unreadable(f"{path.name}: fabio read no 2-D {what} image")
+    return np.asarray(data, dtype=np.float64)
+
+
+def read_nxmx_image(path: Path, frame: int = 0) -> np.ndarray:
+    """Frame ``frame`` of an NXmx file's ``/entry/data/data`` read by h5py, as float64 (slow, fast)."""
+    h5py = _require("h5py", "NXmx")
+    _require("hdf5plugin", "NXmx")  # registers the bitshuffle-LZ4 filter
+    try:
+        with h5py.File(path, "r") as f:
+            data = f.get("/entry/data/data")
+            if not isinstance(data, h5py.Dataset):
+                raise _unreadable(f"{path.name}: no /entry/data/data dataset (not an NXmx file)")
+            if data.ndim != 3:
+                raise _unreadable(f"{path.name}: /entry/data/data has shape {data.shape}, not (frames, slow, "
+                                  "fast) (a multi-panel file is not compared)")
+            if frame >= data.shape[0]:
+                raise _unreadable(f"{path.name}: --frame {frame}, the file holds {data.shape[0]} frame(s)")
+            return np.asarray(data[frame], dtype=np.float64)
+    except CompareError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise _unreadable(f"{path.name}: not a readable NXmx file ({exc})") from None
+
+
+def read_image(path: Path, shape: tuple[int, int], kind: str | None = None, frame: int = 0) -> np.ndarray:
+    """An image of any kind (``kind`` None: from the file's content); raw floats need ``shape``."""
+    kind = kind or image_kind(path)
+    if kind == "float":
+        return read_float_image(path, shape)
+    if kind == "nxmx":
+        return read_nxmx_image(path, frame)
+    return read_fabio_image(path, kind.upper())
 
 
 def resample_nearest(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -491,14 +590,21 @@ def run_both(opts, commands, outdir: Path, summary: dict) -> dict[str, Path]:
     args, copies = program_args(opts.args, Path.cwd())
     summary["timeout_s"] = opts.timeout or None
     floats = {}
+    image = getattr(opts, "image", "float")
+    flag, ext = IMAGE_KINDS[image]
     for side in ("c", "py"):
         floats[side] = outdir / f"{side}_float.bin"
+        extra = ()
+        if image != "float":
+            floats[side] = outdir / f"{side}_image{ext}"
+            floats[side].unlink(missing_ok=True)
+            extra = (flag, str(floats[side]))
         rundir = Path(tempfile.mkdtemp(prefix=f"nb-compare-{side}-"))
         try:
             for src in copies:
                 shutil.copy2(src, rundir / src.name)
-            result = run_program(commands[side], args, floats[side], outdir, side, rundir,
-                                 opts.timeout)
+            result = run_program(commands[side], args, outdir / f"{side}_float.bin", outdir, side, rundir,
+                                 opts.timeout, extra)
             summary[f"run_files_{side}"] = _collect_files(rundir, outdir, side, opts.keep_files)
         finally:
             shutil.rmtree(rundir, ignore_errors=True)
@@ -528,9 +634,17 @@ def check_finite(img: np.ndarray, side: str, summary: dict) -> None:
 def load_pair(opts, floats: dict[str, Path], summary: dict):
     """Read both images and bring them to one shape (or raise exit 5/6/7)."""
     shape = expected_shape(opts.args)
-    ref = read_float_image(floats["c"], shape)
-    other = read_float_image(floats["py"], shape)
-    summary.update(shape_c=list(ref.shape), shape_py=list(other.shape))
+    files, image, frame = getattr(opts, "files", None), getattr(opts, "image", "float"), getattr(opts, "frame", 0)
+    kinds = {side: (image_kind(floats[side]) if files is not None else image) for side in ("c", "py")}
+    if image == "float" and files is None:
+        ref, other = read_float_image(floats["c"], shape), read_float_image(floats["py"], shape)
+    else:
+        for side in ("c", "py"):
+            if not floats[side].exists():
+                raise _unreadable(f"{side}: wrote no {floats[side].name} ({IMAGE_KINDS[kinds[side]][0]})")
+        ref = read_image(floats["c"], shape, kinds["c"], frame)
+        other = read_image(floats["py"], shape, kinds["py"], frame)
+    summary.update(shape_c=list(ref.shape), shape_py=list(other.shape), image_c=kinds["c"], image_py=kinds["py"])
     check_finite(ref, "c", summary)
     check_finite(other, "py", summary)
     if ref.shape != other.shape:
@@ -567,10 +681,17 @@ def _on_sigterm(signum, frame):
 
 def compare(opts: argparse.Namespace) -> int:
     """Run the whole comparison for parsed options; returns the exit code."""
+    files = getattr(opts, "files", None)
     try:
-        c_cmd, c_desc = resolve_command(opts.c_bin, "NB_C_BIN", "./nanoBragg")
-        py_cmd, py_desc = resolve_command(opts.py_bin, "NB_PY_BIN", own_command)
-        outdir = make_outdir(opts.outdir, opts.args)
+        if files is not None:
+            for path in files:
+                if not path.is_file():
+                    raise _unreadable(f"--files: {path}: no such file")
+            (c_cmd, c_desc), (py_cmd, py_desc) = ([], str(files[0])), ([], str(files[1]))
+        else:
+            c_cmd, c_desc = resolve_command(opts.c_bin, "NB_C_BIN", "./nanoBragg")
+            py_cmd, py_desc = resolve_command(opts.py_bin, "NB_PY_BIN", own_command)
+        outdir = make_outdir(opts.outdir, opts.args or [str(p) for p in files])
     except CompareError as exc:
         print(f"nb-compare: {exc}", file=sys.stderr)
         return exc.code
@@ -582,7 +703,10 @@ def compare(opts: argparse.Namespace) -> int:
     except ValueError:  # not the main thread: SIGTERM keeps its handler
         pass
     try:
-        floats = run_both(opts, {"c": c_cmd, "py": py_cmd}, outdir, summary)
+        if files is not None:
+            floats = {"c": files[0].resolve(), "py": files[1].resolve()}
+        else:
+            floats = run_both(opts, {"c": c_cmd, "py": py_cmd}, outdir, summary)
         ref, other = load_pair(opts, floats, summary)
         code = analyse(opts, ref, other, outdir, summary)
     except CompareError as exc:
