@@ -153,3 +153,13 @@ def test_master_file_has_no_hdf5_timestamp(tmp_path):
     assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
     with h5py.File(tmp_path / "a.h5", "r") as f:
         assert np.array_equal(f["/entry/data/data"][()], np.arange(84).reshape(2, 6, 7))
+
+
+def test_missing_hdf5plugin_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys):
+    import sys
+    monkeypatch.setitem(sys.modules, "hdf5plugin", None)
+    out = tmp_path / "none"
+    assert cli.main([str(out), "--images", "2", "--format", "nxmx", "--", *FLAGS]) == 2
+    err = capsys.readouterr().err
+    assert "--format nxmx needs h5py and hdf5plugin: pip install 'nanobragg[formats]'" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()

@@ -4,7 +4,9 @@
 (0-based), ``files`` (file name in OUTDIR -> sha256), ``args`` (the
 complete ``nanoBragg`` argument list of the image), ``seed`` (its noise
 seed), ``phi`` or ``misset`` (degrees) and C's statistics ``max_I``,
-``mean``, ``rms`` (and ``rmsd``). A line is appended (one ``write`` on an
+``mean``, ``rms`` (and ``rmsd``); with ``--format nxmx`` also ``nxmx``
+(``{"file": data file, "frame": its frame, from 0}``), the data file among
+``files``. A line is appended (one ``write`` on an
 ``O_APPEND`` file, then ``fsync``) only after every file of the image has
 been renamed into place, so a listed image is always complete; once the run
 completes the manifest is rewritten in index order, one line per image (a
