@@ -13,17 +13,11 @@ from . import entry  # noqa: F401  (first: the OpenMP thread policy, before torc
 import argparse
 import os
 import shlex
-import signal
 import sys
-import threading
+
+from .interrupts import run_interruptible
 
 PROG = "nb-dataset"
-
-
-class _Stop(BaseException):
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,31 +106,12 @@ def run(argv: list) -> int:
     return 0
 
 
-def _stop(signum, frame):
-    raise _Stop(signum)
-
-
 def main(argv=None) -> int:
     """The command's exit status (usable in-process). Interrupted: 128 + the signal."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        status = run(argv)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; every finished image is listed in the manifest: rerun with --resume "
-              "to complete the dataset", file=sys.stderr)
-        status = 128 + signal.SIGINT
-    except _Stop as exc:
-        print(f"{PROG}: terminated by signal {exc.signum}; rerun with --resume to complete the dataset",
-              file=sys.stderr)
-        status = 128 + exc.signum
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    sys.stdout.flush()
-    return status
+    return run_interruptible(
+        PROG, run, sys.argv[1:] if argv is None else list(argv),
+        interrupted="; every finished image is listed in the manifest: rerun with --resume to complete the dataset",
+        terminated="; rerun with --resume to complete the dataset")
 
 
 def console() -> None:

@@ -6,15 +6,14 @@ output file is written.
 """
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 import time
 
 from . import startup  # noqa: F401  (first: torch loads, and the start-up clock starts)
 
 # isort: split
 from ..errors import ConfigError, InputError, UsageError
+from .interrupts import run_interruptible
 from .loaders import load_inputs
 from .parser import parse
 from .settings import Settings
@@ -61,25 +60,6 @@ def run(argv: list[str], log=print) -> int:
         return _fail(str(exc))
 
 
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP, raised in the main thread so that every output's temporary file is removed."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _terminate(signum, frame):
-    raise Terminated(signum)
-
-
-def _catch_termination() -> dict:
-    """Turn SIGTERM and SIGHUP into Terminated (main thread only); returns the previous handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command and return its exit status (usable in-process).
 
@@ -87,18 +67,4 @@ def main(argv: list[str] | None = None) -> int:
     the signal's number after removing every unfinished output (old files
     stay as they were).
     """
-    argv = sys.argv[1:] if argv is None else argv
-    previous = _catch_termination()
-    try:
-        status = run(argv)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        status = 128 + signal.SIGINT
-    except Terminated as exc:
-        print(f"{PROG}: terminated by signal {exc.signum}", file=sys.stderr)
-        status = 128 + exc.signum
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    sys.stdout.flush()
-    return status
+    return run_interruptible(PROG, run, sys.argv[1:] if argv is None else argv)

@@ -693,24 +693,9 @@ def run(argv: list[str], log=print) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command and return its exit status; Ctrl-C, SIGTERM and SIGHUP leave no partial file."""
-    import signal
+    from .interrupts import run_interruptible
 
-    from .main import Terminated, _catch_termination
-    argv = sys.argv[1:] if argv is None else argv
-    previous = _catch_termination()
-    try:
-        status = run(argv)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        status = 128 + signal.SIGINT
-    except Terminated as exc:
-        print(f"{PROG}: terminated by signal {exc.signum}", file=sys.stderr)
-        status = 128 + exc.signum
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    sys.stdout.flush()
-    return status
+    return run_interruptible(PROG, run, sys.argv[1:] if argv is None else argv)
 
 
 def console() -> None:
