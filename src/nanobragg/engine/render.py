@@ -68,7 +68,8 @@ def subpixel_positions(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor
     sd = sub * (spix.to(dtype) * n + steps) + sub / 2.0
     fd = fd[None, :, :].expand(n, -1, -1).reshape(1, n * n, -1)  # subF varies fastest
     sd = sd[:, None, :].expand(-1, n, -1).reshape(1, n * n, -1)
-    base = pix0[:, None, None, None] + inp.exact("thick_offsets")[:, None, None] * odet[:, None, None, None]  # (3, T, 1, 1)
+    # (3, T, 1, 1)
+    base = pix0[:, None, None, None] + inp.exact("thick_offsets")[:, None, None] * odet[:, None, None, None]
     pos = tuple(base[i] + fd * fdet[i] + sd * sdet[i] for i in range(3))
     if inp.curved:
         pos = _curve(inp, pos)
