@@ -11,7 +11,6 @@ from . import entry  # noqa: F401  (first: the OpenMP thread policy, before torc
 
 # isort: split
 import argparse
-import os
 import shlex
 import sys
 
@@ -115,11 +114,8 @@ def main(argv=None) -> int:
 
 
 def console() -> None:
-    entry._keep_freed_memory()
-    status = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    """The ``nb-dataset`` console script."""
+    entry.run_program(main)
 
 
 if __name__ == "__main__":

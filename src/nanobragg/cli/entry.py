@@ -40,22 +40,26 @@ def _keep_freed_memory() -> None:
         pass
 
 
+def run_program(main) -> None:
+    """Run ``main()`` as the program: freed memory kept for reuse, outputs flushed, then ``os._exit``
+    with its status (every output file is complete and closed when main returns; tearing the
+    interpreter down, torch's modules and caches, would add about 0.3 s)."""
+    _keep_freed_memory()
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def console() -> None:
     """Run the command as a program.
 
     The garbage collector stays off while torch's modules load (its passes
     over their many new objects cost about 0.07 s) and the objects loaded
-    are then frozen out of later passes. Every output file is complete and
-    closed when main returns; tearing the interpreter down (torch's modules
-    and caches) would add about 0.3 s, so the process ends with os._exit
-    after flushing.
+    are then frozen out of later passes; then see run_program.
     """
-    _keep_freed_memory()
     gc.disable()
     from .main import main
     gc.freeze()
     gc.enable()
-    status = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    run_program(main)

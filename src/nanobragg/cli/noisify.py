@@ -12,7 +12,6 @@ from . import entry  # noqa: F401  (first: the OpenMP thread policy before torch
 
 # isort: split
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -376,9 +375,5 @@ def main(argv: list[str] | None = None) -> int:
 
 def console() -> None:
     """The ``noisify`` console script."""
-    from .entry import _keep_freed_memory
-    _keep_freed_memory()
-    status = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    from .entry import run_program
+    run_program(main)

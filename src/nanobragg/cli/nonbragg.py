@@ -700,9 +700,5 @@ def main(argv: list[str] | None = None) -> int:
 
 def console() -> None:
     """The ``nonBragg`` console script."""
-    from .entry import _keep_freed_memory
-    _keep_freed_memory()
-    status = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    from .entry import run_program
+    run_program(main)

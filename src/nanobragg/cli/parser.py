@@ -12,21 +12,9 @@ from __future__ import annotations
 from ..errors import UsageError
 from .flags import BY_NAME, Flag
 from .settings import Settings
-from .suggest import not_a_flag
+from .suggest import is_value, not_a_flag
 
 __all__ = ["UsageError", "apply_flag", "in_stages", "parse", "split_flags"]  # UsageError: nanobragg.errors
-
-
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
-
-
-def _takes_value(token: str) -> bool:
-    return not token.startswith("-") or _is_number(token)
 
 
 def split_flags(argv: list[str], table: dict | None = None) -> list[tuple[Flag, str, list[str]]]:
@@ -46,7 +34,7 @@ def split_flags(argv: list[str], table: dict | None = None) -> list[tuple[Flag, 
         if word is not None and i + 1 < len(argv) and argv[i + 1].startswith(word):
             count = 1
         values = argv[i + 1:i + 1 + count]
-        if len(values) < count or not all(_takes_value(v) for v in values):
+        if len(values) < count or not all(is_value(v) for v in values):
             raise UsageError(f"{name} needs {count} value{'s' if count > 1 else ''}")
         out.append((flag, name, values))
         i += 1 + count
