@@ -1,22 +1,29 @@
 """``-geom FILE``: a multi-panel detector from a CrystFEL geometry file, one image per panel.
 
-Every panel is rendered as its own detector through the ordinary engine and
-band machinery (:func:`nanobragg.cli.simulate.render`): panel ``p`` is the
-single-panel run with the custom-convention flags
+Panel ``p`` is resolved as its own detector (:func:`panel_settings`, the
+same resolve and detector code as any run): it is the single-panel run with
+the custom-convention flags
 
     -fdet_vector F -sdet_vector S -odet_vector O -beam_vector 1 0 0 -pix0_vector P
     -Xbeam X -Ybeam Y -close_distance D -pivot sample -detpixels_f NF -detpixels_s NS -pixel PIX
 
 (:func:`panel_flags` prints them; ``-pix0_vector`` alone would be recomputed by
 the pivot, as in C, so the beam centre and close distance place the panel).
-All panels share the crystal, beam and seeds; panel ``p``'s noise is that
-of ``-seed S+p`` (``-seed S`` the run's), so that the panels' noise is
-independent. Per-image outputs are named
+The panels' engine inputs are then stacked
+(:func:`nanobragg.engine.inputs.stack_panels`) and rendered in one engine
+call (:func:`render_panels`: one prepare_render, one run_render per band
+of the panels' rows, one compiled kernel), which gives each panel its
+single-panel image and totals, C's first spindle pass at each panel's first
+pixel included. Panels whose inputs differ elsewhere (C's automatic
+oversampling, from each panel's pixel size and distance) form separate
+stacks, one call each. All panels share the crystal, beam and seeds; panel
+``p``'s noise is that of ``-seed S+p`` (``-seed S`` the run's), so that the
+panels' noise is independent. Per-image outputs are named
 ``<name>_pNN.<ext>`` (float, SMV, noise, PGM, PNG, CBF); ``-h5file`` is one
 NXmx file with one module per panel: panels of one size as a (panel, slow,
 fast) array, panels of different sizes at their CrystFEL data ranges in one
-(slow, fast) array. Every output is opened before the first panel renders
-and all are published together at the end.
+(slow, fast) array. Every output is opened before the render and all are
+published together at the end.
 """
 from __future__ import annotations
 
@@ -28,12 +35,15 @@ import numpy as np
 import torch
 
 from ..config.experiment import DetectorConfig, Experiment
+from ..engine.image import prepare_render, run_render
+from ..engine.inputs import group_panels, stack_panels
+from ..engine.totals import combine_totals
 from ..io import InputError, OutputSet, QueuedWrites
 from ..io.crystfel_geom import Geometry, Panel, read_geom
 from ..io.nexus import Module, NXmxWriter, require_h5
 from ..resolve import resolve
 from . import simulate
-from .bands import FloatStore
+from .bands import BYTES_PER_PIXEL, FloatStore, band_rows
 from .loaders import write_dump
 from .outputs import nxmx_info, open_outputs
 from .parser import UsageError
@@ -121,6 +131,58 @@ def _placements(geometry: Geometry) -> tuple:
     return geometry.data_shape, [(None, p.min_ss, p.min_fs) for p in panels]
 
 
+def panel_bands(stores: list, budget: int) -> list:
+    """Bands (r0, r1) of a stack's rows (its panels' rows one after another) for run_render: runs of
+    whole store bands of the panels (``stores``, in stack order) holding at most ``budget`` bytes of
+    pixels (at least one store band each), so that a store that keeps its panel in one band gets it
+    in one piece, and panels that fit the budget together render in one band."""
+    cap = max(1, budget // BYTES_PER_PIXEL)
+    bands, top, start, pixels = [], 0, 0, 0
+    for store in stores:
+        slow, fast = store.shape
+        for first in store.band_starts():
+            rows = min(store.rows, slow - first)
+            if pixels and pixels + rows * fast > cap:
+                bands.append((start, top + first))
+                start, pixels = top + first, 0
+            pixels += rows * fast
+        top += slow
+    if top > start:
+        bands.append((start, top))
+    return bands
+
+
+def render_panels(settings: Settings, resolved: list, device: torch.device, stores: list) -> list:
+    """Render every panel (``resolved``: each panel's Resolved) into its store; returns each panel's totals.
+
+    The panels' inputs are stacked and rendered by one prepare_render and one
+    run_render per band of the stack's rows (:func:`panel_bands`; one band when
+    the whole detector fits half the memory budget), one stack per group of
+    panels whose inputs agree but for their geometry (engine.inputs.group_panels).
+    """
+    budget = settings.budget_bytes() // 2
+    totals = [None] * len(resolved)
+    for group in group_panels([res.inputs for res in resolved]):
+        inp = stack_panels([resolved[i].inputs for i in group]).to(device=device)
+        with torch.no_grad():
+            job = prepare_render(inp, [resolved[i].roi for i in group], [resolved[i].mask for i in group],
+                                 budget=budget, compile=settings.run.compile)
+        bar, update = simulate._progress(settings, job.count)
+        parts = [[] for _ in group]
+        try:
+            with torch.no_grad():
+                for rows in panel_bands([stores[i] for i in group], budget):
+                    for out in run_render(job, progress=update, rows=rows):
+                        stores[group[out.panel]].put(out.first_row, out.image.to(torch.float32).cpu().numpy())
+                        parts[out.panel].append(out.totals)
+        finally:
+            if bar is not None:
+                bar.close()
+        for i, part in zip(group, parts):
+            totals[i] = combine_totals(part)
+    return totals
+
+
 def simulate_panels(settings: Settings, seed: int, log, dump: bool = False) -> int:
     """Render and write every panel of ``-geom``; the outputs are opened first and published together."""
     geometry = read_geom(settings.files.geom)
@@ -150,27 +212,32 @@ def simulate_panels(settings: Settings, seed: int, log, dump: bool = False) -> i
             info.modules = [Module(pix0=np.asarray(p.pix0), fdet=np.asarray(p.fdet), sdet=np.asarray(p.sdet),
                                    pixel_size=p.pixel_size, shape=p.shape, name=f"module_{i:02d}", index=place[0],
                                    origin=place[1:]) for i, (p, place) in enumerate(zip(geometry.panels, places))]
-            rows = simulate.band_rows(max(p.shape[1] for p in geometry.panels), budget)
+            rows = band_rows(max(p.shape[1] for p in geometry.panels), budget)
             h5 = NXmxWriter(h5_out, info, shape, rows, bool(out.h5_float))
+        stores = [FloatStore((res.detector.spixels, res.detector.fpixels), band_rows(res.detector.fpixels, budget),
+                             f.float, writes) for (_, _, res), f in zip(runs, files)]
         try:
             if dump:
                 write_dump(settings, log)
-            for index, ((panel, s, res), f) in enumerate(zip(runs, files)):
-                log(f"panel {panel.name} ({index + 1} of {len(runs)}): {panel.shape[1]}x{panel.shape[0]} pixels")
+            heads = [f"panel {panel.name} ({index + 1} of {len(runs)}): {panel.shape[1]}x{panel.shape[0]} pixels"
+                     for index, (panel, _, _) in enumerate(runs)]
+            for head, (_, s, res) in zip(heads, runs):
+                log(head)
                 report_setup(res, s, log)
+            log(f"rendering the {len(runs)} panels together")
+            totals = render_panels(settings, [res for _, _, res in runs], device, stores)
+            for index, ((_, s, res), f, store) in enumerate(zip(runs, files, stores)):
+                log(heads[index])
                 if h5 is not None:
                     f.h5_shared, f.h5_place = h5, places[index]
-                g = res.detector
-                store = FloatStore((g.spixels, g.fpixels), simulate.band_rows(g.fpixels, budget), f.float, writes)
-                try:
-                    simulate._render_and_write(s, res, device, store, f, writes, log)
-                finally:
-                    store.close()
+                simulate.write_results(s, res, store, f, writes, log, totals[index])
             if h5 is not None:
                 log(f"writing {out.h5file} as NXmx HDF5 of the {'noise' if out.calculate_noise else 'int'} "
                     f"images of {len(runs)} panels")
                 h5.finish()
         finally:
+            for store in stores:
+                store.close()
             if h5 is not None:
                 h5.close()
     return 0

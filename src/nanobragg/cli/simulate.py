@@ -120,7 +120,12 @@ def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False) -
 
 
 def _render_and_write(settings, res, device, store, files, writes, log) -> None:
-    totals = render(settings, res, device, store)
+    write_results(settings, res, store, files, writes, log, render(settings, res, device, store))
+
+
+def write_results(settings, res, store, files, writes, log, totals) -> None:
+    """After the render into ``store`` (its ``totals``): C's trace and printout, statistics and the
+    second-pass files (int, noise, PGM, CBF, NXmx, PNG)."""
     print_trace(res, settings, store, log)
     print_printout(res, settings, store, log)
     omega = float(totals.omega) / res.steps

@@ -320,8 +320,9 @@ def _package(path: Path, build: bool, module_and_example):
 
 
 def compiled_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, requested: bool | None, device):
-    """A callable ``(first, offsets, keep, out) -> chunk totals`` rendering ``inp`` with the cached
-    compiled kernel (see _ChunkKernel), or None for eager mode.
+    """A callable ``(first, offsets, keep, out, inputs=None) -> chunk totals`` rendering ``inp`` (or
+    ``inputs`` of the same structure: a panel of a stack) with the cached compiled kernel (see
+    _ChunkKernel), or None for eager mode.
 
     ``requested``: True builds on a cache miss, False never uses compiled
     code, None uses a cached package and builds only for renders of at
@@ -343,8 +344,10 @@ def compiled_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, reques
 
     fixed = _fixed_arguments(inp, inp.fpixels)
 
-    def run(first, offsets, keep, out):
-        return tuple(loader.boxed_run([first, offsets, keep, out, *fixed]))
+    def run(first, offsets, keep, out, inputs=None):
+        """``inputs``: render those in place of ``inp``, same structure (another panel of a stack)."""
+        args = fixed if inputs is None else _fixed_arguments(inputs, inputs.fpixels)
+        return tuple(loader.boxed_run([first, offsets, keep, out, *args]))
     return run
 
 

@@ -2,10 +2,18 @@
 
 The C program skips pixels outside the ROI (inclusive bounds) and pixels
 whose mask value is zero; they stay 0 in the image.
+
+A stack of panels (:func:`nanobragg.engine.inputs.stack_panels`) is one
+render too: one job (one chunk plan, one compiled kernel), whose rows are
+the panels' rows one after another, panel 0's first; a band of those rows
+may span panels, each chunk lies within one panel and renders with that
+panel's geometry (``RenderInputs.panel``), so each panel is exactly its
+single-detector render, totals included, and one detector pays nothing.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -26,6 +34,7 @@ class RenderedImage:
     mask: Optional[np.ndarray] = None  #: (spixels, fpixels), zero where a pixel is skipped
     compiled: bool = False  #: whether the ahead-of-time compiled kernel rendered it
     first_row: int = 0  #: detector row of the image's first row (a band of rows; 0 for the whole image)
+    panel: Optional[int] = None  #: the panel of a stack the image is a band of (None: one detector)
 
     @property
     def omega_sum(self) -> torch.Tensor:
@@ -76,6 +85,9 @@ class RenderJob:
     kernel: Optional[Callable]  #: the compiled kernel, or None for eager mode
     pixels: int  #: pixels per chunk
     blocks: list  #: (layer slice, source slice) blocks of each chunk, in C loop order
+    #: a stack of panels: each panel's single-detector job (its inputs, ROI, mask and the kernel bound to
+    #: them); ``roi`` and ``mask`` then hold one per panel. None for one detector
+    panels: Optional[list] = None
 
 
 @dataclass
@@ -105,18 +117,39 @@ def prepare_render(inp: RenderInputs, roi, mask=None, budget: int | None = None,
 
     ``compile``: True builds the compiled kernel if it is not cached, False
     never uses it, None uses a cached one and builds only for very large
-    renders (see :mod:`nanobragg.engine.compiled`).
+    renders (see :mod:`nanobragg.engine.compiled`). A stack of panels takes
+    a sequence of ROIs and one of masks (or None), one per panel; its compiled
+    chunk holds at most the largest panel's pixels (a chunk never straddles
+    two panels, so a larger one would be padding).
     """
     if inp.cells.dim() == 4 and inp.interpolate:
         raise ValueError("a batch of orientations cannot use tricubic interpolation (C's fallback is per image)")
-    count = active_count(inp.fpixels, inp.spixels, roi, mask)
+    if inp.panel_shapes is None:
+        count = active_count(inp.fpixels, inp.spixels, roi, mask)
+        kernel, p = _plan_and_kernel(inp, count, COMPILED_CHUNK, budget, compile)
+        return RenderJob(inp, roi, mask, count, kernel, p.pixels, p.blocks)
+    views = [inp.panel(i) for i in range(inp.panels)]
+    masks = list(mask) if mask is not None else [None] * len(views)
+    rois = tuple(roi)
+    if len(rois) != len(views) or len(masks) != len(views):
+        raise ValueError(f"a stack of {len(views)} panels needs one ROI and one mask (or None) per panel")
+    counts = [active_count(v.fpixels, v.spixels, r, m) for v, r, m in zip(views, rois, masks)]
+    largest = max(v.fpixels * v.spixels for v in views)
+    kernel, p = _plan_and_kernel(views[0], sum(counts), min(COMPILED_CHUNK, largest), budget, compile)
+    jobs = [RenderJob(v, r, m, n, None if kernel is None else functools.partial(kernel, inputs=v), p.pixels,
+                      p.blocks) for v, r, m, n in zip(views, rois, masks, counts)]
+    return RenderJob(inp, rois, masks, sum(counts), kernel, p.pixels, p.blocks, jobs)
+
+
+def _plan_and_kernel(inp: RenderInputs, count: int, max_pixels: int, budget, compile):
+    """The compiled kernel for ``count`` pixels of ``inp``'s structure (or None) and the chunk plan it
+    takes (chunks of at most ``max_pixels``), else the eager plan."""
     K = len(inp.thick_offsets) * inp.oversample ** 2
     S, C = len(inp.source_dirs), len(inp.orientations)
     size = inp.pix0.element_size()
-    fast = plan(K, S, C, size, inp.interpolate, budget, max_pixels=COMPILED_CHUNK)
+    fast = plan(K, S, C, size, inp.interpolate, budget, max_pixels=max_pixels)
     kernel = compiled_kernel(inp, fast.blocks, fast.pixels, float(count) * K * S * C, compile, inp.pix0.device)
-    p = fast if kernel is not None else plan(K, S, C, size, inp.interpolate, budget)
-    return RenderJob(inp, roi, mask, count, kernel, p.pixels, p.blocks)
+    return kernel, fast if kernel is not None else plan(K, S, C, size, inp.interpolate, budget)
 
 
 def _chunk_indices(job: RenderJob, band: _Band, start: int, keep: int, pad: bool):
@@ -180,14 +213,34 @@ def _render_eager(job: RenderJob, band: _Band, out: torch.Tensor, progress):
 
 
 def run_render(job: RenderJob, progress: Optional[Callable[[int], None]] = None,
-               rows: Optional[tuple] = None) -> RenderedImage:
+               rows: Optional[tuple] = None):
     """Render every active pixel of a prepared job, or of the detector rows ``rows`` = (r0, r1) only.
 
     ``progress(n)`` is called after each chunk of n pixels. The image is
     (r1 - r0, fpixels) (with a batch, (B, r1 - r0, fpixels)); its totals'
     argmax are flat indices on the whole detector. A band of rows keeps
     memory bounded for a detector of any size (see :mod:`nanobragg.cli.simulate`).
+
+    A stack of panels: ``rows`` number the panels' rows one after another
+    (panel 0's first); the result is a list with a RenderedImage for each
+    panel that has rows in the range, in panel order, as that panel's own
+    render of its rows (``first_row`` a row of the panel, totals of its
+    pixels alone) with ``panel`` its index.
     """
+    if job.panels is None:
+        return _run_rows(job, progress, rows)
+    r0, r1 = rows if rows is not None else (0, job.inp.spixels)
+    images, top = [], 0
+    for index, one in enumerate(job.panels):
+        lo, hi = max(r0, top), min(r1, top + one.inp.spixels)
+        if lo < hi:
+            images.append(replace(_run_rows(one, progress, (lo - top, hi - top)), panel=index))
+        top += one.inp.spixels
+    return images
+
+
+def _run_rows(job: RenderJob, progress, rows: Optional[tuple]) -> RenderedImage:
+    """run_render of one detector."""
     inp = job.inp
     r0, r1 = rows if rows is not None else (0, inp.spixels)
     band = _band(job, r0, r1)

@@ -14,7 +14,7 @@ run's dtype.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Optional
 
 import torch
@@ -24,6 +24,10 @@ from ..physics.structure_factors import FTable
 #: Fields kept in float64 (as ``exact_<name>``) when the inputs are converted to a lower precision.
 EXACT = ("pix0", "fdet", "sdet", "odet", "beam", "pixel_size", "distance", "thick_offsets",
          "source_dirs", "source_lambdas", "cells", "phi0_cells")
+#: Fields with a leading panel axis in a stack of panels (see stack_panels); every other field is shared.
+PANEL_FIELDS = ("pix0", "fdet", "sdet", "odet", "pixel_size", "distance", "close_distance", "first_pass")
+#: ``first_pass`` of a panel of a stack where C makes no first pass (no pixel of it is rendered): no pixel hits it.
+NO_FIRST_PASS = (-1, -1, 0)
 
 
 @dataclass
@@ -83,6 +87,9 @@ class RenderInputs:
     exact_source_lambdas: Optional[torch.Tensor] = None
     exact_cells: Optional[torch.Tensor] = None
     exact_phi0_cells: Optional[torch.Tensor] = None
+    #: a stack of panels: ((spixels, fpixels) of each panel), PANEL_FIELDS with a leading panel axis,
+    #: ``spixels`` the rows of all panels (panel 0's first) and ``fpixels`` the widest; None: one detector
+    panel_shapes: Optional[tuple] = None
 
     def to(self, dtype=None, device=None) -> "RenderInputs":
         """Copy with every floating tensor moved to ``dtype``/``device``.
@@ -117,6 +124,21 @@ class RenderInputs:
         return field if value is None or field is None or value.shape != field.shape else value
 
     @property
+    def panels(self) -> int:
+        """Number of panels: N in a stack, 1 for one detector."""
+        return 1 if self.panel_shapes is None else len(self.panel_shapes)
+
+    def panel(self, index: int) -> "RenderInputs":
+        """The single-detector inputs of panel ``index`` of a stack: its PANEL_FIELDS (and their float64
+        copies) taken at ``index``, its pixel counts; every other field shared. One detector: itself."""
+        if self.panel_shapes is None:
+            return self
+        names = PANEL_FIELDS + tuple(f"exact_{k}" for k in PANEL_FIELDS if k in EXACT)
+        taken = {k: getattr(self, k)[index] for k in names if getattr(self, k) is not None}
+        spixels, fpixels = self.panel_shapes[index]
+        return replace(self, **taken, spixels=spixels, fpixels=fpixels, panel_shapes=None)
+
+    @property
     def batch(self) -> int:
         """Number of orientations rendered at once (1 when ``cells`` has no batch axis)."""
         return self.cells.shape[0] if self.cells.dim() == 4 else 1
@@ -143,3 +165,63 @@ class RenderInputs:
     def recurrent(self) -> bool:
         """True when any -oversample_* flag makes C multiply the running sum."""
         return self.oversample_thick or self.oversample_polar or self.oversample_omega
+
+
+def _differs(a, b) -> bool:
+    """True when two values of a shared field are not the same (tensors: values, dtype and shape)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
+                    and a.shape == b.shape and (a is b or torch.equal(a, b)))
+    if isinstance(a, FTable) and isinstance(b, FTable):
+        return ((a.lo, a.hi, a.populated) != (b.lo, b.hi, b.populated) or _differs(a.grid, b.grid)
+                or _differs(a.default_F, b.default_F))
+    return a != b
+
+
+#: Fields that differ between the panels of a stack without being stacked: the pixel counts.
+_PER_PANEL = set(PANEL_FIELDS) | {f"exact_{k}" for k in PANEL_FIELDS} | {"fpixels", "spixels", "panel_shapes"}
+
+
+def shared_difference(a: RenderInputs, b: RenderInputs) -> Optional[str]:
+    """The first field other than the panels' own geometry in which two single-detector inputs differ,
+    or None when they can be panels of one stack (same crystal, beam, sensor, sampling and dtype)."""
+    for f in fields(RenderInputs):
+        if f.name not in _PER_PANEL and _differs(getattr(a, f.name), getattr(b, f.name)):
+            return f.name
+    return None
+
+
+def group_panels(panels: list) -> list:
+    """Indices of single-detector inputs grouped into stacks, in order: each group's members share every
+    field but their geometry (see shared_difference). A multi-panel detector is one group unless its
+    panels' inputs differ elsewhere (C's automatic oversampling, from each panel's pixel size and distance)."""
+    groups = []
+    for index, inp in enumerate(panels):
+        for group in groups:
+            if shared_difference(panels[group[0]], inp) is None:
+                group.append(index)
+                break
+        else:
+            groups.append([index])
+    return groups
+
+
+def stack_panels(panels: list) -> RenderInputs:
+    """One RenderInputs of single-detector inputs ``panels`` (resolved alone, by the same detector code):
+    PANEL_FIELDS stacked on a leading panel axis (a panel without a first pass gets NO_FIRST_PASS), the
+    rest taken from the first panel, which every other one must equal (ValueError naming the field)."""
+    for inp in panels[1:]:
+        name = shared_difference(panels[0], inp)
+        if name is not None:
+            raise ValueError(f"panels differ in {name}: they cannot be rendered as one stack")
+    stacked = {}
+    for name in PANEL_FIELDS + tuple(f"exact_{k}" for k in PANEL_FIELDS if k in EXACT):
+        values = [getattr(p, name) for p in panels]
+        if all(v is None for v in values):
+            continue
+        if name == "first_pass":
+            values = [torch.tensor(NO_FIRST_PASS, device=panels[0].pix0.device) if v is None else v for v in values]
+        stacked[name] = torch.stack(values)
+    shapes = tuple((p.spixels, p.fpixels) for p in panels)
+    return replace(panels[0], **stacked, panel_shapes=shapes, spixels=sum(s for s, _ in shapes),
+                   fpixels=max(f for _, f in shapes))
