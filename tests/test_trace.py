@@ -191,3 +191,17 @@ def test_printout_pixel_prints_c_block(tmp_path):
     pixel = float(lines[head + 8].split()[1])
     image = np.fromfile(tmp_path / "f.bin", dtype="<f4").reshape(32, 32)
     assert pixel == pytest.approx(float(image[20, 10]), rel=1e-6)
+
+
+def test_float32_trace_keeps_the_float64_indices(rendered):
+    """In float32 the position, q and h, k, l are the float64 trace's (the engine computes them from the
+    inputs' float64 copies), not float32 roundings: a float32 h of a few hundred is off by 1e-5."""
+    res = rendered[0]
+    s, f = _brightest(rendered[2])
+    exact = _as_dict(trace_pixel(res.inputs, s, f))
+    single = _as_dict(trace_pixel(res.inputs.to(torch.float32), s, f))
+    for name in ("pixel_pos", "diffracted", "q"):
+        assert single[name] == exact[name]
+    assert single["hkl_nearest"] == exact["hkl_nearest"]
+    assert single["hkl_frac"] == pytest.approx(exact["hkl_frac"], abs=1e-7)
+    assert single["final_pixel_value"][0] == pytest.approx(exact["final_pixel_value"][0], rel=1e-4)

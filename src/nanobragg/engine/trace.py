@@ -7,6 +7,10 @@ and takes the pixel's final value from the engine itself
 (:func:`nanobragg.engine.render.render_pixels` on that one pixel), so the
 trace always ends with the number the image holds.
 
+Precision follows the engine: in a float32 run the position, diffracted
+direction, q and h, k, l come from the inputs' float64 copies
+(``RenderInputs.exact``), and h - h0 onwards is in the run's dtype.
+
 Units: metres for positions and real-space cell vectors, 1/metre for q,
 1/Angstrom for the reciprocal vectors, steradian for omega. The per-pixel
 factors follow the engine's C semantics: omega of the first sub-pixel,
@@ -34,15 +38,17 @@ NAMES = ("fdet", "sdet", "odet", "pix0", "pixel_pos", "airpath", "diffracted", "
 
 
 def subpixel_position(inp: RenderInputs, slow: int, fast: int, layer: int = 0, sub_s: int = 0, sub_f: int = 0):
-    """Lab position (3,) of one sub-pixel of one sensor layer (curved detector included)."""
+    """Lab position (3,) of one sub-pixel of one sensor layer (curved detector included), from the
+    exact (float64) geometry as the engine computes it."""
+    pix0, fdet, sdet, odet, beam = (inp.exact(k) for k in ("pix0", "fdet", "sdet", "odet", "beam"))
+    distance = inp.exact("distance")
     n = inp.oversample
-    sub = inp.pixel_size / n
+    sub = inp.exact("pixel_size") / n
     f = sub * (fast * n + sub_f) + sub / 2.0
     s = sub * (slow * n + sub_s) + sub / 2.0
-    pos = inp.pix0 + f * inp.fdet + s * inp.sdet + inp.thick_offsets[layer] * inp.odet
+    pos = pix0 + f * fdet + s * sdet + inp.exact("thick_offsets")[layer] * odet
     if inp.curved:
-        base = inp.distance * inp.beam
-        pos = rotate_axis(rotate_axis(base, inp.sdet, pos[1] / inp.distance), inp.fdet, pos[2] / inp.distance)
+        pos = rotate_axis(rotate_axis(distance * beam, sdet, pos[1] / distance), fdet, pos[2] / distance)
     return pos
 
 
@@ -58,7 +64,7 @@ def capture_fraction(inp: RenderInputs, slow: int, fast: int) -> torch.Tensor:
     if not inp.absorb:
         return torch.ones((), dtype=inp.pix0.dtype, device=inp.pix0.device)
     layer = len(inp.thick_offsets) - 1
-    diffracted, _ = unitize(subpixel_position(inp, slow, fast, layer))
+    diffracted = unitize(subpixel_position(inp, slow, fast, layer))[0].to(inp.pix0.dtype)
     depth = inp.thickstep * inp.mu / dot(diffracted, inp.odet)
     return torch.exp(-layer * depth) - torch.exp(-(layer + 1) * depth)
 
@@ -79,9 +85,10 @@ def first_polarization(inp: RenderInputs, slow: int, fast: int) -> torch.Tensor:
         for k in range(n * n):
             diffracted, _ = unitize(subpixel_position(inp, slow, fast, layer, k // n, k % n))
             for s in range(len(inp.source_dirs)):
-                incident = -inp.source_dirs[s]
-                if not _is_cut(inp, (diffracted - incident) / inp.source_lambdas[s]):
-                    return polarization_factor(inp.kahn, incident, diffracted, inp.polar_vector)
+                incident = -inp.exact("source_dirs")[s]
+                if not _is_cut(inp, (diffracted - incident) / inp.exact("source_lambdas")[s]):
+                    return polarization_factor(inp.kahn, -inp.source_dirs[s], diffracted.to(inp.pix0.dtype),
+                                               inp.polar_vector)
     return 0.0 * one
 
 
@@ -108,6 +115,12 @@ def lattice_terms(inp: RenderInputs, frac: torch.Tensor):
 def orientations(inp: RenderInputs, batch: int = 0) -> torch.Tensor:
     """The (C, 3, 3) cells of one crystal in a batch of orientations (the only one without a batch)."""
     return inp.cells[batch] if inp.cells.dim() == 4 else inp.cells
+
+
+def exact_orientations(inp: RenderInputs, batch: int = 0) -> torch.Tensor:
+    """``orientations`` from the float64 cells when the inputs keep a copy."""
+    cells = inp.exact("cells")
+    return cells[batch] if cells.dim() == 4 else cells
 
 
 #: Copies of a traced pixel rendered together (a multiple of every SIMD loop's step).
@@ -163,17 +176,18 @@ def trace_pixel(inputs: RenderInputs, slow: int, fast: int, interp_on=None, batc
     inp = inputs
     interp_on = inp.interpolate if interp_on is None else interp_on
     with torch.no_grad():
-        pos = subpixel_position(inp, slow, fast)
+        dtype = inp.pix0.dtype
+        pos = subpixel_position(inp, slow, fast)  # float64 from here to h, k, l (as the engine)
         diffracted, airpath = unitize(pos)
-        incident, lam = -inp.source_dirs[0], inp.source_lambdas[0]
+        incident, lam = -inp.exact("source_dirs")[0], inp.exact("source_lambdas")[0]
         q = (diffracted - incident) / lam
-        abc = orientations(inp, batch)[0]
+        abc = exact_orientations(inp, batch)[0]
         hkl = abc @ q
         h0 = torch.ceil(hkl - 0.5)
-        per_axis, f_latt = lattice_terms(inp, hkl - h0)
-        f_cell, _ = structure_factor(tuple(hkl[i, None] for i in range(3)), tuple(h0[i, None] for i in range(3)),
-                                     inp.ftable, interp_on)
-        polar, omega = first_polarization(inp, slow, fast), solid_angle(inp, airpath)
+        per_axis, f_latt = lattice_terms(inp, (hkl - h0).to(dtype))
+        f_cell, _ = structure_factor(tuple(hkl[i, None].to(dtype) for i in range(3)),
+                                     tuple(h0[i, None] for i in range(3)), inp.ftable, interp_on)
+        polar, omega = first_polarization(inp, slow, fast), solid_angle(inp, airpath.to(dtype))
         capture = capture_fraction(inp, slow, fast)
         value = engine_value(inp, slow, fast, interp_on, batch)
     steps = len(inp.source_dirs) * orientations(inp).shape[0] * inp.oversample ** 2
