@@ -12,12 +12,11 @@ module within the package (:func:`traced_modules`, read from the files), so
 an edit anywhere in the engine's code makes a new kernel, and no module list
 or format number is kept by hand.
 
-Building costs tens of seconds, so on a cache miss the engine compiles only
-when asked (``-compile``) or when the render is large enough to pay the
-build back within the run; on a hit it always uses the package. Exported
-kernels need a C++ compiler at build time and a static control flow, so
-tricubic interpolation (C's data-dependent fallback) and gradients stay in
-eager mode, as does CUDA (whose eager kernels are already fast).
+Building costs tens of seconds; when a run loads or builds a package is
+decided by :mod:`nanobragg.engine.policy`. Exported kernels need a C++
+compiler at build time and a static control flow, so tricubic interpolation
+(C's data-dependent fallback) and gradients stay in eager mode, as does CUDA
+(whose eager kernels are already fast).
 
 A build works in a temporary folder ``.build-<host>-<pid>-*`` of the cache
 folder and moves the finished package into place atomically. The folder is
@@ -53,8 +52,6 @@ from .int_values import c_int_values
 from .render import render_pixels
 from .totals import chunk_totals
 
-#: Terms (pixel x layer x sub-pixel x source x orientation) above which a cold build pays back within the run.
-COLD_THRESHOLD = 5e8
 #: Name prefix of a build's temporary folder in the cache folder: ``.build-<host>-<pid>-<random>``.
 BUILD_PREFIX = ".build-"
 #: A build folder older than this (seconds) is stale even when its process id is in use.
@@ -319,17 +316,18 @@ def _package(path: Path, build: bool, module_and_example):
     return torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
 
 
-def compiled_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, requested: bool | None, device):
+def kernel_file(inp: RenderInputs, blocks, pixels: int) -> Path:
+    """The cache file of the kernel rendering ``inp``'s kind of run in chunks of ``pixels`` (``blocks``)."""
+    return cache_dir() / f"{_static_key(inp, blocks, pixels)}.pt2"
+
+
+def compiled_kernel(inp: RenderInputs, blocks, pixels: int, build: bool):
     """A callable ``(first, offsets, keep, out, inputs=None) -> chunk totals`` rendering ``inp`` (or
     ``inputs`` of the same structure: a panel of a stack) with the cached compiled kernel (see
-    _ChunkKernel), or None for eager mode.
-
-    ``requested``: True builds on a cache miss, False never uses compiled
-    code, None uses a cached package and builds only for renders of at
-    least ``COLD_THRESHOLD`` terms.
+    _ChunkKernel), built first on a cache miss when ``build``; None when it is not cached and not
+    built (or cannot be: no C++ compiler). Whether to call it, and with ``build``, is
+    :func:`nanobragg.engine.policy.choose_kernel`'s decision (CPU, no gradients, no tricubic).
     """
-    if requested is False or torch.is_grad_enabled() or inp.interpolate or device.type != "cpu":
-        return None
 
     def module_and_example():
         scalar = torch.tensor(0, dtype=torch.long)
@@ -337,8 +335,7 @@ def compiled_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, reques
         return _ChunkKernel(inp, blocks), (scalar, torch.arange(pixels), scalar, out,
                                            *_fixed_arguments(inp, max(inp.fpixels, 2)))
 
-    path = cache_dir() / f"{_static_key(inp, blocks, pixels)}.pt2"
-    loader = _package(path, bool(requested) or terms >= COLD_THRESHOLD, module_and_example)
+    loader = _package(kernel_file(inp, blocks, pixels), build, module_and_example)
     if loader is None:
         return None
 

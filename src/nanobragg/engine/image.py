@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from .chunks import plan
-from .compiled import compiled_kernel
 from .inputs import RenderInputs
+from .policy import choose_kernel
 from .render import render_pixels
 from .totals import ImageTotals, chunk_totals, merge_totals
 
@@ -116,8 +116,8 @@ def prepare_render(inp: RenderInputs, roi, mask=None, budget: int | None = None,
     """Set up a render: active pixel count, the chunk plan, and the compiled kernel (loaded or built).
 
     ``compile``: True builds the compiled kernel if it is not cached, False
-    never uses it, None uses a cached one and builds only for very large
-    renders (see :mod:`nanobragg.engine.compiled`). A stack of panels takes
+    never uses it, None uses a cached one and builds one only where that
+    pays back (see :mod:`nanobragg.engine.policy`). A stack of panels takes
     a sequence of ROIs and one of masks (or None), one per panel; its compiled
     chunk holds at most the largest panel's pixels (a chunk never straddles
     two panels, so a larger one would be padding).
@@ -148,7 +148,7 @@ def _plan_and_kernel(inp: RenderInputs, count: int, max_pixels: int, budget, com
     S, C = len(inp.source_dirs), len(inp.orientations)
     size = inp.pix0.element_size()
     fast = plan(K, S, C, size, inp.interpolate, budget, max_pixels=max_pixels)
-    kernel = compiled_kernel(inp, fast.blocks, fast.pixels, float(count) * K * S * C, compile, inp.pix0.device)
+    kernel = choose_kernel(inp, fast.blocks, fast.pixels, float(count) * K * S * C, compile, inp.pix0.device)
     return kernel, fast if kernel is not None else plan(K, S, C, size, inp.interpolate, budget)
 
 
