@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from golden import c_image
+from nanobragg.cli import panels
 from nanobragg.cli.main import main
 from nanobragg.cli.panels import panel_flags, panel_path
 from nanobragg.io import InputError, read_smv
@@ -81,9 +82,27 @@ group_all = p0,p1,p2,p3
 """
 
 
+class EngineCalls:
+    """Counts the engine calls of cli.panels (prepare_render, run_render) and keeps the jobs prepared."""
+
+    def __init__(self, monkeypatch):
+        self.prepared, self.runs = [], 0
+        real_prepare, real_run = panels.prepare_render, panels.run_render
+
+        def prepare(*args, **kwargs):
+            self.prepared.append(real_prepare(*args, **kwargs))
+            return self.prepared[-1]
+
+        def run(*args, **kwargs):
+            self.runs += 1
+            return real_run(*args, **kwargs)
+        monkeypatch.setattr(panels, "prepare_render", prepare)
+        monkeypatch.setattr(panels, "run_render", run)
+
+
 @pytest.fixture(scope="module")
-def four(tmp_path_factory):
-    """The 4-panel run (noise on, NXmx file) and its folder."""
+def four_run(tmp_path_factory):
+    """The 4-panel run (noise on, NXmx file): its folder and its engine calls."""
     folder = tmp_path_factory.mktemp("four")
     (folder / "four.geom").write_text(FOUR)
     args = CRYSTAL + ["-geom", str(folder / "four.geom"), "-seed", "7", "-floatfile", str(folder / "f.bin"),
@@ -91,11 +110,30 @@ def four(tmp_path_factory):
                       "-h5file", str(folder / "four.h5"), "-h5float", "-cbffile", str(folder / "c.cbf")]
     cwd = os.getcwd()
     os.chdir(folder)
-    try:
-        assert main(args) == 0
-    finally:
-        os.chdir(cwd)
-    return folder
+    with pytest.MonkeyPatch.context() as patch:
+        calls = EngineCalls(patch)
+        try:
+            assert main(args) == 0
+        finally:
+            os.chdir(cwd)
+    return folder, calls
+
+
+@pytest.fixture(scope="module")
+def four(four_run):
+    """The 4-panel run's folder."""
+    return four_run[0]
+
+
+def test_the_four_panels_render_in_one_engine_call(four_run):
+    """One prepare_render and one run_render (the detector fits one band) for all four panels: one job
+    holding each panel's single-detector job, one chunk plan."""
+    calls = four_run[1]
+    assert len(calls.prepared) == 1 and calls.runs == 1
+    job = calls.prepared[0]
+    assert job.inp.panel_shapes == ((96, 160), (30, 40), (30, 40), (30, 40))
+    assert tuple(job.inp.pix0.shape) == (4, 3) and job.inp.spixels == 96 + 3 * 30
+    assert [one.count for one in job.panels] == [96 * 160, 1200, 1200, 1200] and job.count == 96 * 160 + 3600
 
 
 def test_every_panel_equals_its_single_panel_run(four, tmp_path, capsys):
