@@ -421,10 +421,12 @@ def simulate(experiment: Experiment, *, dtype=torch.float64, device=None, seed: 
     geometry is set up in float64 either way). device: torch device (default: CPU). seed: the noise
     seed as typed after ``-seed`` (for ``misset="random"``). budget: engine memory budget in bytes
     (default: an eighth of the machine's memory, at most 1 GiB). compile: None uses a cached compiled
-    kernel and builds one (15-25 s, cached on disk) only for a render large enough to pay it back,
-    as the command line does; True builds it on a cache miss; False stays eager. The kernel runs
-    only on the CPU, without gradients (``torch.no_grad()``) and without tricubic interpolation;
-    elsewhere the eager engine renders, whatever ``compile`` says, and ``Simulation.compiled`` tells.
+    kernel and builds one (20-50 s, once, cached on disk) only where that pays back within this
+    render and two more like it, as the command line does (:mod:`nanobragg.engine.policy`); True
+    builds it on a cache miss; False stays eager. A build is announced in one line on stderr. The
+    kernel runs only on the CPU, without gradients (``torch.no_grad()``) and without tricubic
+    interpolation; elsewhere the eager engine renders, whatever ``compile`` says, and
+    ``Simulation.compiled`` tells.
 
     With ``misset`` a (B, 3) tensor the image is (B, spixels, fpixels), one image per orientation,
     rendered in one pass (or one by one when tricubic interpolation is on: C's fallback from it is

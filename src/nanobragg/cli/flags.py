@@ -236,8 +236,10 @@ FLAGS = [
     Flag(("-device",), (u.choice("cpu", "cuda", "auto"),), "run.device", help="cpu, cuda or auto"),
     Flag(("-max_memory",), (u.positive(u.number),), "run.max_memory_mb", help="engine memory budget (MB)"),
     Flag(("-compile",), **_set(("run.compile", True)),
-         help="CPU: build the AOTInductor kernel if not cached (15-25 s)"),
+         help="CPU: build the AOTInductor kernel if not cached (20-50 s, once), even where it does not pay back"),
     Flag(("-nocompile",), **_set(("run.compile", False)), help="never use a compiled kernel (eager engine)"),
+    Flag(("-prepare",), **_set(("run.prepare", True)),
+         help="build (or find) the compiled kernel of this kind of run and exit: nothing rendered or written"),
     Flag(("-h", "-help", "--help"), **_set(("run.help", True)), help="this help"),
 ]
 

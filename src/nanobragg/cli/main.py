@@ -51,6 +51,9 @@ def run(argv: list[str], log=print) -> int:
         validate(settings)
         dump = load_inputs(settings, log)
         seed = _seed(settings)
+        if settings.run.prepare:
+            from .prepare import prepare_kernel
+            return prepare_kernel(settings, seed, log)
         if settings.files.geom is not None:
             from .panels import simulate_panels
             return simulate_panels(settings, seed, log, dump)

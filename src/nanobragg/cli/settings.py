@@ -31,7 +31,8 @@ class RunOptions:
     device: str = "auto"
     max_memory_mb: Optional[float] = None
     help: bool = False
-    compile: Optional[bool] = None  #: None: compile large renders only
+    compile: Optional[bool] = None  #: None: the default policy (nanobragg.engine.policy); True: -compile
+    prepare: bool = False  #: -prepare: build the compiled kernel of this kind of run, render nothing
 
 
 @dataclass
