@@ -100,6 +100,24 @@ def test_orientations_uniform_and_exact():
     assert np.abs((mats ** 2).mean(0) - 1 / 3).max() < 0.03
 
 
+def test_compiled_series_converts_every_int_image_compiled_and_equals_nanobragg(tmp_path, monkeypatch):
+    """Under -compile a series' process loads the compiled int conversion once and uses it at any image size
+    (a single small run converts eagerly): both give nanoBragg's bytes."""
+    from nanobragg.engine import compiled
+    if not compiled.compiler_available():
+        pytest.skip("no C++ compiler to build the kernels")
+    used = []
+    real = compiled.compiled_int_kernel
+    monkeypatch.setattr(compiled, "compiled_int_kernel", lambda build: used.append(real(build)) or used[-1])
+    out = tmp_path / "compiled"
+    flags = [*SERIES[:-1], "-compile", "-nonoise", "-nopgm"]
+    run_dataset(str(out), flags, 2)
+    assert len(used) == 2 and all(k is not None for k in used)
+    used.clear()
+    check_against_nanobragg(out, tmp_path, monkeypatch)
+    assert used == []  # nanoBragg alone: 40x40 pixels, the eager conversion
+
+
 def test_resume_rerenders_only_missing_or_damaged(tmp_path):
     out = tmp_path / "r"
     run_dataset(str(out), SERIES, 4)

@@ -82,20 +82,24 @@ def render(settings: Settings, res: Resolved, device: torch.device, store: Float
     return totals
 
 
-#: Pixels from which the compiled int conversion (loaded in ~2 ms) beats the eager one.
+#: Pixels from which the compiled int conversion (loaded in ~2 ms) beats the eager one in a single run.
 INT_KERNEL_MIN_PIXELS = 1 << 21
 
 
-def _int_kernel(settings: Settings, pixels: int):
-    """The cached compiled int conversion for a large image, built only under -compile; else None."""
-    if settings.run.compile is False or not settings.output.intfile or pixels < INT_KERNEL_MIN_PIXELS:
+def _int_kernel(settings: Settings, pixels: int, series: bool = False):
+    """The cached compiled int conversion for a large image (any image of a ``series``, whose process
+    loads it once), built only under -compile; else None. Both conversions give the same bits."""
+    if settings.run.compile is False or not settings.output.intfile or (pixels < INT_KERNEL_MIN_PIXELS and not series):
         return None
     from ..engine.compiled import compiled_int_kernel
     return compiled_int_kernel(build=settings.run.compile is True)
 
 
-def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False) -> int:
+def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False, *, series: bool = False) -> int:
     """Resolve, render, print C's statistics and write the output files (and the Fdump cache when ``dump``).
+
+    ``series``: one image of many rendered by this process (nb-dataset), so kernels it loads once pay back
+    at any image size.
 
     Every output is checked and opened before anything is written; the
     files are published together at the end, or none of them on any error
@@ -113,17 +117,17 @@ def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False) -
         rows = band_rows(g.fpixels, settings.budget_bytes() // 2)
         store = FloatStore((g.spixels, g.fpixels), rows, files.float, writes)
         try:
-            _render_and_write(settings, res, device, store, files, writes, log)
+            _render_and_write(settings, res, device, store, files, writes, log, series)
         finally:
             store.close()
     return 0
 
 
-def _render_and_write(settings, res, device, store, files, writes, log) -> None:
-    write_results(settings, res, store, files, writes, log, render(settings, res, device, store))
+def _render_and_write(settings, res, device, store, files, writes, log, series) -> None:
+    write_results(settings, res, store, files, writes, log, render(settings, res, device, store), series)
 
 
-def write_results(settings, res, store, files, writes, log, totals) -> None:
+def write_results(settings, res, store, files, writes, log, totals, series: bool = False) -> None:
     """After the render into ``store`` (its ``totals``): C's trace and printout, statistics and the
     second-pass files (int, noise, PGM, CBF, NXmx, PNG)."""
     print_trace(res, settings, store, log)
@@ -136,7 +140,7 @@ def write_results(settings, res, store, files, writes, log, totals) -> None:
     stats = image_stats(totals, store.shape, res.roi, float(res.detector.pixel_size), res.oversample, store.bands)
     log(f"max_I = {stats.max_I:g}  at {stats.max_x:g} {stats.max_y:g}")
     log(f"mean= {stats.mean:g} rms= {stats.rms:g} rmsd= {stats.rmsd:g}")
-    int_kernel = _int_kernel(settings, store.shape[0] * store.shape[1])
+    int_kernel = _int_kernel(settings, store.shape[0] * store.shape[1], series)
     write_second_pass(out, res, store, stats, files, writes, log, int_kernel)
     if files.png is not None:
         write_png(files.png, store, out.png_linear)

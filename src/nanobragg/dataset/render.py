@@ -149,7 +149,8 @@ def render_files(spec: DatasetSpec, index: int, loaded: LoadedInputs) -> dict:
     from ..cli.simulate import simulate_and_write
     settings = image_settings(spec, index, loaded)
     lines: list = []
-    simulate_and_write(settings, settings.output.seed, lambda *a: lines.append(" ".join(map(str, a))), False)
+    simulate_and_write(settings, settings.output.seed, lambda *a: lines.append(" ".join(map(str, a))), False,
+                       series=True)
     _chain_files(spec, index, loaded)
     return _statistics(lines)
 

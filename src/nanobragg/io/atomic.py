@@ -270,45 +270,58 @@ def atomic_write(path, *parts):
             offset += memoryview(data).nbytes
 
 
+#: Writes smaller than this (headers) are made on the caller's thread: handing them over costs more.
+SMALL_WRITE = 1 << 16
+#: Threads of the process's writer pool (QueuedWrites), made once and reused by every run: a dataset
+#: writes image after image, and starting a thread per write cost about a millisecond each.
+WRITER_THREADS = 2
+_pool = (None, None)  #: (process id, ThreadPoolExecutor): a forked child makes its own
+_pool_lock = threading.Lock()
+
+
+def _writer_pool():
+    global _pool
+    with _pool_lock:
+        if _pool[0] != os.getpid():
+            from concurrent.futures import ThreadPoolExecutor
+            _pool = (os.getpid(), ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="nanobragg-write"))
+        return _pool[1]
+
+
 class QueuedWrites:
     """Writes on background threads, so that writing one band or file overlaps computing the next.
 
     ``write(out, data, offset)`` first waits for ``out``'s previous write (so
     each output has at most one pending write and its writes stay in order),
-    then writes on a thread; the caller must not modify ``data`` afterwards.
+    then writes on a thread of the process's writer pool (a small write, on
+    the caller's); the caller must not modify ``data`` afterwards.
     Leaving the ``with`` block waits for every write and raises the first
     error; after an exception in the block it waits and discards theirs, so
     that no thread touches a file once it is aborted.
     """
 
     def __init__(self):
-        self._pending = {}  #: id(OutputFile) -> thread
-        self._errors = []
+        self._pending = {}  #: id(OutputFile) -> future of its last write
 
     def write(self, out: OutputFile, data, offset: int) -> None:
         self._join(self._pending.pop(id(out), None))
+        if memoryview(data).nbytes < SMALL_WRITE:
+            out.write_at(data, offset)
+        else:
+            self._pending[id(out)] = _writer_pool().submit(out.write_at, data, offset)
 
-        def job():
-            try:
-                out.write_at(data, offset)
-            except BaseException as exc:  # re-raised on the caller's thread
-                self._errors.append(exc)
-        thread = threading.Thread(target=job, name=f"write {os.path.basename(out.path)}")
-        thread.start()
-        self._pending[id(out)] = thread
-
-    def _join(self, thread) -> None:
-        if thread is not None:
-            thread.join()
-        if self._errors:
-            raise self._errors[0]
+    @staticmethod
+    def _join(future) -> None:
+        if future is not None:
+            future.result()  # re-raises the write's error on the caller's thread
 
     def wait(self) -> None:
         """Wait for every pending write; raise the first error."""
-        threads, self._pending = list(self._pending.values()), {}
-        for thread in threads:
-            thread.join()
-        self._join(None)
+        futures, self._pending = list(self._pending.values()), {}
+        errors = [f.exception() for f in futures]  # waits for each
+        for exc in errors:
+            if exc is not None:
+                raise exc
 
     def __enter__(self):
         return self
