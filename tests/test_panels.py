@@ -11,6 +11,7 @@ from golden import c_image
 from nanobragg.cli import panels
 from nanobragg.cli.main import main
 from nanobragg.cli.panels import panel_flags, panel_path
+from nanobragg.cli.settings import Settings
 from nanobragg.io import InputError, read_smv
 from nanobragg.io.crystfel_geom import _direction, read_geom
 
@@ -331,3 +332,32 @@ def test_a_tilted_panel_equals_the_c_programs_image(tmp_path, capsys):
     ours = np.fromfile(tmp_path / "f_p00.bin", "<f4").astype(np.float64)
     c = c_image("custom-pivot-sample").astype(np.float64)
     np.testing.assert_allclose(ours, c, rtol=1e-5, atol=1e-6 * c.max())
+
+
+class FloatStoreShape:
+    """What panel_bands reads of a FloatStore: its shape, rows per band and band starts."""
+
+    def __init__(self, slow, fast, rows):
+        self.shape, self.rows = (slow, fast), rows
+
+    def band_starts(self):
+        return range(0, self.shape[0], self.rows)
+
+
+def test_a_small_memory_budget_renders_the_panels_in_bands(four, tmp_path, capsys, monkeypatch):
+    """A budget of 0.5 MiB (below -max_memory's least, 16 MB; a quarter of a MiB for the bands): panel 0
+    in two bands of its rows, the second band also holding the other three panels; the same files as one band."""
+    monkeypatch.setattr(Settings, "budget_bytes", lambda self: 1 << 19)
+    calls = EngineCalls(monkeypatch)
+    args = CRYSTAL + ["-geom", str(four / "four.geom"), "-seed", "7", "-floatfile", str(tmp_path / "f.bin"),
+                      "-noisefile", str(tmp_path / "n.img"), "-intfile", str(tmp_path / "i.img")]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert len(calls.prepared) == 1 and calls.runs == 2
+    assert panels.panel_bands([FloatStoreShape(96, 160, 68)] + [FloatStoreShape(30, 40, 273)] * 3,
+                              262144) == [(0, 68), (68, 186)]
+    for index in range(4):
+        assert np.array_equal(np.fromfile(tmp_path / f"f_p{index:02d}.bin", "<f4"),
+                              np.fromfile(four / f"f_p{index:02d}.bin", "<f4"))
+        assert np.array_equal(read_smv(tmp_path / f"n_p{index:02d}.img")[1], read_smv(four / f"n_p{index:02d}.img")[1])
+
