@@ -152,7 +152,7 @@ def panel_bands(stores: list, budget: int) -> list:
     return bands
 
 
-def render_panels(settings: Settings, resolved: list, device: torch.device, stores: list) -> list:
+def render_panels(settings: Settings, resolved: list, device: torch.device, stores: list, log) -> list:
     """Render every panel (``resolved``: each panel's Resolved) into its store; returns each panel's totals.
 
     The panels' inputs are stacked and rendered by one prepare_render and one
@@ -167,6 +167,8 @@ def render_panels(settings: Settings, resolved: list, device: torch.device, stor
         with torch.no_grad():
             job = prepare_render(inp, [resolved[i].roi for i in group], [resolved[i].mask for i in group],
                                  budget=budget, compile=settings.run.compile)
+        log(f"rendering {len(group)} of the {len(resolved)} panels in one engine call ({job.count} pixels, "
+            f"{'compiled' if job.kernel is not None else 'eager'})")
         bar, update = simulate._progress(settings, job.count)
         parts = [[] for _ in group]
         try:
@@ -224,8 +226,7 @@ def simulate_panels(settings: Settings, seed: int, log, dump: bool = False) -> i
             for head, (_, s, res) in zip(heads, runs):
                 log(head)
                 report_setup(res, s, log)
-            log(f"rendering the {len(runs)} panels together")
-            totals = render_panels(settings, [res for _, _, res in runs], device, stores)
+            totals = render_panels(settings, [res for _, _, res in runs], device, stores, log)
             for index, ((_, s, res), f, store) in enumerate(zip(runs, files, stores)):
                 log(heads[index])
                 if h5 is not None:
