@@ -263,7 +263,8 @@ def _run_rows(job: RenderJob, progress, rows: Optional[tuple]) -> RenderedImage:
 
 
 def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,
-                 progress: Optional[Callable[[int], None]] = None, compile: bool | None = None) -> RenderedImage:
+                 progress: Optional[Callable[[int], None]] = None, compile: bool | None = None):
     """Render every active pixel: prepare_render then run_render (the engine's own entry; the API's is
-    :func:`nanobragg.api.simulate`, which resolves an experiment and says which path rendered it)."""
+    :func:`nanobragg.api.simulate`, which resolves an experiment and says which path rendered it).
+    A RenderedImage; for a stack of panels, one per panel."""
     return run_render(prepare_render(inp, roi, mask, budget, compile), progress)
