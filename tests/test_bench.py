@@ -1,10 +1,13 @@
 """Tests of the nanobragg-bench tool, with a fake C nanoBragg.
 
 The fake program is a stdlib-only Python script: it writes a float file of
-``-detpixels`` squared zeros, sleeps 0.3 s more above 8 x 8 pixels (so
-that the tiny-run estimate of its engine time is positive) and, with
-``FAKE_TIMING=1``, prints the two timing lines this project's command
-prints under ``NB_TIMING=1``.
+``-detpixels`` squared (or ``-detpixels_x`` x ``-detpixels_y``) zeros,
+sleeps 0.3 s more above 8 x 8 pixels (so that the tiny-run estimate of its
+engine time is positive) and, with ``FAKE_TIMING=1``, prints the two timing
+lines this project's command prints under ``NB_TIMING=1``. It says what the
+compile policy says: no compiler when none is on its PATH, else, with
+``FAKE_BUILD=1`` and an empty ``NB_CACHE_DIR``, a build (writing a kernel
+file there). Named ``fake_c`` it refuses ``-dtype``, as C would.
 """
 
 import json
@@ -19,25 +22,39 @@ from nanobragg.tools import bench_report as nbr
 from nanobragg.tools import bench_run as nbrun
 
 FAKE_PROGRAM = r'''#!{python}
-"""Fake nanoBragg: a float file of zeros, a short sleep, optional timing lines."""
+"""Fake nanoBragg: a float file of zeros, a short sleep, optional timing and policy lines."""
 import os
+import shutil
 import sys
 import time
+from pathlib import Path
 
 argv = sys.argv[1:]
-size = int(argv[argv.index("-detpixels") + 1])
-time.sleep((0.3 if size > 8 else 0.0) + size * size * 1e-6)
+if Path(sys.argv[0]).name == "fake_c" and "-dtype" in argv:
+    sys.exit("fake_c: unknown flag -dtype")
+if "-detpixels" in argv:
+    x = y = int(argv[argv.index("-detpixels") + 1])
+else:
+    x, y = int(argv[argv.index("-detpixels_x") + 1]), int(argv[argv.index("-detpixels_y") + 1])
+time.sleep((0.3 if x * y > 64 else 0.0) + x * y * 1e-6)
 with open(argv[argv.index("-floatfile") + 1], "wb") as f:
-    f.write(bytes(4 * size * size))
+    f.write(bytes(4 * x * y))
+cache = Path(os.environ.get("NB_CACHE_DIR", "nowhere"))
+if not any(shutil.which(c) for c in ("gcc", "g++", "cc", "c++", "clang")):
+    print("nanoBragg: no C++ compiler (g++, c++, clang++) on PATH: eager", file=sys.stderr)
+elif os.environ.get("FAKE_BUILD") == "1" and cache.is_dir() and not list(cache.glob("*.pt2")):
+    print("nanoBragg: building the compiled float32 kernel (fake)", file=sys.stderr)
+    (cache / "kernel.pt2").write_bytes(b"")
+compiled = "yes" if list(cache.glob("*.pt2")) else "no"
 if os.environ.get("FAKE_TIMING") == "1":
     print("startup: first pixel at 0.125 s after import torch", file=sys.stderr)
-    print(f"engine: rendered {{size * size}} pixels in 0.050 s (compiled: no, dtype float32, "
+    print(f"engine: rendered {{x * y}} pixels in 0.050 s (compiled: {{compiled}}, dtype float32, "
           "device cpu, threads 2)", file=sys.stderr)
 '''
 
 ENTRY_KEYS = {"name", "family", "detpixels", "pixels", "args", "repeats", "ours", "c", "ratios"}
 OURS_KEYS = {"wall_s", "wall_runs", "pixels_per_s", "engine_s", "engine_pixels_per_s", "startup_s",
-             "cold_cache_s", "peak_rss_mb", "compiled", "dtype", "device", "threads"}
+             "cold", "no_compiler", "peak_rss_mb", "compiled", "dtype", "device", "threads"}
 C_KEYS = {"wall_s", "startup_s", "tiny_runs", "engine_s_est", "peak_rss_mb"}
 
 
@@ -75,8 +92,15 @@ def test_real_program_against_fake_c(tmp_path, fake_program, monkeypatch):
     assert entry["ratios"]["wall"] == pytest.approx(entry["c"]["wall_s"] / ours["wall_s"])
     assert entry["c"]["engine_s_est"] > 0 and entry["ratios"]["engine"] > 0
     assert report["growth"] is None and report["machine"]["cores"] >= 1
+    # cold column: three default runs of a 64 x 64 image from an empty cache build nothing
+    cold = ours["cold"]
+    assert len(cold["runs_s"]) == 3 and cold["total_s"] == pytest.approx(sum(cold["runs_s"]))
+    assert cold["built"] == cold["announced"] == cold["compiled"] == [False] * 3
+    assert cold["c_total_s"] == pytest.approx(3 * entry["c"]["wall_s"]) and cold["met"] is None  # C < 3 s
+    nocc = ours["no_compiler"]
+    assert nocc["compiled"] is False and nocc["engine_s"] > 0 and nocc["said"] == []  # too small to matter
     table = (tmp_path / "out" / "performance.md").read_text()
-    assert "| workload |" in table and "| cubic-1024 |" in table
+    assert "| workload |" in table and table.count("| cubic-1024 |") == 2  # both tables
 
 
 def test_fake_programs_growth_and_markdown(tmp_path, fake_program, monkeypatch):
@@ -94,6 +118,78 @@ def test_fake_programs_growth_and_markdown(tmp_path, fake_program, monkeypatch):
     assert growth["from"] == 128 and growth["to"] == 256 and growth["ours_s"] is not None
     text = (tmp_path / "out" / "performance.md").read_text()
     assert "| cubic-4096 |" in text and "C growth / our growth" in text
+
+
+def test_cold_and_no_compiler_columns_real_and_float64_workloads(tmp_path, fake_program, monkeypatch):
+    """Fake programs: the cold runs' builds and announcements, the no-compiler PATH, the real
+    experiment with its inputs (a shaped detector) and the float64 rows (-dtype for ours only)."""
+    fake_c = tmp_path / "fake_c"
+    fake_c.write_text(fake_program.read_text())
+    fake_c.chmod(0o755)
+    inputs = tmp_path / "inputs-real"
+    inputs.mkdir()
+    for name in ("A.mat", "scaled.hkl"):
+        (inputs / name).write_text("dummy")
+    monkeypatch.setenv("FAKE_TIMING", "1")
+    monkeypatch.setenv("FAKE_BUILD", "1")
+    report = run_bench(tmp_path, "--workloads", "cubic-4096-float64,pilatus", "--real-inputs", str(inputs),
+                       "--c-bin", str(fake_c), "--py-bin", str(fake_program))
+    by_name = {e["name"]: e for e in report["workloads"]}
+    assert list(by_name) == ["pilatus-2463x2527", "cubic-4096-float64", "pilatus-2463x2527-float64"]
+    assert report["skipped"] == []
+    for entry in by_name.values():
+        cold = entry["ours"]["cold"]
+        assert cold["built"] == cold["announced"] == [True, False, False] and cold["silent_builds"] == 0
+        assert cold["compiled"] == [True, True, True]
+        assert cold["ratio"] == pytest.approx(cold["c_total_s"] / cold["total_s"])
+        nocc = entry["ours"]["no_compiler"]
+        assert nocc["said_no_compiler"] and nocc["compiled"] is False and nocc["engine_s"] == pytest.approx(0.05)
+        assert nocc["engine_ratio"] == pytest.approx(entry["c"]["engine_s_est"] / 0.05)
+    real = by_name["pilatus-2463x2527"]
+    assert real["shape"] == [153, 157] and real["pixels"] == 153 * 157
+    args = real["args"]
+    assert args[args.index("-mat") + 1] == str(inputs / "A.mat") and args[args.index("-hkl") + 1] == str(
+        inputs / "scaled.hkl")
+    assert "-dtype" not in args and by_name["pilatus-2463x2527-float64"]["args"][-2:] == ["-dtype", "float64"]
+    text = (tmp_path / "out" / "performance.md").read_text()
+    assert nbr.COLD_HEADER in text and "| pilatus-2463x2527-float64 |" in text and "no C++ compiler" in text
+    # without the inputs the real workloads are skipped, with a note
+    report = run_bench(tmp_path, "--workloads", "pilatus", "--real-inputs", str(tmp_path / "nowhere"),
+                       "--no-cold", "--py-bin", str(fake_program))
+    assert report["workloads"] == [] and [s["name"] for s in report["skipped"]] == [
+        "pilatus-2463x2527", "pilatus-2463x2527-float64"]
+    assert "lacks A.mat, scaled.hkl" in (tmp_path / "out" / "performance.md").read_text()
+
+
+def test_without_compilers_links_everything_else(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder, names in ((first, ["gcc", "g++-12", "x86_64-linux-gnu-gcc", "cc", "python3", "c++filt"]),
+                          (second, ["clang++", "clang", "c++", "python3", "nvcc", "ld"])):
+        folder.mkdir()
+        for name in names:
+            (folder / name).write_text("#!/bin/sh\n")
+            (folder / name).chmod(0o755)
+    (first / "notes.txt").write_text("not a program")
+    path = nbb.without_compilers(f"{first}:{tmp_path / 'missing'}:{second}", tmp_path / "bin")
+    links = {p.name: p.resolve() for p in Path(path).iterdir()}
+    assert sorted(links) == ["c++filt", "ld", "nvcc", "python3"]
+    assert links["python3"] == first / "python3"  # the first on PATH
+
+
+def test_policy_lines_are_the_ones_the_bench_reads():
+    from nanobragg.engine import policy
+    inp = nbb_inputs()
+    assert policy.announcement(inp, None, 10.0, 1.0, 20.0).startswith(nbrun.BUILD_PREFIX)
+    assert policy.NO_COMPILER.startswith(nbrun.NO_COMPILER_PREFIX)
+    assert all(line.startswith(nbrun.SAID_PREFIX) for line, _ in policy.BLOCKED.values())
+
+
+def nbb_inputs():
+    """The RenderInputs of a tiny cubic run."""
+    from nanobragg.cli.main import build_settings
+    from nanobragg.resolve import resolve
+    return resolve(build_settings(["-default_F", "1", "-cell", "10", "10", "10", "90", "90", "90",
+                                   "-detpixels", "8"]).experiment).inputs
 
 
 def test_no_c_program(tmp_path, fake_program, monkeypatch):
@@ -137,7 +233,7 @@ def test_plan_repeats_fits_budget():
 def test_workload_selection_and_usage_errors():
     """Names and families select workloads; unknown names are usage errors (exit 1)."""
     names = [w.name for w in nbb.select("cubic,large-4096")]
-    assert names == ["cubic-1024", "cubic-2048", "cubic-4096", "large-4096"]
+    assert names == ["cubic-1024", "cubic-2048", "cubic-4096", "large-4096", "cubic-4096-float64"]
     with pytest.raises(SystemExit) as exc:
         nbb.parse_args(["--workloads", "nope"])
     assert exc.value.code == 1
@@ -247,7 +343,8 @@ def test_robustness_usage_errors():
 
 
 def test_robustness_docs_section_kept_and_replaced(tmp_path, monkeypatch):
-    """--robustness --docs replaces its own section only; the full report keeps it."""
+    """--robustness --docs replaces its own section only; the full report keeps it and every other
+    section (a file written before the workloads' markers too), and replaces only its own part."""
     from nanobragg.tools import bench_robust as robust
     section = f"{nbr.DOCS_BEGIN}\n## Robustness\nold figures\n{nbr.DOCS_END}\n"
     text = "# Performance\n\ntable\n\n" + section + "\n## Method\n"
@@ -256,14 +353,20 @@ def test_robustness_docs_section_kept_and_replaced(tmp_path, monkeypatch):
     assert "new figures" in replaced and "old figures" not in replaced
     assert replaced.startswith("# Performance\n\ntable\n") and replaced.endswith("## Method\n")
     assert robust.replace_section("# P\n", new) == "# P\n\n" + new
-    assert nbr.existing_section(text) == section and nbr.existing_section("# P") is None
-    # the full benchmark's --docs keeps the section
+    # the full benchmark's --docs: a file of before the markers, the robustness and a hand-written section
     monkeypatch.setattr(nbr, "repo_root", lambda: tmp_path)
     (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "performance.md").write_text(text)
+    target = tmp_path / "docs" / "performance.md"
+    datasets = "## Datasets\n\nhand-written figures\n"
+    target.write_text("# Performance\n\nold table\n\n## Method\n\n- how\n\n" + section + "\n" + datasets)
     monkeypatch.setattr(nbr, "render_markdown", lambda report: "# Performance\n\nnew table\n")
     nbr.write_report({}, tmp_path / "out", docs=True)
-    assert (tmp_path / "docs" / "performance.md").read_text() == "# Performance\n\nnew table\n\n" + section
+    own = f"{nbr.BENCH_BEGIN}\n# Performance\n\nnew table\n{nbr.BENCH_END}\n"
+    assert target.read_text() == own + "\n" + section + "\n" + datasets
+    monkeypatch.setattr(nbr, "render_markdown", lambda report: "# Performance\n\nnewer table\n")
+    nbr.write_report({}, tmp_path / "out", docs=True)
+    assert target.read_text() == own.replace("new table", "newer table") + "\n" + section + "\n" + datasets
+    assert nbr.docs_text(None, "# P\n") == f"{nbr.BENCH_BEGIN}\n# P\n{nbr.BENCH_END}\n"
 
 
 def test_robustness_memory_run_of_the_real_program(tmp_path, monkeypatch):

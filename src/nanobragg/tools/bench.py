@@ -5,6 +5,7 @@ Usage::
     nanobragg-bench [--workloads NAME,...] [--repeats N] [--out DIR] [--quick]
                     [--docs] [--device cpu|cuda] [--threads N] [--budget S]
                     [--no-cold] [--c-bin PATH] [--py-bin PATH] [--cache-dir DIR]
+                    [--real-inputs DIR]
     nanobragg-bench --robustness [--quick] [--docs] [--out DIR] [--threads N]
                     [--real-inputs DIR] [--c-bin PATH] [--py-bin PATH] [--cache-dir DIR]
 
@@ -16,9 +17,18 @@ the median of ``--repeats`` runs.  Peak resident memory comes from
 engine time and start-up time on stderr; they are parsed from there.  The
 warm-up run is given ``-compile``, so it builds the compiled kernel into the
 persistent kernel cache (``NB_CACHE_DIR``) as a user's first ``-compile``
-run would; the timed runs are plain command lines that find it there. The
-first run with an empty cache (a fresh ``NB_CACHE_DIR``, with ``-compile``,
-build included) is timed once per workload whose kernel is compiled.
+run would; the timed runs are plain command lines that find it there.
+
+Two more columns per workload, each with default flags (no ``-compile``):
+*cold*, the first three runs from an empty kernel cache (a fresh
+``NB_CACHE_DIR`` shared by the three), summed, against three C runs, with
+whether each run built a kernel and said so; and *no compiler*, one run with
+an empty cache and a ``PATH`` of links to every program but the C and C++
+compilers (:func:`without_compilers`), its engine time against C's. The real
+experiment's workloads (``pilatus-*``) read ``A.mat`` and ``scaled.hkl``
+from ``--real-inputs`` (default ``$NB_REAL_INPUTS`` or
+``../shared/golden/inputs-real`` beside the project); without them they are
+skipped, and the report says so.
 
 With a C nanoBragg (``--c-bin`` or ``$NB_C_BIN``) the same workloads run
 through it too, alternating with this project run by run, and the report
@@ -32,7 +42,8 @@ to ``--repeats`` go to the cheapest workloads while the estimate fits.
 
 Writes ``bench.json`` and ``performance.md`` to ``--out`` (default
 ``benchmarks/YYYYMMDD-HHMMSS``); ``--docs`` also writes the project's
-``docs/performance.md`` (keeping its robustness section).
+``docs/performance.md``, replacing only the part this command writes (between
+its markers) and keeping every other section.
 
 ``--robustness`` runs, instead of the workloads, the memory-bound run and
 the three-runs-at-once figure of :mod:`nanobragg.tools.bench_robust`
@@ -49,6 +60,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import shutil
 import statistics
 import sys
@@ -62,6 +74,7 @@ from nanobragg.tools.bench_report import (  # noqa: F401 (re-exported)
     METHOD,
     TABLE_HEADER,
     _version,
+    cold_table,
     growth_text,
     machine_info,
     markdown_table,
@@ -70,7 +83,8 @@ from nanobragg.tools.bench_report import (  # noqa: F401 (re-exported)
     table_row,
     write_report,
 )
-from nanobragg.tools.bench_run import BenchError, Run, log, run_once
+from nanobragg.tools.bench_robust import default_inputs_dir
+from nanobragg.tools.bench_run import NO_COMPILER_PREFIX, BenchError, Run, log, run_once
 from nanobragg.tools.bench_workloads import TINY_DETPIXELS, WORKLOADS, Workload, select
 
 EXIT_OK, EXIT_USAGE, EXIT_RUNNER = 0, 1, 2
@@ -78,6 +92,13 @@ DEFAULT_REPEATS = 3
 DEFAULT_BUDGET_S = 780.0
 DEFAULT_THREADS = 2
 TINY_RUNS = 3
+#: Runs of the cold column: the first runs of a workload from an empty kernel cache.
+COLD_RUNS = 3
+#: C runs from this many seconds on are held to the cold bar (three runs ours no longer than three C runs).
+COLD_BAR_C_S = 3.0
+#: Programs a "no compiler" run must not find: gcc, g++, cc, c++, clang, clang++, with target prefixes
+#: and version suffixes (x86_64-linux-gnu-g++-12).
+COMPILERS = re.compile(r"(?:.+-)?(?:gcc|g\+\+|cc|c\+\+|clang|clang\+\+)(?:-[0-9.]+)?")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -103,8 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{DEFAULT_REPEATS}, 1 with --quick; fewer when --budget is short)")
     p.add_argument("--out", type=Path, help="folder for bench.json and performance.md "
                    "(default benchmarks/YYYYMMDD-HHMMSS)")
-    p.add_argument("--quick", action="store_true", help="detector sizes / 16, one timed run, "
-                   "no cold-cache run (for testing)")
+    p.add_argument("--quick", action="store_true", help="detector sizes / 16, one timed run (for testing)")
     p.add_argument("--docs", action="store_true", help="also write docs/performance.md")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="where nanoBragg renders (default cpu; cuda is skipped without a GPU)")
@@ -113,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, metavar="S",
                    help="seconds the whole benchmark should take; 0 = no limit "
                    "(default %(default)s)")
-    p.add_argument("--no-cold", action="store_true", help="skip the empty-cache runs")
+    p.add_argument("--no-cold", action="store_true", help="skip the cold column (three runs from an empty "
+                   "kernel cache)")
     p.add_argument("--c-bin", help="C nanoBragg to compare with (default $NB_C_BIN; none: "
                    "no comparison)")
     p.add_argument("--py-bin", help="program under test (default $NB_PY_BIN or this "
@@ -124,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "of a 16384x16384 -max_memory 500 run, and three Pilatus runs at once against "
                    "three in turn (ours, and C when given)")
     p.add_argument("--real-inputs", type=Path, metavar="DIR", help="folder holding A.mat and "
-                   "scaled.hkl for --robustness (default $NB_REAL_INPUTS or "
+                   "scaled.hkl, for the pilatus workloads and --robustness (default $NB_REAL_INPUTS or "
                    "../shared/golden/inputs-real beside the project)")
     return p
 
@@ -141,7 +162,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         opts.selected = select(opts.workloads)
     except KeyError as exc:
         parser.error(f"unknown workload {exc.args[0]!r} (see --list)")
-    opts.cold = not (opts.no_cold or opts.quick)
+    opts.cold = not opts.no_cold
     if opts.robustness and (opts.workloads or opts.device != "cpu"):
         parser.error("--robustness runs alone, on the CPU (no --workloads, no --device cuda)")
     return opts
@@ -198,6 +219,29 @@ def program_env(threads: int, cache_dir: Path) -> dict[str, str]:
     return env
 
 
+def without_compilers(path: str, folder: Path) -> str:
+    """A PATH of one folder, ``folder``, holding links to every program on ``path`` except the C and
+    C++ compilers (:data:`COMPILERS`); the first of a name on ``path`` wins, as on ``path``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for directory in path.split(os.pathsep):
+        try:
+            entries = list(os.scandir(directory or "."))
+        except OSError:
+            continue
+        for entry in entries:
+            link = folder / entry.name
+            if COMPILERS.fullmatch(entry.name) or os.path.lexists(link):
+                continue
+            if entry.is_file() and os.access(entry.path, os.X_OK):
+                link.symlink_to(os.path.abspath(entry.path))
+    return str(folder)
+
+
+def _kernels(cache: Path) -> set[str]:
+    """Names of the kernel packages in a cache folder."""
+    return {p.name for p in cache.glob("*.pt2")}
+
+
 # ------------------------------------------------------------------ a workload's runs
 
 
@@ -208,8 +252,9 @@ class Trial:
     workload: Workload
     detpixels: int
     warm: Run | None = None
-    cold: Run | None = None
-    cold_note: str = ""
+    cold: list[Run] = field(default_factory=list)  #: the cold column's runs, in order
+    cold_built: list[bool] = field(default_factory=list)  #: whether each cold run added a kernel to the cache
+    no_compiler: Run | None = None
     runs: list[Run] = field(default_factory=list)
     c_warm: Run | None = None
     c_runs: list[Run] = field(default_factory=list)
@@ -231,10 +276,12 @@ class Bench:
     env: dict[str, str]
     workdir: Path
     warmup_flags: tuple = ("-compile",)  #: --quick leaves them out (no kernel build in tests)
+    inputs: Path | None = None  #: the real-inputs folder (A.mat, scaled.hkl)
 
     def ours_argv(self, trial: Trial) -> list[str]:
         """Our command line for a workload."""
-        return [*self.ours, "-device", self.device, *trial.workload.argv(trial.detpixels)]
+        w = trial.workload
+        return [*self.ours, "-device", self.device, *w.argv(trial.detpixels, self.inputs), *w.own_args()]
 
     def run_ours(self, trial: Trial, label: str, env: dict[str, str] | None = None, extra=()) -> Run:
         """One run of this project's program (``extra`` flags appended)."""
@@ -244,7 +291,7 @@ class Bench:
 
     def run_c(self, trial: Trial, label: str, detpixels: int | None = None) -> Run:
         """One run of the C program (at the workload size, or ``detpixels``)."""
-        argv = [*self.c, *trial.workload.argv(detpixels or trial.detpixels)]
+        argv = [*self.c, *trial.workload.argv(detpixels or trial.detpixels, self.inputs)]
         run = run_once(argv, self.env, self._folder(trial, "c"))
         log(f"{trial.workload.name:18s} C    {label:8s} {run.wall_s:8.2f} s")
         return run
@@ -264,15 +311,22 @@ def warm_up(bench: Bench, trial: Trial) -> None:
         trial.c_tiny.append(bench.run_c(trial, "tiny", TINY_DETPIXELS))
 
 
-def cold_run(bench: Bench, trial: Trial) -> None:
-    """Time one run with an empty compile cache, unless the warm-up did not compile."""
-    engine = trial.warm.engine if trial.warm else None
-    if engine is not None and not engine["compiled"]:
-        trial.cold_note = "kernel not compiled: no compile cache involved"
-        return
+def cold_runs(bench: Bench, trial: Trial) -> None:
+    """The first COLD_RUNS runs from an empty kernel cache, default flags, noting which added a kernel."""
     with tempfile.TemporaryDirectory(prefix="kernels-cold-") as cache:
         env = dict(bench.env, NB_CACHE_DIR=cache)
-        trial.cold = bench.run_ours(trial, "cold", env, extra=("-compile",))
+        for i in range(COLD_RUNS):
+            before = _kernels(Path(cache))
+            trial.cold.append(bench.run_ours(trial, f"cold {i + 1}", env))
+            trial.cold_built.append(bool(_kernels(Path(cache)) - before))
+
+
+def no_compiler_run(bench: Bench, trial: Trial) -> None:
+    """One run, default flags, with an empty kernel cache and no C or C++ compiler on PATH."""
+    with tempfile.TemporaryDirectory(prefix="kernels-nocc-") as cache:
+        env = {k: v for k, v in bench.env.items() if k not in ("CC", "CXX")}
+        env.update(NB_CACHE_DIR=cache, PATH=without_compilers(env.get("PATH", ""), bench.workdir / "no-compiler"))
+        trial.no_compiler = bench.run_ours(trial, "nocc", env)
 
 
 def timed_runs(bench: Bench, trial: Trial, repeats: int, tiny_runs: int) -> None:
@@ -321,6 +375,32 @@ def _per_s(pixels: int, seconds: float | None) -> float | None:
     return pixels / seconds if seconds else None
 
 
+def summarise_cold(trial: Trial, c: dict | None) -> dict | None:
+    """The cold column: three runs from an empty cache against three C runs (C's median wall x 3)."""
+    if not trial.cold:
+        return None
+    total = sum(r.wall_s for r in trial.cold)
+    c_total = COLD_RUNS * c["wall_s"] if c else None
+    held = c is not None and c["wall_s"] >= COLD_BAR_C_S
+    return {"runs_s": [r.wall_s for r in trial.cold], "total_s": total,
+            "compiled": [bool(r.engine and r.engine["compiled"]) for r in trial.cold],
+            "built": trial.cold_built, "announced": [r.announced_build for r in trial.cold],
+            "silent_builds": sum(b and not r.announced_build for b, r in zip(trial.cold_built, trial.cold)),
+            "c_total_s": c_total, "ratio": _ratio(c_total, total),
+            "met": (total <= c_total) if held else None}
+
+
+def summarise_no_compiler(trial: Trial, c: dict | None) -> dict | None:
+    """The no-compiler column: engine time and what the run said."""
+    run = trial.no_compiler
+    if run is None:
+        return None
+    engine = run.engine or {}
+    return {"wall_s": run.wall_s, "engine_s": engine.get("seconds"), "compiled": engine.get("compiled"),
+            "said_no_compiler": any(line.startswith(NO_COMPILER_PREFIX) for line in run.said),
+            "said": run.said, "engine_ratio": _ratio(c["engine_s_est"] if c else None, engine.get("seconds"))}
+
+
 def summarise_ours(trial: Trial, pixels: int) -> dict:
     """Our figures: medians of the timed runs, peak RSS, what the engine line said."""
     runs = trial.runs
@@ -335,8 +415,6 @@ def summarise_ours(trial: Trial, pixels: int) -> dict:
         "engine_s": engine_s, "engine_runs": [e["seconds"] for e in engines],
         "engine_pixels_per_s": _per_s(pixels, engine_s),
         "startup_s": _median(startups) if len(startups) == len(runs) else None,
-        "cold_cache_s": trial.cold.wall_s if trial.cold else None,
-        "cold_cache_note": trial.cold_note or None,
         "peak_rss_mb": max(r.maxrss_kb for r in runs) / 1024.0,
         "compiled": last.get("compiled"), "dtype": last.get("dtype"),
         "device": last.get("device"), "threads": last.get("threads"),
@@ -359,16 +437,18 @@ def summarise_c(trial: Trial, pixels: int) -> dict | None:
 
 def summarise(bench: Bench, trial: Trial) -> dict:
     """The JSON entry of one workload."""
-    pixels = trial.detpixels ** 2
+    w = trial.workload
+    shape = w.pixels_at(trial.detpixels)
+    pixels = shape[0] * shape[1]
     ours = summarise_ours(trial, pixels)
     c = summarise_c(trial, pixels)
+    ours["cold"], ours["no_compiler"] = summarise_cold(trial, c), summarise_no_compiler(trial, c)
     ratios = None if c is None else {
         "wall": _ratio(c["wall_s"], ours["wall_s"]),
         "engine": _ratio(c["engine_s_est"], ours["engine_s"]),
     }
-    w = trial.workload
     return {"name": w.name, "family": w.family, "note": w.note, "detpixels": trial.detpixels,
-            "pixels": pixels, "args": bench.ours_argv(trial)[len(bench.ours):],
+            "shape": list(shape), "dtype": w.dtype, "pixels": pixels, "args": bench.ours_argv(trial)[len(bench.ours):],
             "repeats": len(trial.runs), "ours": ours, "c": c, "ratios": ratios}
 
 
@@ -388,12 +468,13 @@ def cubic_growth(entries: list[dict]) -> dict | None:
 
 
 def run_all(bench: Bench, trials: list[Trial], opts: argparse.Namespace, deadline: float | None) -> None:
-    """Warm-ups, cold-cache runs, the repeat plan, then the timed runs."""
+    """Warm-ups, the cold and no-compiler runs, the repeat plan, then the timed runs."""
     for trial in trials:
         warm_up(bench, trial)
-    if opts.cold:
-        for trial in trials:
-            cold_run(bench, trial)
+    for trial in trials:
+        if opts.cold:
+            cold_runs(bench, trial)
+        no_compiler_run(bench, trial)
     left = None if deadline is None else max(0.0, 0.95 * (deadline - time.perf_counter()))
     costs = {t.workload.name: t.cost() for t in trials}
     plan = plan_repeats(costs, opts.repeats, left)
@@ -403,7 +484,7 @@ def run_all(bench: Bench, trials: list[Trial], opts: argparse.Namespace, deadlin
         timed_runs(bench, trial, plan[trial.workload.name], tiny_runs)
 
 
-def make_report(bench: Bench, trials: list[Trial], opts, started: float, date: str) -> dict:
+def make_report(bench: Bench, trials: list[Trial], opts, started: float, date: str, skipped=()) -> dict:
     """The JSON report."""
     entries = [summarise(bench, t) for t in trials]
     return {
@@ -413,6 +494,7 @@ def make_report(bench: Bench, trials: list[Trial], opts, started: float, date: s
         "machine": machine_info(opts.device), "python": platform.python_version(),
         "torch": _version("torch"), "nanobragg": _version("nanobragg"),
         "ours_cmd": bench.ours, "c_bin": bench.c[0] if bench.c else None,
+        "real_inputs": str(bench.inputs) if bench.inputs else None, "skipped": list(skipped),
         "workloads": entries, "growth": cubic_growth(entries),
         "batch": None if opts.quick else batch_timing(device=opts.device),
     }
@@ -431,15 +513,25 @@ def benchmark(opts: argparse.Namespace) -> int:
     cache = opts.cache_dir or default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     deadline = started + opts.budget if opts.budget else None
+    inputs = (opts.real_inputs or default_inputs_dir()).expanduser().resolve()
+    chosen, skipped = [], []
+    for w in opts.selected:
+        missing = w.missing_inputs(inputs)
+        if missing:
+            skipped.append({"name": w.name, "note": f"skipped: {inputs} lacks {', '.join(missing)} "
+                            "(give --real-inputs DIR or $NB_REAL_INPUTS)"})
+            log(f"{w.name:18s} {skipped[-1]['note']}")
+        else:
+            chosen.append(w)
     with tempfile.TemporaryDirectory(prefix="nanobragg-bench-") as work:
         bench = Bench(own_command(opts.py_bin), c_command(opts.c_bin), opts.device,
-                      program_env(opts.threads, cache), Path(work), () if opts.quick else ("-compile",))
-        trials = [Trial(w, w.size(opts.quick)) for w in opts.selected]
+                      program_env(opts.threads, cache), Path(work), () if opts.quick else ("-compile",), inputs)
+        trials = [Trial(w, w.size(opts.quick)) for w in chosen]
         run_all(bench, trials, opts, deadline)
-        report = make_report(bench, trials, opts, started, date)
+        report = make_report(bench, trials, opts, started, date, skipped)
     out = opts.out or Path("benchmarks") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     write_report(report, out, opts.docs)
-    print(markdown_table(report) + growth_text(report["growth"]), end="")
+    print(markdown_table(report) + cold_table(report) + growth_text(report["growth"]), end="")
     if opts.budget and report["elapsed_s"] > opts.budget:
         log(f"note: took {report['elapsed_s']:.0f} s, over the {opts.budget:.0f} s budget")
     return EXIT_OK
@@ -463,7 +555,7 @@ def robustness_benchmark(opts: argparse.Namespace) -> int:
 def list_workloads() -> None:
     """Print every workload's name and flags."""
     for w in WORKLOADS:
-        print(f"{w.name:18s} {' '.join(w.argv(w.detpixels))}")
+        print(f"{w.name:26s} {' '.join(w.argv(w.detpixels) + w.own_args())}")
 
 
 def main(argv: list[str] | None = None) -> int:

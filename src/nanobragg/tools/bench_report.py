@@ -13,12 +13,36 @@ from nanobragg.tools.bench_batch import batch_text
 #: Markers of the robustness section of docs/performance.md (written by nanobragg-bench --robustness).
 DOCS_BEGIN = "<!-- nanobragg-bench --robustness: begin -->"
 DOCS_END = "<!-- nanobragg-bench --robustness: end -->"
+#: Markers of the workloads' part of docs/performance.md (written by nanobragg-bench --docs).
+BENCH_BEGIN = "<!-- nanobragg-bench: begin -->"
+BENCH_END = "<!-- nanobragg-bench: end -->"
+#: Headings of the workloads' part itself (a file written before the markers ends it at any other).
+OWN_HEADINGS = ("# Performance", "## Method")
 
 
-def existing_section(text: str) -> str | None:
-    """The robustness section of ``text`` (markers included, one newline after), or None."""
-    start, end = text.find(DOCS_BEGIN), text.find(DOCS_END)
-    return text[start:end + len(DOCS_END)] + "\n" if start >= 0 and end > start else None
+def _own_part(text: str) -> tuple[int, int]:
+    """(start, end) of the workloads' part of docs/performance.md ``text``: between its markers, or,
+    in a file written before them, from the start to the first marker or heading of another section."""
+    start, end = text.find(BENCH_BEGIN), text.find(BENCH_END)
+    if start >= 0 and end > start:
+        return start, end + len(BENCH_END) + (text[end + len(BENCH_END):].startswith("\n"))
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        if line.startswith("<!--") or (line.startswith("#") and line.rstrip() not in OWN_HEADINGS):
+            break
+        offset += len(line)
+    return 0, offset
+
+
+def docs_text(old: str | None, generated: str) -> str:
+    """docs/performance.md with its workloads' part replaced by ``generated`` (wrapped in the markers),
+    every other section as it was (the robustness section, hand-written ones such as Datasets)."""
+    part = f"{BENCH_BEGIN}\n{generated.rstrip()}\n{BENCH_END}\n"
+    if not old:
+        return part
+    start, end = _own_part(old)
+    rest = old[end:].lstrip("\n")
+    return old[:start] + part + ("\n" + rest if rest else "")
 
 
 
@@ -78,8 +102,10 @@ def _fmt(value, spec: str = ".3g") -> str:
 
 
 TABLE_HEADER = ("| workload | pixels | runs | wall (s) | Mpx/s | engine (s) | engine Mpx/s | "
-                "start-up (s) | cold cache (s) | peak RSS (MiB) | compiled | dtype / device / "
+                "start-up (s) | peak RSS (MiB) | compiled | dtype / device / "
                 "threads | C wall (s) | C engine est. (s) | C/ours wall | C/ours engine |")
+COLD_HEADER = ("| workload | cold: 3 runs (s) | compiled (runs 1-3) | kernel built / announced | 3 C runs (s) | "
+               "3 C / cold | bar (C >= 3 s) | no compiler: engine (s) | C/ours engine | said |")
 
 
 def table_row(e: dict) -> str:
@@ -89,16 +115,48 @@ def table_row(e: dict) -> str:
     setup = f"{o['dtype'] or '–'} / {o['device'] or '–'} / {o['threads'] or '–'}"
     cells = [e["name"], f"{e['pixels']:,}", str(e["repeats"]), _fmt(o["wall_s"]),
              _fmt(mpx(o["pixels_per_s"])), _fmt(o["engine_s"]), _fmt(mpx(o["engine_pixels_per_s"])),
-             _fmt(o["startup_s"]), _fmt(o["cold_cache_s"]), _fmt(o["peak_rss_mb"], ".0f"),
+             _fmt(o["startup_s"]), _fmt(o["peak_rss_mb"], ".0f"),
              _fmt(o["compiled"]), setup, _fmt(c.get("wall_s")), _fmt(c.get("engine_s_est")),
              _fmt(r.get("wall")), _fmt(r.get("engine"))]
     return "| " + " | ".join(cells) + " |"
 
 
+def _flags(values: list) -> str:
+    """A list of booleans as ``yes no no``."""
+    return " ".join(_fmt(bool(v)) for v in values)
+
+
+def cold_row(e: dict) -> str:
+    """One row of the cold / no-compiler table."""
+    cold, nocc = e["ours"].get("cold"), e["ours"].get("no_compiler")
+    cells = [e["name"]]
+    if cold:
+        bar = {True: "met", False: "**missed**", None: "–"}[cold["met"]]
+        built = " ".join(f"{_fmt(b)}/{_fmt(a)}" for b, a in zip(cold["built"], cold["announced"]))
+        cells += [_fmt(cold["total_s"]), _flags(cold["compiled"]), built, _fmt(cold["c_total_s"]),
+                  _fmt(cold["ratio"]), bar]
+    else:
+        cells += ["not run"] + [""] * 5
+    if nocc:
+        said = "; ".join(line.split(":", 2)[1].strip() for line in nocc["said"]) or "nothing"
+        cells += [_fmt(nocc["engine_s"]), _fmt(nocc["engine_ratio"]), said]
+    else:
+        cells += ["not run", "", ""]
+    return "| " + " | ".join(cells) + " |"
+
+
 def markdown_table(report: dict) -> str:
-    """The results table, one row per workload."""
+    """The results table, one row per workload, and a line per skipped workload."""
     sep = "|" + "---|" * TABLE_HEADER.count(" | ") + "---|"
-    return "\n".join([TABLE_HEADER, sep, *(table_row(e) for e in report["workloads"])]) + "\n"
+    skipped = [f"- {s['name']}: {s['note']}" for s in report.get("skipped", [])]
+    return "\n".join([TABLE_HEADER, sep, *(table_row(e) for e in report["workloads"])]
+                     + (["", *skipped] if skipped else [])) + "\n"
+
+
+def cold_table(report: dict) -> str:
+    """The cold and no-compiler columns, one row per workload."""
+    sep = "|" + "---|" * COLD_HEADER.count(" | ") + "---|"
+    return "\n" + "\n".join([COLD_HEADER, sep, *(cold_row(e) for e in report["workloads"])]) + "\n\n"
 
 
 def growth_text(g: dict | None) -> str:
@@ -127,8 +185,15 @@ METHOD = """\
 - The warm-up run of each workload is given `-compile`: it builds the compiled kernel into the
   persistent kernel cache (`NB_CACHE_DIR`), as a user's first `-compile` run does. The timed runs
   are the plain command lines, which load the cached kernel in milliseconds.
-- *cold cache* is one `-compile` run with an empty `NB_CACHE_DIR` (kernel build included); it is
-  skipped (–) where the kernel is not compiled (tricubic interpolation, CUDA).
+- *cold: 3 runs* is the first three runs of the workload from an empty `NB_CACHE_DIR` (one fresh
+  cache for the three), default flags, their wall times summed; *compiled* says which of them the
+  compiled kernel rendered, *kernel built / announced* which added a kernel to the cache and which
+  said so on stderr (a build must never be silent). *3 C runs* is three times C's median wall; the
+  bar (the three runs ours no longer than three of C's) holds where C takes 3 s or more.
+- *no compiler* is one run with default flags, an empty `NB_CACHE_DIR` and a `PATH` of links to
+  every program but gcc, g++, cc, c++, clang (with their target prefixes and version suffixes);
+  *said* is what the run printed about the compiled kernel (the policy's lines, `nanoBragg: ...`).
+- float64 rows give this project `-dtype float64`; the C program computes in double either way.
 - *peak RSS* is `ru_maxrss` of the process from `os.wait4`, the largest of the timed runs.
 - The C program has no timer: its *engine est.* is its whole-process time minus its time on the
   same workload at `-detpixels 8` (its fixed start-up: reading flags, setting up, writing).
@@ -159,7 +224,8 @@ def render_markdown(report: dict) -> str:
         f"- nanobragg {report['nanobragg']}, torch {report['torch']}, Python {report['python']}",
         f"- device `{report['device']}`, {report['threads']} threads (`OMP_NUM_THREADS`)",
         f"- C reference: {('`' + c_name + '` (C nanoBragg, OpenMP)') if c_name else 'not run'}",
-        "", markdown_table(report), growth_text(report["growth"]), batch_text(report.get("batch")), METHOD,
+        "", markdown_table(report), cold_table(report), growth_text(report["growth"]), batch_text(report.get("batch")),
+        METHOD,
     ]
     return "\n".join(lines)
 
@@ -181,9 +247,9 @@ def write_report(report: dict, out: Path, docs: bool) -> None:
     log(f"wrote {out / 'bench.json'} and {out / 'performance.md'}")
     if docs:
         target = repo_root() / "docs" / "performance.md"
-        kept = existing_section(target.read_text()) if target.is_file() else None
+        old = target.read_text() if target.is_file() else None
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text + ("\n" + kept if kept else ""))  # the --robustness section stays
-        log(f"wrote {target}")
+        target.write_text(docs_text(old, text))
+        log(f"wrote the workloads' part of {target}")
 
 

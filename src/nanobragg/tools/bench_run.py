@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nanobragg.tools.bench_workloads import FLOATFILE
@@ -15,6 +15,11 @@ from nanobragg.tools.bench_workloads import FLOATFILE
 ENGINE_RE = re.compile(r"^engine: rendered (\d+) pixels in ([0-9.eE+-]+) s \(compiled: (yes|no), "
                        r"dtype (\w+), device (\w+), threads (\d+)(?:, [^)\n]*)?\)", re.MULTILINE)
 STARTUP_RE = re.compile(r"^startup: first pixel at ([0-9.eE+-]+) s after import torch", re.MULTILINE)
+#: The lines of nanobragg.engine.policy (a build announced, the compiled kernel unavailable) start so.
+SAID_PREFIX = "nanoBragg: "
+#: How policy.announcement's line starts, and policy.NO_COMPILER's (tests/test_bench.py checks both).
+BUILD_PREFIX = "nanoBragg: building the compiled"
+NO_COMPILER_PREFIX = "nanoBragg: no C++ compiler"
 
 
 class BenchError(Exception):
@@ -34,6 +39,12 @@ class Run:
     maxrss_kb: int
     engine: dict | None = None
     startup_s: float | None = None
+    said: list[str] = field(default_factory=list)  #: the program's policy lines (SAID_PREFIX)
+
+    @property
+    def announced_build(self) -> bool:
+        """True when the run said it builds a compiled kernel."""
+        return any(line.startswith(BUILD_PREFIX) for line in self.said)
 
 
 def parse_engine(stderr: str) -> dict | None:
@@ -68,4 +79,5 @@ def run_once(cmd: list[str], env: dict[str, str], cwd: Path) -> Run:
     if proc.returncode != 0:
         tail = "\n".join(stderr.strip().splitlines()[-5:])
         raise BenchError(f"{Path(cmd[0]).name} exited {proc.returncode}: {' '.join(cmd)}\n{tail}")
-    return Run(wall, usage.ru_maxrss, parse_engine(stderr), parse_startup(stderr))
+    said = [line for line in stderr.splitlines() if line.startswith(SAID_PREFIX)]
+    return Run(wall, usage.ru_maxrss, parse_engine(stderr), parse_startup(stderr), said)
