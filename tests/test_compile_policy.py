@@ -157,6 +157,22 @@ def test_api_follows_the_rule(monkeypatch, capsys):
     assert capsys.readouterr().err.splitlines() == [policy.BLOCKED["grad"][0]]
 
 
+def test_int_conversion_build_is_announced(monkeypatch, capsys, tmp_path):
+    calls = []
+    monkeypatch.setattr(compiled, "compiled_int_kernel", lambda build: calls.append(build))
+    monkeypatch.setattr(compiled, "compiler_available", lambda: True)
+    monkeypatch.setattr(compiled, "int_kernel_file", lambda: tmp_path / "int.pt2")
+    policy.int_kernel(False)
+    assert capsys.readouterr().err == ""
+    policy.int_kernel(True)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("nanoBragg: building the compiled int-file conversion (asked for: -compile)")
+    (tmp_path / "int.pt2").write_bytes(b"")
+    monkeypatch.setattr(policy, "_said", set())
+    policy.int_kernel(True)  # cached: loaded, nothing said
+    assert capsys.readouterr().err == "" and calls == [False, True, True]
+
+
 def test_prepare_builds_and_writes_nothing(monkeypatch, tmp_path):
     builds = Builds()
     monkeypatch.setattr(compiled, "compiled_kernel", builds)

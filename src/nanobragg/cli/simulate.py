@@ -91,8 +91,8 @@ def _int_kernel(settings: Settings, pixels: int, series: bool = False):
     loads it once), built only under -compile; else None. Both conversions give the same bits."""
     if settings.run.compile is False or not settings.output.intfile or (pixels < INT_KERNEL_MIN_PIXELS and not series):
         return None
-    from ..engine.compiled import compiled_int_kernel
-    return compiled_int_kernel(build=settings.run.compile is True)
+    from ..engine.policy import int_kernel
+    return int_kernel(build=settings.run.compile is True)
 
 
 def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False, *, series: bool = False) -> int:

@@ -378,6 +378,13 @@ class _IntKernel(torch.nn.Module):
         out.copy_(r[:, 0] | (r[:, 1] << 16))
 
 
+def int_kernel_file() -> Path:
+    """The cache file of the compiled int conversion (keyed by its modules' source and torch's version)."""
+    source = _source_hash(INT_ROOTS, ("nanobragg.engine.compiled",))  # _IntKernel is defined here
+    key = hashlib.sha256(f"{source}|{torch.__version__}|{INT_KERNEL_BLOCK}".encode())
+    return cache_dir() / f"int-{key.hexdigest()[:24]}.pt2"
+
+
 def compiled_int_kernel(build: bool):
     """A callable ``(values (N,) float32, scale, adc, out (N,) uint16)`` running the cached compiled
     int conversion over any N, or None where there is no package (built first when ``build``) or the
@@ -391,9 +398,7 @@ def compiled_int_kernel(build: bool):
         return _IntKernel(), (torch.zeros(block), torch.tensor(1.0, dtype=torch.float64),
                               torch.tensor(0.0, dtype=torch.float64), torch.zeros(block // 2, dtype=torch.int32))
 
-    source = _source_hash(INT_ROOTS, ("nanobragg.engine.compiled",))  # _IntKernel is defined here
-    key = hashlib.sha256(f"{source}|{torch.__version__}|{INT_KERNEL_BLOCK}".encode())
-    loader = _package(cache_dir() / f"int-{key.hexdigest()[:24]}.pt2", build, module_and_example)
+    loader = _package(int_kernel_file(), build, module_and_example)
     if loader is None:
         return None
 

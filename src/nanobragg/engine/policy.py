@@ -17,7 +17,9 @@ for this kind of run), why (asked for, or the estimate that makes it pay
 back), roughly how long, that it happens once, and the cache folder. Where
 the fast path cannot be used (no C++ compiler, tricubic interpolation,
 CUDA, gradients) one line says so when it would have been used; each line
-is said once per process, so a loop of API calls says it once.
+is said once per process, so a loop of API calls says it once. The int-file
+conversion's kernel (built under ``-compile`` only, :func:`int_kernel`) is
+announced alike.
 
 Builds run in the foreground, measured on the 2-core development machine:
 a build (20-50 s) in a background process competes with the eager render
@@ -53,6 +55,8 @@ FLOAT64_FACTOR = (2.0, 4.0)
 BUILD_S = 30.0
 #: File in the cache folder holding the seconds the last build took (the next announcement's estimate).
 BUILD_TIME_FILE = "last-build-seconds"
+#: Seconds of a build of the int-file conversion (28 s measured with the 2 cores loaded twice over).
+INT_BUILD_S = 25.0
 
 NO_COMPILER = ("nanoBragg: no C++ compiler (g++, c++, clang++) on PATH: rendering with the eager engine "
                "(slower); install one for the compiled kernel")
@@ -165,3 +169,12 @@ def choose_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, requeste
     kernel = compiled.compiled_kernel(inp, blocks, pixels, build=True)
     _record_build(time.perf_counter() - start)
     return kernel
+
+
+def int_kernel(build: bool):
+    """The compiled int-file conversion (:func:`nanobragg.engine.compiled.compiled_int_kernel`): loaded
+    when cached; else, with ``build`` (-compile) and a C++ compiler, built after a line saying so; else None."""
+    if build and compiled.compiler_available() and not compiled.int_kernel_file().exists():
+        say(f"nanoBragg: building the compiled int-file conversion (asked for: -compile): about {INT_BUILD_S:.0f} s, "
+            f"once; cached in {compiled.cache_dir()}")
+    return compiled.compiled_int_kernel(build=build)
