@@ -11,6 +11,7 @@ from . import entry  # noqa: F401  (first: the OpenMP thread policy, before torc
 
 # isort: split
 import argparse
+import gc
 import shlex
 import sys
 
@@ -114,7 +115,14 @@ def main(argv=None) -> int:
 
 
 def console() -> None:
-    """The ``nb-dataset`` console script."""
+    """The ``nb-dataset`` console script: torch and the dataset's modules load with the garbage collector
+    off and are frozen out of its later passes (as ``nanoBragg`` does, see entry.console); then
+    entry.run_program."""
+    gc.disable()
+    from .. import dataset  # noqa: F401  (numpy and the dataset's modules)
+    from . import simulate  # noqa: F401  (torch and the command's pipeline)
+    gc.freeze()
+    gc.enable()
     entry.run_program(main)
 
 

@@ -148,9 +148,9 @@ def _check_background_detector(spec, res) -> None:
 
 
 def _render_in_process(spec, todo: list, loaded: LoadedInputs, finished) -> None:
-    """Render ``todo`` in order; each image's sha256 pass and manifest line run on a second thread while
-    the next image renders (images are listed in order; on an interruption, every image whose files
-    are in place is still listed)."""
+    """Render ``todo`` in order; each image's sha256 pass and ``finished`` (its manifest line, written
+    and fsynced) run on a second thread while the next image renders (one thread: images are listed
+    in order; on an interruption, every image whose files are in place is still listed)."""
     from concurrent.futures import ThreadPoolExecutor
 
     if spec.format == "nxmx":  # a data file's images, then the file, then their records
@@ -166,12 +166,12 @@ def _render_in_process(spec, todo: list, loaded: LoadedInputs, finished) -> None
         try:
             for index in todo:
                 stats = render_files(spec, index, loaded)
-                pending.append(post.submit(make_record, spec, index, stats))
+                pending.append(post.submit(lambda i=index, s=stats: finished(make_record(spec, i, s))))
                 while pending and pending[0].done():
-                    finished(pending.pop(0).result())
+                    pending.pop(0).result()  # raises its error here
         finally:
             while pending:
-                finished(pending.pop(0).result())
+                pending.pop(0).result()
 
 
 def run_dataset(outdir: str, flags: list, images: int, *, random_orientations: bool = False,
