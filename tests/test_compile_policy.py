@@ -180,6 +180,7 @@ def test_prepare_builds_and_writes_nothing(monkeypatch, tmp_path):
     lines = []
     with in_folder(tmp_path):
         assert run([*CUBIC, "-detpixels", "32", "-floatfile", "f.bin", "-prepare"], lines.append) == 0
+        assert run([*CUBIC, "-detpixels", "32", "-prepare", "-nocompile"], lines.append) == 2
     assert builds.calls == [True]
     assert lines[-1] == "compiled kernel for this kind of run: not available (the eager engine renders it)"
     assert sorted(p.name for p in tmp_path.iterdir()) == []
