@@ -21,11 +21,11 @@ is said once per process, so a loop of API calls says it once. The int-file
 conversion's kernel (built under ``-compile`` only, :func:`int_kernel`) is
 announced alike.
 
-Builds run in the foreground, measured on the 2-core development machine:
-a build (20-50 s) in a background process competes with the eager render
-for the same cores, and three runs back to back finish before it does, so
-it would only slow the runs it was meant to speed up. ``nanoBragg -prepare``
-builds a kind ahead of time instead.
+Builds run in the foreground. A background build was measured on the
+2-core development machine (loaded by other work): started at nice 19
+beside three eager Pilatus runs back to back, it had not finished when they
+had, 43 s later, so it sped none of them up; at normal priority it would take
+their cores. ``nanoBragg -prepare`` builds a kind ahead of time instead.
 """
 from __future__ import annotations
 
