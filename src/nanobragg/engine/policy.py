@@ -93,13 +93,13 @@ def _blocked(inp: RenderInputs, device) -> str | None:
 def estimate_seconds(inp: RenderInputs, terms: float, path: str) -> float:
     """Engine seconds of a render of ``terms`` terms with the ``path`` engine ("eager" or "compiled").
 
-    seconds = (samples * SAMPLE_S + terms * TERM_S) * dtype factor * MEASURED_THREADS / threads, with
-    samples = terms / (sources * orientations): the per-pixel geometry is paid per sample, the lattice
-    and structure factor per term.
+    seconds = (samples * SAMPLE_S + terms * TERM_S) * B * dtype factor * MEASURED_THREADS / threads,
+    with samples = terms / (sources * orientations): the per-pixel geometry is paid per sample, the
+    lattice and structure factor per term, for each of a batch's B crystal orientations.
     """
     i = 0 if path == "eager" else 1
     per_sample = len(inp.source_dirs) * len(inp.orientations)
-    seconds = terms / per_sample * SAMPLE_S[i] + terms * TERM_S[i]
+    seconds = (terms / per_sample * SAMPLE_S[i] + terms * TERM_S[i]) * inp.batch
     if inp.pix0.dtype == torch.float64:
         seconds *= FLOAT64_FACTOR[i]
     return seconds * MEASURED_THREADS / max(1, torch.get_num_threads())
