@@ -25,7 +25,8 @@ Builds run in the foreground. A background build was measured on the
 2-core development machine (loaded by other work): started at nice 19
 beside three eager Pilatus runs back to back, it had not finished when they
 had, 43 s later (it took 361 s in all, against about 50 s in the foreground),
-so it sped none of them up; at normal priority it would take their cores. ``nanoBragg -prepare`` builds a kind ahead of time instead.
+so it sped none of them up; at normal priority it would take their cores.
+``nanoBragg -prepare`` builds a kind ahead of time instead.
 """
 from __future__ import annotations
 
