@@ -1,8 +1,11 @@
-"""The ahead-of-time compiled kernel against C on golden cases (one build per case: tens of seconds each).
+"""The ahead-of-time compiled kernel against C on golden cases, in float32 and float64.
 
-Covers mosaic domains, spindle steps and sensor layers (comprehensive), several
-sources (divergence, sourcefile), oversampling (oversample-2) and the
--oversample_* recurrence (oversample-4-flags).
+A kernel serves every run of its kind (step counts, oversampling and detector
+size are runtime sizes), so the module's cache builds one per kind (tens of
+seconds each): runs without sensor thickness or a spindle from phi = 0 (five
+of them first, from an empty cache, which add one kernel), comprehensive
+(mosaic domains, spindle steps, sensor layers), the -oversample_* recurrence,
+and in float64 the first kind and a thick sensor (absorption).
 """
 import os
 import shutil
@@ -34,17 +37,46 @@ def kernel_cache(tmp_path_factory):
         os.environ["NB_CACHE_DIR"] = old
 
 
-def _render(name, folder, compile_, extra=()):
-    """The case's flags through the command line's table, rendered by api.simulate (float32, as the command)."""
+def _render(name, folder, compile_, extra=(), dtype=torch.float32):
+    """The case's flags through the command line's table, rendered by api.simulate (in float32, as the
+    command, unless ``dtype``)."""
     for f in INPUTS.iterdir():
         shutil.copy(f, folder / f.name)
     with in_folder(folder):
         settings = build_settings(list(load_case(name)["args"]) + list(extra))
         load_inputs(settings, lambda *_: None)
         with torch.no_grad():
-            out = api.simulate(settings.experiment, dtype=torch.float32, seed=1, compile=compile_)
+            out = api.simulate(settings.experiment, dtype=dtype, seed=1, compile=compile_)
     assert out.path == ("compiled" if out.compiled else "eager") and out.rendered.compiled == out.compiled
     return out.rendered
+
+
+def _kernels(folder) -> set:
+    return {p.name for p in folder.glob("*.pt2")}
+
+
+#: Five runs of one kind: 49 sources, 5 wavelengths, 12 mosaic domains, 2 x 2 sub-pixels, and a
+#: 64-pixel detector with 3 spindle steps (from phi = 10) x 2 domains and 3 x 3 sub-pixels (no C image).
+REUSE = [("divergence", ()), ("dispersion", ()), ("mosaic", ()), ("oversample-2", ()),
+         ("detsize-64", ("-phi", "10", "-osc", "30", "-phisteps", "3", "-mosaic", "1", "-mosaic_dom", "2",
+                         "-oversample", "3"))]
+
+
+def test_runs_of_one_kind_share_one_kernel(tmp_path, kernel_cache):
+    """Other step counts, oversampling and detector sizes: one kernel built into the empty cache, each
+    image the eager one to float rounding and C's where there is one. First in the module: the cache
+    is empty (the other tests reuse this kernel)."""
+    assert _kernels(kernel_cache) == set()
+    for i, (name, extra) in enumerate(REUSE):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        fast, slow = _render(name, folder, True, extra), _render(name, folder, False, extra)
+        assert fast.compiled and not slow.compiled
+        assert float((fast.image - slow.image).abs().max()) <= 1e-5 * float(slow.image.abs().max()), name
+        if not extra:
+            result = compare(fast.image.numpy().reshape(-1), c_image(name))
+            assert result["corr"] >= 0.9999 and result["rel_total"] <= 1e-3, (name, result)
+        assert len(_kernels(kernel_cache)) == 1, (name, _kernels(kernel_cache))
 
 
 @pytest.mark.parametrize("name", ["comprehensive", "divergence", "sourcefile", "oversample-2", "oversample-4-flags"])
@@ -54,6 +86,16 @@ def test_compiled_kernel_matches_c(name, tmp_path, kernel_cache):
     result = compare(out.image.numpy().reshape(-1), c_image(name))
     assert result["corr"] >= 0.9999, result
     assert result["rel_total"] <= 1e-3, result
+
+
+@pytest.mark.parametrize("name", ["divergence", "mosaic", "oversample-2", "absorption"])
+def test_float64_compiled_kernel_matches_c(name, tmp_path, kernel_cache):
+    """float64 through the compiled kernel (two builds: the first three cases are one kind), at the
+    eager float64 limits of tests/test_golden.py: several sources, mosaic domains, sub-pixels, layers."""
+    out = _render(name, tmp_path, True, dtype=torch.float64)
+    assert out.compiled and out.image.dtype == torch.float64
+    result = compare(out.image.numpy().reshape(-1), c_image(name))
+    assert result["corr"] >= 0.99999 and result["rel_total"] <= 1e-4 and result["peak_ok"], result
 
 
 def test_cached_kernel_is_reused_and_refused_when_asked(tmp_path, kernel_cache):

@@ -1,4 +1,5 @@
-"""The compiled-kernel cache key: a kernel is reused only for the same engine code and structure.
+"""The compiled-kernel cache key: a kernel is reused only for the same engine code and kind of run,
+whatever its step counts, oversampling and detector size (runtime sizes of the kernel).
 
 The key hashes the source of the import closure of the kernels' modules (engine.compiled for the
 render kernel, engine.int_values for the int conversion), found by reading the files; these tests
@@ -12,13 +13,22 @@ import torch
 
 from nanobragg.cli.main import build_settings
 from nanobragg.engine import compiled
-from nanobragg.engine.compiled import INT_ROOTS, RENDER_ROOTS, _source_hash, _static_key, traced_modules
+from nanobragg.engine.chunks import plan
+from nanobragg.engine.compiled import INT_ROOTS, RENDER_ROOTS, _source_hash, kernel_key, traced_modules
 from nanobragg.resolve import resolve
 
+BASE = "-default_F 10 -cell 50 50 50 90 90 90 -lambda 1 -N 3 -distance 50 -detpixels 8"
 
-def _inputs():
-    settings = build_settings("-default_F 10 -cell 50 50 50 90 90 90 -lambda 1 -N 3 -distance 50 -detpixels 8".split())
+
+def _inputs(extra: str = ""):
+    settings = build_settings(f"{BASE} {extra}".split())
     return resolve(settings.experiment, seed=1, dtype=torch.float32).inputs
+
+
+def _key(inp, pixels: int = 1024) -> str:
+    """The key of ``inp`` with its own chunk plan's blocks."""
+    K, S, C = len(inp.thick_offsets) * inp.oversample ** 2, len(inp.source_dirs), len(inp.orientations)
+    return kernel_key(inp, plan(K, S, C, 4, False).blocks, pixels)
 
 
 def _loaded_by_import(module: str) -> set:
@@ -67,32 +77,33 @@ def test_a_changed_module_changes_the_key(monkeypatch, tmp_path):
         _source_hash.cache_clear()
 
 
-def test_key_follows_engine_source_and_structure(monkeypatch):
+def test_key_leaves_out_step_counts_and_sizes():
+    """Sources, spindle steps, mosaic domains, oversampling, detector size and chunk pixels: one kernel."""
+    key = _key(_inputs())
+    assert _key(_inputs(), 2048) == key
+    for extra in ("-phi 10 -osc 30 -phisteps 3", "-mosaic 1 -mosaic_dom 4", "-oversample 3", "-detpixels 20",
+                  "-hdivrange 0.1 -hdivsteps 3", "-dispersion 5 -dispsteps 4", "-distance 70 -lambda 1.5"):
+        assert _key(_inputs(extra)) == key, extra
+
+
+def test_key_follows_engine_source_and_switches(monkeypatch):
     inp = _inputs()
-    blocks = [(slice(0, 1), slice(0, 1))]
-    key = _static_key(inp, blocks, 1024)
-    assert key == _static_key(inp, blocks, 1024)
-    assert key != _static_key(inp, blocks, 2048)
-    assert key != _static_key(inp.to(dtype=torch.float64), blocks, 1024)
+    key = _key(inp)
+    assert key == _key(inp)
+    assert key != _key(inp.to(dtype=torch.float64))
+    for extra in ("-nopolar", "-detector_abs 500 -detector_thick 450 -thicksteps 3", "-round_xtal", "-Na 1",
+                  "-oversample_omega", "-phi 0 -osc 30 -phisteps 3", "-dmin 2"):
+        assert _key(_inputs(extra)) != key, extra
     monkeypatch.setattr(compiled, "_source_hash", lambda *modules: "an edited engine")
-    assert key != _static_key(inp, blocks, 1024)
+    assert key != _key(inp)
 
 
-def test_the_line_scanner_finds_what_a_parser_finds():
-    """_imports reads import lines without parsing; on every module of the closure it agrees with ast."""
-    import ast
-
-    for name in traced_modules(RENDER_ROOTS):
-        path = compiled._module_file(name)
-        found = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                base = name.split(".")[:-1]
-                head = ".".join(base[:len(base) - node.level + 1] + ([node.module] if node.module else []))
-                found |= {head} | {f"{head}.{a.name}" for a in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-            elif isinstance(node, ast.Import):
-                found |= {a.name for a in node.names}
-        package = {m for m in found if m.startswith("nanobragg.") and compiled._module_file(m) is not None}
-        assert compiled._imports(name, path) == package, name
+def test_a_split_plan_is_baked_in():
+    """A plan that cuts one pixel's terms into blocks keys on the blocks and the sizes it was cut from."""
+    inp = _inputs("-hdivrange 0.1 -hdivsteps 4")
+    one, two = [(slice(0, 1), slice(0, 4))], [(slice(0, 1), slice(0, 2)), (slice(0, 1), slice(2, 4))]
+    assert kernel_key(inp, one, 1) == _key(inp)
+    assert kernel_key(inp, two, 1) != kernel_key(inp, one, 1)
+    three = [two[0], (slice(0, 1), slice(2, 3)), (slice(0, 1), slice(3, 4))]
+    assert kernel_key(inp, two, 1) != kernel_key(inp, three, 1)
+    assert kernel_key(inp, two, 1) != kernel_key(_inputs("-hdivrange 0.1 -hdivsteps 5"), two, 1)

@@ -4,9 +4,15 @@ Compiled, the engine's element-wise arithmetic fuses into vectorised loops
 (float32 SIMD lanes instead of one double at a time). ``torch.compile``
 re-traces the Python code in every process (seconds), so instead the chunk
 kernel is exported once (``torch.export``) and built with AOTInductor into
-a package under the cache folder; later runs with the same structure (flags,
-crystal shape, step counts, dtype, chunk shape: not the detector size or
-the parameter values) load it in milliseconds. The key also hashes the
+a package under the cache folder; later runs of the same kind load it in
+milliseconds. A kind (:func:`kernel_key`) is what changes the generated
+code: the switches (flags, crystal shape, an F table read or not, a
+spindle from phi = 0 or not), dtype and device. Step counts (sources,
+spindle steps x mosaic domains, layers, oversampling), the detector and
+chunk size and the F grid's extent are runtime sizes of one kernel
+(``torch.export.Dim``, see EXPORT_SIZES), so a user's cache holds a handful
+of kernels; only a chunk plan that splits one pixel's terms into blocks
+(very large step counts, the memory bound) bakes its plan in. The key also hashes the
 source of every module the kernel is traced from: the import closure of this
 module within the package (:func:`traced_modules`, read from the files), so
 an edit anywhere in the engine's code makes a new kernel, and no module list
@@ -142,51 +148,138 @@ def _source_hash(roots: tuple = RENDER_ROOTS, files: tuple = ()) -> str:
     return digest.hexdigest()
 
 
-def _static_key(inp: RenderInputs, blocks, pixels: int) -> str:
-    """Hash of everything the compiled graph bakes in: engine source, non-tensor fields, tensor shapes, chunk plan."""
-    parts = [_source_hash(), torch.__version__, str(inp.pix0.dtype), str(pixels), repr(blocks)]
+#: Sizes of the render kernel's tensors that are runtime sizes rather than baked in: P pixels of a
+#: chunk, T sensor layers, n sub-pixels per side (oversample), S sources, C orientations (phi steps
+#: x mosaic domains), B cells of a batch, H x K x L the structure-factor grid. Each is given to
+#: the exporter at this size (export specialises sizes 0 and 1; distinct sizes so that none is
+#: taken for another), so that the generated code depends on the key alone, not on the first
+#: run that built it.
+EXPORT_SIZES = {"P": 1 << 16, "T": 2, "n": 3, "S": 5, "C": 7, "B": 11, "H": 13, "K": 17, "L": 19}
+#: The sizes that fix a chunk's plan: baked in, with the plan, when it splits one pixel's terms into
+#: several (layer, source) blocks (a memory bound only very large step counts reach).
+PLAN_SIZES = ("P", "T", "n", "S", "C")
+#: Tensor fields with runtime sizes: field -> {axis: size name}.
+_FIELD_AXES = {
+    **dict.fromkeys(("thick_offsets", "exact_thick_offsets"), {0: "T"}),
+    **dict.fromkeys(("source_dirs", "source_lambdas", "exact_source_dirs", "exact_source_lambdas"), {0: "S"}),
+}
+#: Orientation fields: (C, 3, 3), or (B, C, 3, 3) for a batch.
+_CELL_FIELDS = ("cells", "phi0_cells", "exact_cells", "exact_phi0_cells")
+
+
+def _split(blocks) -> bool:
+    """True when the chunk plan cuts one pixel's terms into several (layer, source) blocks."""
+    return len(blocks) > 1
+
+
+def _field_axes(inp: RenderInputs, name: str) -> dict:
+    """{axis: size name} of tensor field ``name``: its axes that are runtime sizes."""
+    if name in _CELL_FIELDS:
+        return {0: "B", 1: "C"} if getattr(inp, name).dim() == 4 else {0: "C"}
+    return _FIELD_AXES.get(name, {})
+
+
+def _argument_axes(inp: RenderInputs) -> list:
+    """{axis: size name} of each kernel argument, in _ChunkKernel.forward's order."""
+    grid = {0: "H", 1: "K", 2: "L"} if inp.ftable.populated else {}
+    out = {0: "P", 1: "B"} if inp.cells.dim() == 4 else {0: "P"}
+    return [{}, {0: "P"}, {}, out, {}, {0: "n"}, {}, grid, {}, *(_field_axes(inp, n) for n in _tensor_fields(inp))]
+
+
+def _runtime_sizes(blocks) -> set:
+    """The size names that are runtime sizes for a chunk plan ``blocks``."""
+    return set(EXPORT_SIZES) - set(PLAN_SIZES) if _split(blocks) else set(EXPORT_SIZES)
+
+
+def kernel_key(inp: RenderInputs, blocks, pixels: int) -> str:
+    """Hash of everything the kernel's generated code depends on: engine source, torch version, dtype,
+    device, the switches (non-tensor fields: flags, crystal shape, whether an F table is read, -dmin),
+    which tensors there are and their fixed sizes. Step counts, the oversample, the detector size,
+    the chunk's pixels and the F grid's extent are runtime sizes (EXPORT_SIZES), not in the key,
+    unless the plan splits a pixel's terms (then the plan and its sizes are)."""
+    dynamic = _runtime_sizes(blocks)
+    parts = [_source_hash(), torch.__version__, str(inp.pix0.dtype), inp.pix0.device.type]
+    if _split(blocks):
+        parts += [f"pixels:{pixels}", f"oversample:{inp.oversample}", repr(blocks)]
     for f in dataclasses.fields(inp):
         value = getattr(inp, f.name)
         if isinstance(value, torch.Tensor):
-            parts.append(f"{f.name}:{tuple(value.shape)}")
+            axes = {a: s for a, s in _field_axes(inp, f.name).items() if s in dynamic}
+            parts.append(f"{f.name}:{tuple('*' if a in axes else n for a, n in enumerate(value.shape))}")
         elif isinstance(value, FTable):
-            parts.append(f"ftable:{value.lo}:{value.hi}:{value.populated}:{tuple(value.grid.shape)}")
-        elif f.name not in ("fpixels", "spixels"):
+            parts.append(f"ftable:{value.populated}")
+        elif f.name not in ("fpixels", "spixels", "oversample"):
             parts.append(f"{f.name}:{value!r}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
 class _ChunkKernel(torch.nn.Module):
-    """render_pixels with the static configuration baked in and every tensor an argument.
+    """render_pixels with the switches baked in and every tensor an argument.
 
     Arguments: first (0-d int64), offsets (P,) int64, keep (0-d int64), out
-    (P, B), fpixels (0-d float64), the structure-factor grid and default,
-    then RenderInputs' tensors. Pixel first + offsets[i] is rendered into
-    out[i] in place (no copy afterwards); the result is chunk_totals over
-    the first ``keep`` pixels.
+    (P, B), fpixels (0-d float64), steps (n,) (its length is the
+    oversample), bounds (2, 3) int64 (the F grid's lo and hi indices), the
+    grid (H, K, L) and default F, then RenderInputs' tensors. Pixel first +
+    offsets[i] is rendered into out[i] in place (no copy afterwards); the
+    result is chunk_totals over the first ``keep`` pixels. Without a split
+    plan the chunk is one block of all T n^2 layer-subpixels and all S
+    sources, whatever their number.
     """
 
     def __init__(self, template: RenderInputs, blocks):
         super().__init__()
-        self.template, self.blocks, self.names = template, blocks, _tensor_fields(template)
+        self.template, self.names = template, _tensor_fields(template)
+        self.blocks = blocks if _split(blocks) else None
 
-    def forward(self, first, offsets, keep, out, fpixels, grid, default_F, *tensors):
+    def forward(self, first, offsets, keep, out, fpixels, steps, bounds, grid, default_F, *tensors):
         t = self.template
-        table = FTable(grid, t.ftable.lo, t.ftable.hi, default_F, t.ftable.populated)
-        inp = dataclasses.replace(t, ftable=table, **dict(zip(self.names, tensors)))
+        lo, hi = bounds.unbind(0)
+        table = FTable(grid, tuple(lo.unbind(0)), tuple(hi.unbind(0)), default_F, t.ftable.populated)
+        inp = dataclasses.replace(t, ftable=table, oversample=steps.shape[0], **dict(zip(self.names, tensors)))
+        # sizes from .shape, not len() (which makes the exporter specialise them)
+        blocks = self.blocks or [(slice(0, inp.thick_offsets.shape[0] * inp.oversample ** 2),
+                                  slice(0, inp.source_dirs.shape[0]))]
         pixels = first + offsets
         # slow/fast indices in float64: exact, and vectorised (integer division is not)
         flat = pixels.to(torch.float64)
         spix = torch.floor(flat / fpixels)
-        value, omega, _ = render_pixels(inp, flat - spix * fpixels, spix, self.blocks, False, fused=True)
+        value, omega, _ = render_pixels(inp, flat - spix * fpixels, spix, blocks, False, fused=True)
         out.copy_(value)
         return chunk_totals(value, omega, pixels, keep)
 
 
 def _fixed_arguments(inp: RenderInputs, fpixels: int) -> list:
-    """The kernel's arguments after (first, offsets, keep, out): the same for every chunk of a render."""
-    return [torch.tensor(float(fpixels), dtype=torch.float64), inp.ftable.grid, inp.ftable.default_F,
-            *[getattr(inp, n) for n in _tensor_fields(inp)]]
+    """The kernel's arguments after (first, offsets, keep, out): the same for every chunk of a render.
+
+    Contiguous, as the kernel was exported on: its code indexes every argument with the strides of
+    the export and does not check them (a mosaic's cells, (C, 3, 3) transposed in memory, would be
+    read as other cells)."""
+    table = inp.ftable
+    bounds = torch.tensor([table.lo, table.hi], dtype=torch.long)
+    return [torch.tensor(float(fpixels), dtype=torch.float64), torch.zeros(inp.oversample), bounds,
+            *(t.contiguous() for t in (table.grid, table.default_F, *(getattr(inp, n) for n in _tensor_fields(inp))))]
+
+
+def _export_example(inp: RenderInputs, blocks, pixels: int):
+    """Arguments to export the kernel on, and their dynamic shapes (torch.export.Dim per runtime axis).
+
+    Every runtime size takes its EXPORT_SIZES value (each tensor repeats its first entry along
+    that axis); the others, and every value, are the run's own (nothing the trace reads depends
+    on a value: there is no data-dependent control flow in compiled code)."""
+    dynamic = _runtime_sizes(blocks)
+    dims = {name: torch.export.Dim(name, min=1) for name in dynamic}
+    scalar = torch.tensor(0, dtype=torch.long)
+    out = torch.zeros(pixels, inp.batch, dtype=inp.pix0.dtype)
+    args = [scalar, torch.arange(pixels), scalar, out, *_fixed_arguments(inp, max(inp.fpixels, 2))]
+    example, shapes = [], []
+    for arg, axes in zip(args, _argument_axes(inp)):
+        axes = {a: s for a, s in axes.items() if s in dynamic}
+        for axis, size in axes.items():
+            arg = arg.narrow(axis, 0, 1).expand(*arg.shape[:axis], EXPORT_SIZES[size], *arg.shape[axis + 1:])
+        example.append(arg.contiguous() if axes else arg)  # distinct copies are made by _compile_package
+        shapes.append({a: dims[s] for a, s in axes.items()} or None)
+    fixed = len(_argument_axes(inp)) - len(_tensor_fields(inp))
+    return tuple(example), (*shapes[:fixed], tuple(shapes[fixed:]))  # forward's *tensors: one entry
 
 
 def compiler_available() -> bool:
@@ -276,15 +369,23 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+#: Inductor options of a build. The C++ wrapper (buffer set-up and kernel calls, once per chunk of
+#: pixels) at -O0 rather than -O1, and no line tables (-g1) in either file: its compile took half as
+#: long (15.5 s -> 7.4 s on a loaded 2-core machine), the render no slower.
+BUILD_OPTIONS = {"aot_inductor.compile_wrapper_opt_level": "O0", "aot_inductor.enable_line_tables": False}
+
+
 def _compile_package(module: torch.nn.Module, example: tuple, package_path: str) -> str:
-    """Export ``module`` on ``example`` arguments and build its AOTInductor package; returns its path."""
+    """Export ``module`` on ``example`` arguments (with the runtime sizes of ``module.dynamic_shapes``,
+    if it has them) and build its AOTInductor package; returns its path."""
     # distinct copies: export would merge arguments that are the same tensor object
-    program = torch.export.export(module, tuple(t.clone() for t in example))
+    program = torch.export.export(module, tuple(t.clone() for t in example),
+                                  dynamic_shapes=getattr(module, "dynamic_shapes", None))
     # AOTInductor's documented entry point (torch >= 2.6) lives under torch._inductor; there is no
     # public alias. Imported here, on a build only: torch._inductor takes seconds to import.
     from torch import _inductor
 
-    return _inductor.aoti_compile_and_package(program, package_path=package_path)
+    return _inductor.aoti_compile_and_package(program, package_path=package_path, inductor_configs=BUILD_OPTIONS)
 
 
 def _build(module: torch.nn.Module, example: tuple, path: Path) -> None:
@@ -331,7 +432,7 @@ def _load(path: str, inode: int, mtime_ns: int):
 
 def kernel_file(inp: RenderInputs, blocks, pixels: int) -> Path:
     """The cache file of the kernel rendering ``inp``'s kind of run in chunks of ``pixels`` (``blocks``)."""
-    return cache_dir() / f"{_static_key(inp, blocks, pixels)}.pt2"
+    return cache_dir() / f"{kernel_key(inp, blocks, pixels)}.pt2"
 
 
 def compiled_kernel(inp: RenderInputs, blocks, pixels: int, build: bool):
@@ -343,10 +444,9 @@ def compiled_kernel(inp: RenderInputs, blocks, pixels: int, build: bool):
     """
 
     def module_and_example():
-        scalar = torch.tensor(0, dtype=torch.long)
-        out = torch.zeros(pixels, inp.batch, dtype=inp.pix0.dtype)
-        return _ChunkKernel(inp, blocks), (scalar, torch.arange(pixels), scalar, out,
-                                           *_fixed_arguments(inp, max(inp.fpixels, 2)))
+        module = _ChunkKernel(inp, blocks)
+        example, module.dynamic_shapes = _export_example(inp, blocks, pixels)
+        return module, example
 
     loader = _package(kernel_file(inp, blocks, pixels), build, module_and_example)
     if loader is None:

@@ -361,7 +361,7 @@ def _accumulate(inp, d, exact, omega, capture, blocks, carry, interp_on, fused, 
     float64; ``first``: the K*S index of the pass that takes the first-pass
     cells (a 0-d tensor), or None."""
     cuts = []
-    n_src = len(inp.source_dirs)
+    n_src = inp.source_dirs.shape[0]  # not len(): compiled code keeps it a runtime size
     for ks, src in blocks:
         dks = tuple(c[ks] for c in d)
         exact_ks = exact[ks] if isinstance(exact, torch.Tensor) else tuple(c[ks] for c in exact)
@@ -438,7 +438,7 @@ def _first_polar_from(inp, d, cuts):
     if not cuts:
         return _first_polar(inp, d, None)
     k, p = d[0].shape
-    full = torch.zeros(k, len(inp.source_dirs), p, dtype=torch.bool, device=d[0].device)
+    full = torch.zeros(k, inp.source_dirs.shape[0], p, dtype=torch.bool, device=d[0].device)
     for ks, src, cut in cuts:
         full[ks, src] = cut
     return _first_polar(inp, d, full)
