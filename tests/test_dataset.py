@@ -118,6 +118,25 @@ def test_compiled_series_converts_every_int_image_compiled_and_equals_nanobragg(
     assert used == []  # nanoBragg alone: 40x40 pixels, the eager conversion
 
 
+def test_publish_hands_over_waiting_and_publishing(tmp_path, monkeypatch):
+    """simulate_and_write(publish=...) (how a dataset publishes an image while rendering the next): nothing
+    is in place until the step handed over runs, then every file is, the bytes of the run that publishes."""
+    from nanobragg.cli.main import build_settings
+    from nanobragg.cli.simulate import simulate_and_write
+    monkeypatch.chdir(tmp_path)
+    args = [*SHOTS, "-nopgm", "-nonoise", "-floatfile", "f.bin", "-intfile", "i.img"]
+    steps = []
+    assert simulate_and_write(build_settings(args), 1, lambda *a: None, publish=steps.append) == 0
+    assert len(steps) == 1 and os.listdir(tmp_path) == []
+    steps[0]()
+    later = files_of(tmp_path)
+    assert sorted(later) == ["f.bin", "i.img"]
+    for name in later:
+        os.unlink(name)
+    simulate_and_write(build_settings(args), 1, lambda *a: None)
+    assert files_of(tmp_path) == later
+
+
 def test_resume_rerenders_only_missing_or_damaged(tmp_path):
     out = tmp_path / "r"
     run_dataset(str(out), SERIES, 4)
@@ -165,9 +184,9 @@ def test_interrupt_keeps_finished_images_listed(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_dataset(str(out), SERIES, 5, on_record=stop_after_two)
+        run_dataset(str(out), SERIES, 8, on_record=stop_after_two)
     listed = read_manifest(str(out))
-    assert {0, 1} <= set(listed) and len(listed) < 5
+    assert {0, 1} <= set(listed) and len(listed) < 8
     # exactly the listed images have files (an image being hashed when it stopped is listed too)
     written = {int(p.split("_")[1][:5]) - 1 for p in os.listdir(out) if p.startswith("intimage_")}
     assert written == set(listed)

@@ -1,6 +1,7 @@
 """Render and write: the part of the command that runs after the inputs are read."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -95,7 +96,8 @@ def _int_kernel(settings: Settings, pixels: int, series: bool = False):
     return int_kernel(build=settings.run.compile is True)
 
 
-def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False, *, series: bool = False) -> int:
+def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False, *, series: bool = False,
+                       publish=None) -> int:
     """Resolve, render, print C's statistics and write the output files (and the Fdump cache when ``dump``).
 
     ``series``: one image of many rendered by this process (nb-dataset), so kernels it loads once pay back
@@ -103,13 +105,19 @@ def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False, *
 
     Every output is checked and opened before anything is written; the
     files are published together at the end, or none of them on any error
-    or interruption (see :class:`nanobragg.io.OutputSet`).
+    or interruption (see :class:`nanobragg.io.OutputSet`). ``publish``:
+    instead of waiting for the background writes and publishing before
+    returning, hand that last step to ``publish(finish)``; ``finish()``
+    waits, then publishes the files (or, on a write error, discards them
+    and raises it). nb-dataset runs it on another thread while the next
+    image renders.
     """
     dtype = torch.float64 if settings.run.dtype == "float64" else torch.float32
     device = pick_device(settings.run.device)
     res = resolve(settings.experiment, seed=seed, dtype=dtype)
     g = res.detector
-    with OutputSet() as outputs, QueuedWrites() as writes:
+    with contextlib.ExitStack() as stack:
+        outputs, writes = stack.enter_context(OutputSet()), stack.enter_context(QueuedWrites())
         files = open_outputs(settings.output, res, outputs, settings.experiment)
         if dump:
             write_dump(settings, log)
@@ -120,6 +128,13 @@ def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False, *
             _render_and_write(settings, res, device, store, files, writes, log, series)
         finally:
             store.close()
+        if publish is not None:
+            finish = stack.pop_all()  # its exit (wait, then publish) is now publish's to run
+            try:
+                publish(finish.close)
+            except BaseException:
+                finish.__exit__(*sys.exc_info())  # never handed over: discard the files
+                raise
     return 0
 
 

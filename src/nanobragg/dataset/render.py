@@ -144,14 +144,29 @@ def _statistics(lines: list) -> dict:
     return stats
 
 
-def render_files(spec: DatasetSpec, index: int, loaded: LoadedInputs) -> dict:
-    """Render and write image ``index`` (its files renamed into place on return); returns C's statistics."""
+def render_files(spec: DatasetSpec, index: int, loaded: LoadedInputs, publish=None) -> dict:
+    """Render and write image ``index`` (its files renamed into place on return); returns C's statistics.
+
+    ``publish``: as simulate_and_write's, the image's last step (waiting for its writes, publishing its
+    files, then the background's and detector's files that read them) handed to ``publish(finish)``
+    instead of run before returning.
+    """
     from ..cli.simulate import simulate_and_write
     settings = image_settings(spec, index, loaded)
     lines: list = []
+    deferred: list = []
     simulate_and_write(settings, settings.output.seed, lambda *a: lines.append(" ".join(map(str, a))), False,
-                       series=True)
-    _chain_files(spec, index, loaded)
+                       series=True, publish=deferred.append if publish is not None else None)
+
+    def finish() -> None:
+        for step in deferred:
+            step()
+        _chain_files(spec, index, loaded)
+
+    if publish is None:
+        finish()
+    else:
+        publish(finish)
     return _statistics(lines)
 
 

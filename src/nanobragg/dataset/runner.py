@@ -147,10 +147,16 @@ def _check_background_detector(spec, res) -> None:
                            "half pixel), and the same distance and rotations")
 
 
+#: Images rendered whose publication (render_files' publish) may still be pending on the post thread.
+PUBLISH_AHEAD = 2
+
+
 def _render_in_process(spec, todo: list, loaded: LoadedInputs, finished) -> None:
-    """Render ``todo`` in order; each image's sha256 pass and ``finished`` (its manifest line, written
-    and fsynced) run on a second thread while the next image renders (one thread: images are listed
-    in order; on an interruption, every image whose files are in place is still listed)."""
+    """Render ``todo`` in order. Each image's last steps run on a second thread while the next image
+    renders: waiting for its writes and publishing its files, the sha256 pass and ``finished`` (its
+    manifest line, written and fsynced). One thread, so images are published and listed in order, at
+    most PUBLISH_AHEAD behind the render; on an interruption, every image rendered is still published
+    and listed."""
     from concurrent.futures import ThreadPoolExecutor
 
     if spec.format == "nxmx":  # a data file's images, then the file, then their records
@@ -165,13 +171,20 @@ def _render_in_process(spec, todo: list, loaded: LoadedInputs, finished) -> None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nb-dataset-manifest") as post:
         try:
             for index in todo:
-                stats = render_files(spec, index, loaded)
-                pending.append(post.submit(lambda i=index, s=stats: finished(make_record(spec, i, s))))
-                while pending and pending[0].done():
+                steps = []
+                stats = render_files(spec, index, loaded, publish=steps.append)
+                pending.append(post.submit(_publish, steps, lambda i=index, s=stats: finished(make_record(spec, i, s))))
+                while pending and (pending[0].done() or len(pending) > PUBLISH_AHEAD):
                     pending.pop(0).result()  # raises its error here
         finally:
             while pending:
                 pending.pop(0).result()
+
+
+def _publish(steps: list, then) -> None:
+    for step in steps:
+        step()
+    then()
 
 
 def run_dataset(outdir: str, flags: list, images: int, *, random_orientations: bool = False,
