@@ -147,8 +147,9 @@ def _check_background_detector(spec, res) -> None:
                            "half pixel), and the same distance and rotations")
 
 
-#: Images rendered whose publication (render_files' publish) may still be pending on the post thread.
-PUBLISH_AHEAD = 2
+#: Images rendered whose publication (render_files' publish) may still be pending on the post thread while
+#: the next renders: one, so that at most two images' buffers are alive at once (the memory budget is an image's).
+PUBLISH_AHEAD = 1
 
 
 def _render_in_process(spec, todo: list, loaded: LoadedInputs, finished) -> None:
