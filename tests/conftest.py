@@ -1,5 +1,6 @@
 """Test-session settings: a private kernel cache, so compiled kernels left by earlier runs on this
-machine never change which engine a test exercises."""
+machine never change which engine a test exercises, and a private numba cache (compiled once per
+session) that tests changing NB_CACHE_DIR do not move."""
 import os
 import sys
 from pathlib import Path
@@ -11,10 +12,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 @pytest.fixture(scope="session", autouse=True)
 def private_kernel_cache(tmp_path_factory):
-    old = os.environ.get("NB_CACHE_DIR")
+    old = {k: os.environ.get(k) for k in ("NB_CACHE_DIR", "NUMBA_CACHE_DIR")}
     os.environ["NB_CACHE_DIR"] = str(tmp_path_factory.mktemp("kernel-cache"))
+    os.environ["NUMBA_CACHE_DIR"] = str(tmp_path_factory.mktemp("numba-cache"))
     yield
-    if old is None:
-        os.environ.pop("NB_CACHE_DIR", None)
-    else:
-        os.environ["NB_CACHE_DIR"] = old
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

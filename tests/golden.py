@@ -39,13 +39,18 @@ def c_image(name: str) -> np.ndarray:
     return np.frombuffer(gzip.decompress((_folder(name) / "float.bin.gz").read_bytes()), dtype="<f4")
 
 
-def run_case(name: str, folder: Path, dtype: str, extra=()) -> tuple[np.ndarray, list[str]]:
-    """Run a golden case's arguments in ``folder`` (holding copies of the inputs); return image and log."""
+#: The engines a case can be rendered with: the flags that choose it (see nanobragg.engine.policy).
+ENGINE_FLAGS = {"eager": ("-nocompile",), "default": ()}
+
+
+def run_case(name: str, folder: Path, dtype: str, extra=(), engine: str = "eager") -> tuple[np.ndarray, list[str]]:
+    """Run a golden case's arguments in ``folder`` (holding copies of the inputs) with ``engine``'s flags
+    (ENGINE_FLAGS: the eager engine, or the default policy's choice); return image and log."""
     for f in INPUTS.iterdir():
         shutil.copy(f, folder / f.name)
     case = load_case(name)
     args = list(case["args"]) + ["-floatfile", str(folder / "float.bin"), "-nonoise", "-nopgm",
-                                 "-intfile", str(folder / "int.img"), "-dtype", dtype, *extra]
+                                 "-intfile", str(folder / "int.img"), "-dtype", dtype, *ENGINE_FLAGS[engine], *extra]
     lines: list[str] = []
     import os
     cwd = os.getcwd()

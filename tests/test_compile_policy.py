@@ -21,6 +21,16 @@ CUBIC = ["-default_F", "100", "-cell", "100", "100", "100", "90", "90", "90", "-
 BUILD_LINE = "nanoBragg: building the compiled"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def numba_ready():
+    """The numba loop compiled (once per session), so that its first-compile line is said before these tests."""
+    from nanobragg.engine import jit
+
+    with torch.no_grad():
+        jit.jit_kernel(_inputs())
+    assert jit.is_compiled()
+
+
 @pytest.fixture(autouse=True)
 def fresh(tmp_path, monkeypatch):
     """An empty kernel cache and a process that has said nothing yet."""
@@ -77,11 +87,38 @@ def test_build_estimate_is_the_last_measured_build(tmp_path):
     assert [p.name for p in (tmp_path / "kernels").iterdir()] == [policy.BUILD_TIME_FILE]
 
 
-def test_default_builds_only_where_it_pays_back(monkeypatch, capsys, tmp_path):
+def test_default_is_the_numba_loop_where_it_renders(monkeypatch, capsys):
+    """No compiled kernel cached: the numba loop, whatever the size, nothing built and nothing said; the
+    eager engine under -nocompile."""
     builds = Builds()
     monkeypatch.setattr(compiled, "compiled_kernel", builds)
     monkeypatch.setattr(compiled, "compiler_available", lambda: True)
     inp, cpu = _inputs(), torch.device("cpu")
+    with torch.no_grad():
+        for terms in (64 * 64.0, 1e12):
+            assert policy.choose_kernel(inp, [], 4096, terms, None, cpu).engine == "numba"
+        assert policy.choose_kernel(inp, [], 4096, 1e12, False, cpu) is None
+    assert builds.calls == [] and capsys.readouterr().err == ""
+
+
+def test_the_numba_loop_says_its_first_compile(monkeypatch, capsys):
+    from nanobragg.engine import jit
+
+    monkeypatch.setattr(jit, "is_compiled", lambda: False)
+    with torch.no_grad():
+        policy.choose_kernel(_inputs(), [], 4096, 1.0, None, torch.device("cpu"))
+        policy.choose_kernel(_inputs(), [], 4096, 1.0, None, torch.device("cpu"))
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("nanoBragg: compiling the numba pixel loop (first use; one loop for every kind of run)")
+    assert line.endswith(f"once; cached in {jit.cache_folder()}")
+
+
+def test_default_builds_only_where_it_pays_back(monkeypatch, capsys, tmp_path):
+    """Beyond the numba loop (here a curved detector), the default builds a compiled kernel when it pays back."""
+    builds = Builds()
+    monkeypatch.setattr(compiled, "compiled_kernel", builds)
+    monkeypatch.setattr(compiled, "compiler_available", lambda: True)
+    inp, cpu = _inputs(extra=("-curved_det",)), torch.device("cpu")
     small = 64 * 64.0
     with torch.no_grad():
         assert policy.choose_kernel(inp, [], 4096, small, None, cpu) is None
@@ -124,37 +161,46 @@ def _path_with_python_only(tmp_path: Path) -> str:
     return str(folder)
 
 
-def test_no_compiler_is_one_line_and_the_eager_engine(tmp_path):
-    """The command with a PATH holding only python: -compile says there is no compiler, once, and renders."""
-    env = dict(os.environ, PATH=_path_with_python_only(tmp_path), NB_TIMING="1")
+@pytest.mark.parametrize("flags, engine, line", [
+    ((), "numba", policy.NO_COMPILER_NUMBA), (("-compile",), "numba", policy.NO_COMPILER_NUMBA),
+    (("-curved_det", "-compile"), "eager", policy.NO_COMPILER)])
+def test_no_compiler_is_one_line(tmp_path, flags, engine, line):
+    """The command with a PATH holding only python says there is no compiler, once, and renders with the
+    numba loop (the default, and -compile), or eagerly where the loop cannot render the run."""
+    from nanobragg.engine import jit
+
+    env = dict(os.environ, PATH=_path_with_python_only(tmp_path), NB_TIMING="1",
+               NUMBA_CACHE_DIR=str(jit.cache_folder()))
     env.pop("CXX", None)
-    proc = subprocess.run([sys.executable, "-m", "nanobragg", *CUBIC, "-detpixels", "32", "-compile",
+    proc = subprocess.run([sys.executable, "-m", "nanobragg", *CUBIC, "-detpixels", "32", *flags,
                            "-floatfile", "f.bin"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    said = [line for line in proc.stderr.splitlines() if line.startswith("nanoBragg:")]
-    assert said == [policy.NO_COMPILER]
-    assert "compiled: no" in proc.stderr and (tmp_path / "f.bin").stat().st_size == 32 * 32 * 4
+    said = [text for text in proc.stderr.splitlines() if text.startswith("nanoBragg:")]
+    assert said == [line]
+    assert "compiled: no" in proc.stderr and f"kernel {engine})" in proc.stderr
+    assert (tmp_path / "f.bin").stat().st_size == 32 * 32 * 4
     assert not (tmp_path / "kernels").exists()
 
 
 def test_api_follows_the_rule(monkeypatch, capsys):
-    """compile=None stays eager on a small render; compile=True without a compiler says so once for
-    many calls; gradients and tricubic interpolation (where the kernel would pay back) say why they
-    render eagerly."""
+    """compile=None renders with the numba loop, silently; compile=True without a compiler says so once
+    for many calls (and the numba loop renders); gradients and tricubic interpolation (where the kernel
+    would pay back) say why they render eagerly."""
     _no_real_build(monkeypatch)
     exp = _experiment(32)
     with torch.no_grad():
-        assert not api.simulate(exp, dtype=torch.float32, compile=None).compiled
+        sim = api.simulate(exp, dtype=torch.float32, compile=None)
+        assert not sim.compiled and sim.path == "numba"
         assert capsys.readouterr().err == ""
         monkeypatch.setattr(compiled, "compiler_available", lambda: False)
         for _ in range(2):
-            assert not api.simulate(exp, dtype=torch.float32, compile=True).compiled
-        assert capsys.readouterr().err.splitlines() == [policy.NO_COMPILER]
+            assert api.simulate(exp, dtype=torch.float32, compile=True).path == "numba"
+        assert capsys.readouterr().err.splitlines() == [policy.NO_COMPILER_NUMBA]
         tricubic = dataclasses.replace(_inputs(), interpolate=True)
         assert policy.choose_kernel(tricubic, [], 4096, 1e12, None, torch.device("cpu")) is None
         assert capsys.readouterr().err.splitlines() == [policy.BLOCKED["interpolate"][0]]
-    assert not api.simulate(exp, dtype=torch.float32, compile=True).compiled  # gradients on
-    assert capsys.readouterr().err.splitlines() == [policy.BLOCKED["grad"][0]]
+    sim = api.simulate(exp, dtype=torch.float32, compile=True)  # gradients on
+    assert sim.path == "eager" and capsys.readouterr().err.splitlines() == [policy.BLOCKED["grad"][0]]
 
 
 def test_int_conversion_build_is_announced(monkeypatch, capsys, tmp_path):

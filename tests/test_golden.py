@@ -14,12 +14,10 @@ import pytest
 from golden import EXTRA, PHI0, PRECISION, c_image, case_names, compare, load_case, run_case
 
 LIMITS = {"float64": (0.99999, 1e-4), "float32": (0.99999, 2e-4)}
-
-
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", case_names())
-def test_golden_case(name, dtype, tmp_path):
-    image, _ = run_case(name, tmp_path, dtype)
+def test_golden_case(name, dtype, tmp_path, engine="eager"):
+    image, _ = run_case(name, tmp_path, dtype, engine=engine)
     ref = c_image(name)
     assert image.shape == ref.shape
     result = compare(image, ref)
@@ -28,6 +26,51 @@ def test_golden_case(name, dtype, tmp_path):
     assert result["rel_total"] <= total_max, result
     if dtype == "float64":
         assert result["peak_ok"], result
+
+
+def _every_case() -> list[str]:
+    return case_names() + case_names(EXTRA) + case_names(PRECISION) + case_names(PHI0)
+
+
+def _numba_reach(name: str, folder) -> str | None:
+    """Why the numba loop cannot render case ``name`` (engine.jit.unsupported), None when it can; read in
+    ``folder``, where run_case copied the inputs."""
+    from nanobragg.cli.loaders import load_inputs
+    from nanobragg.cli.main import build_settings
+    from nanobragg.engine.jit import unsupported
+    from nanobragg.resolve import resolve
+    from util import in_folder
+
+    with in_folder(folder):
+        settings = build_settings(list(load_case(name)["args"]))
+        load_inputs(settings, lambda *_: None)
+        return unsupported(resolve(settings.experiment, seed=1).inputs)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", _every_case())
+def test_golden_case_default_engine(name, dtype, tmp_path, monkeypatch, capfd):
+    """Every golden, extra, precision and phi = 0 case with the default policy and no compiled kernel
+    cached: the numba loop where it can render the case, else the eager engine; against C with the same
+    limits as the eager engine."""
+    monkeypatch.setenv("NB_TIMING", "1")
+    test_golden_case(name, dtype, tmp_path, engine="default")
+    engine = "eager" if _numba_reach(name, tmp_path) else "numba"
+    assert f"kernel {engine})" in capfd.readouterr().err
+
+
+def test_the_numba_loop_renders_most_cases(tmp_path):
+    """Only the curved detector, tricubic interpolation and the -oversample_* recurrence are beyond it."""
+    import shutil
+
+    from golden import INPUTS
+
+    for f in INPUTS.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    beyond = {name: _numba_reach(name, tmp_path) for name in _every_case()}
+    beyond = {k: v for k, v in beyond.items() if v}
+    assert set(beyond.values()) <= {"a curved detector", "tricubic interpolation", "the -oversample_* flags"}, beyond
+    assert len(_every_case()) - len(beyond) >= 70, beyond
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not compiler_available(), reason="no C++ compile
 
 def _run_compiled(name, folder, dtype, monkeypatch, capfd):
     monkeypatch.setenv("NB_TIMING", "1")
-    image, _ = run_case(name, folder, dtype, extra=("-compile",))
+    image, _ = run_case(name, folder, dtype, extra=("-compile",), engine="default")
     assert "(compiled: yes" in capfd.readouterr().err
     return image
 

@@ -375,7 +375,10 @@ class Simulation:
 
     @property
     def path(self) -> str:
-        """``"compiled"`` or ``"eager"``."""
+        """The engine that rendered it: ``"compiled"`` (the AOTInductor kernel), ``"numba"`` (the numba
+        loop) or ``"eager"`` (see nanobragg.engine.policy)."""
+        if self.rendered is not None:
+            return self.rendered.engine
         return "compiled" if self.compiled else "eager"
 
     def __repr__(self) -> str:

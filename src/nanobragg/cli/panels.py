@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ..config.experiment import DetectorConfig, Experiment
-from ..engine.image import prepare_render, run_render
+from ..engine.image import engine_name, prepare_render, run_render
 from ..engine.inputs import group_panels, stack_panels
 from ..engine.totals import combine_totals
 from ..io import InputError, OutputSet, QueuedWrites
@@ -168,7 +168,7 @@ def render_panels(settings: Settings, resolved: list, device: torch.device, stor
             job = prepare_render(inp, [resolved[i].roi for i in group], [resolved[i].mask for i in group],
                                  budget=budget, compile=settings.run.compile)
         log(f"rendering {len(group)} of the {len(resolved)} panels in one engine call ({job.count} pixels, "
-            f"{'compiled' if job.kernel is not None else 'eager'})")
+            f"{engine_name(job.kernel)})")
         bar, update = simulate._progress(settings, job.count)
         parts = [[] for _ in group]
         try:

@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from ..engine.image import prepare_render, run_render
+from ..engine.image import engine_name, prepare_render, run_render
 from ..engine.totals import combine_totals
 from ..io import OutputSet, QueuedWrites
 from ..resolve import Resolved, resolve
@@ -77,9 +77,10 @@ def render(settings: Settings, res: Resolved, device: torch.device, store: Float
     if timing:
         elapsed = time.perf_counter() - start
         print(f"engine: rendered {totals.count} pixels in {elapsed:.3f} s "
-              f"(compiled: {'yes' if job.kernel is not None else 'no'}, "
+              f"(compiled: {'yes' if engine_name(job.kernel) == 'compiled' else 'no'}, "
               f"dtype {str(inp.pix0.dtype).replace('torch.', '')}, "
-              f"device {device.type}, threads {torch.get_num_threads()}, bands {len(parts)})", file=sys.stderr)
+              f"device {device.type}, threads {torch.get_num_threads()}, bands {len(parts)}, "
+              f"kernel {engine_name(job.kernel)})", file=sys.stderr)
     return totals
 
 

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .chunks import plan
+from .chunks import Plan, plan
 from .inputs import RenderInputs
 from .policy import choose_kernel
 from .render import render_pixels
@@ -35,6 +35,7 @@ class RenderedImage:
     compiled: bool = False  #: whether the ahead-of-time compiled kernel rendered it
     first_row: int = 0  #: detector row of the image's first row (a band of rows; 0 for the whole image)
     panel: Optional[int] = None  #: the panel of a stack the image is a band of (None: one detector)
+    engine: str = "eager"  #: the engine that rendered it: "compiled", "numba" or "eager" (see engine_name)
 
     @property
     def omega_sum(self) -> torch.Tensor:
@@ -149,7 +150,11 @@ def _plan_and_kernel(inp: RenderInputs, count: int, max_pixels: int, budget, com
     size = inp.pix0.element_size()
     fast = plan(K, S, C, size, inp.interpolate, budget, max_pixels=max_pixels)
     kernel = choose_kernel(inp, fast.blocks, fast.pixels, float(count) * K * S * C, compile, inp.pix0.device)
-    return kernel, fast if kernel is not None else plan(K, S, C, size, inp.interpolate, budget)
+    if kernel is None:
+        return None, plan(K, S, C, size, inp.interpolate, budget)
+    if engine_name(kernel) == "numba":  # whole chunks whatever the step counts: its memory is per block of pixels
+        return kernel, Plan(max_pixels, [(slice(0, K), slice(0, S))])
+    return kernel, fast
 
 
 def _chunk_indices(job: RenderJob, band: _Band, start: int, keep: int, pad: bool):
@@ -259,7 +264,16 @@ def _run_rows(job: RenderJob, progress, rows: Optional[tuple]) -> RenderedImage:
     out = out[:n]
     shape = (r1 - r0, inp.fpixels)
     image = out.T.reshape(inp.batch, *shape) if inp.cells.dim() == 4 else out[:, 0].reshape(shape)
-    return RenderedImage(image, merge_totals(band.count, parts), job.roi, job.mask, job.kernel is not None, r0)
+    engine = engine_name(job.kernel)
+    return RenderedImage(image, merge_totals(band.count, parts), job.roi, job.mask, engine == "compiled", r0,
+                         engine=engine)
+
+
+def engine_name(kernel) -> str:
+    """The engine a job's kernel is: "compiled" (AOTInductor), "numba" (engine.jit) or "eager" (None)."""
+    if kernel is None:
+        return "eager"
+    return getattr(getattr(kernel, "func", kernel), "engine", "compiled")  # a panel's functools.partial too
 
 
 def render_image(inp: RenderInputs, roi, mask=None, budget: int | None = None,

@@ -1,16 +1,22 @@
-"""When a render uses the compiled kernel: the default policy of the command line and the API.
+"""Which engine renders: the default policy of the command line and the API.
 
-One rule, :func:`choose_kernel`, for ``compile`` = None (the default), True
+Three engines: the compiled kernel (AOTInductor C++, built per kind of run,
+:mod:`nanobragg.engine.compiled`), the numba loop (one loop for every kind,
+compiled once by numba's own LLVM, :mod:`nanobragg.engine.jit`) and the
+eager torch engine (every feature, gradients, CUDA). One rule,
+:func:`choose_kernel`, for ``compile`` = None (the default), True
 (``-compile``, ``-prepare``, ``compile=True``) and False (``-nocompile``):
 
 - False: the eager engine, nothing looked up or built.
-- A kernel of this kind already in the cache (:func:`nanobragg.engine.compiled.kernel_file`):
-  always used (it loads in milliseconds).
-- None and no cached kernel: built in the foreground when it pays back within
-  this run and its likely re-runs, ``(1 + RERUNS) * eager > build + (1 + RERUNS)
-  * compiled`` (:func:`pays_back`), with the seconds estimated by
+- A compiled kernel of this kind already in the cache
+  (:func:`nanobragg.engine.compiled.kernel_file`): always used (it loads in milliseconds).
+- None and no cached kernel: the numba loop where it renders the run (a flat
+  detector, no tricubic interpolation, no -oversample_* recurrence, CPU, no
+  gradients); else a compiled kernel built in the foreground when it pays back
+  within this run and its likely re-runs, ``(1 + RERUNS) * eager > build +
+  (1 + RERUNS) * compiled`` (:func:`pays_back`), with the seconds estimated by
   :func:`estimate_seconds` and :func:`build_seconds`; else eager.
-- True and no cached kernel: built.
+- True and no cached kernel: built (without a C++ compiler, the numba loop).
 
 A build is announced first, in one line on stderr: what (the kernel's dtype,
 for this kind of run), why (asked for, or the estimate that makes it pay
@@ -18,8 +24,9 @@ back), roughly how long, that it happens once, and the cache folder. Where
 the fast path cannot be used (no C++ compiler, tricubic interpolation,
 CUDA, gradients) one line says so when it would have been used; each line
 is said once per process, so a loop of API calls says it once. The int-file
-conversion's kernel (built under ``-compile`` only, :func:`int_kernel`) is
-announced alike.
+conversion's kernel (built under ``-compile`` only, :func:`int_kernel`) and
+the numba loop's first compile are announced alike; without a C++ compiler
+the numba loop's runs say once that -compile's kernel is not available.
 
 Builds run in the foreground. A background build was measured on the
 2-core development machine (loaded by other work): started at nice 19
@@ -61,6 +68,10 @@ INT_BUILD_S = 25.0
 
 NO_COMPILER = ("nanoBragg: no C++ compiler (g++, c++, clang++) on PATH: rendering with the eager engine "
                "(slower); install one for the compiled kernel")
+NO_COMPILER_NUMBA = ("nanoBragg: no C++ compiler (g++, c++, clang++) on PATH: rendering with the numba loop; "
+                     "-compile's kernel needs one")
+#: Seconds of the numba loop's first compile (said before it; once per machine and version).
+NUMBA_BUILD_S = 8.0
 #: Why the compiled kernel cannot render: (message, said also under the default policy).
 BLOCKED = {
     "interpolate": ("nanoBragg: tricubic interpolation has no compiled kernel: rendering with the eager engine "
@@ -153,6 +164,10 @@ def choose_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, requeste
     blocked = _blocked(inp, device)
     if blocked is None and compiled.kernel_file(inp, blocks, pixels).exists():
         return compiled.compiled_kernel(inp, blocks, pixels, build=False)
+    if requested is None and blocked is None:
+        loop = numba_loop(inp)
+        if loop is not None:
+            return loop
     eager_s, compiled_s = estimate_seconds(inp, terms, "eager"), estimate_seconds(inp, terms, "compiled")
     build_s = build_seconds()
     if not (requested or pays_back(eager_s, compiled_s, build_s)):
@@ -163,13 +178,30 @@ def choose_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, requeste
             say(line)
         return None
     if not compiled.compiler_available():
-        say(NO_COMPILER)
-        return None
+        loop = numba_loop(inp)
+        say(NO_COMPILER_NUMBA if loop is not None else NO_COMPILER)
+        return loop
     say(announcement(inp, requested, eager_s, compiled_s, build_s))
     start = time.perf_counter()
     kernel = compiled.compiled_kernel(inp, blocks, pixels, build=True)
     _record_build(time.perf_counter() - start)
     return kernel
+
+
+def numba_loop(inp: RenderInputs):
+    """The numba loop (:func:`nanobragg.engine.jit.jit_kernel`) for ``inp``, or None where it cannot render
+    it; its first compile on this machine is announced in one line (:data:`NUMBA_BUILD_S`), and without
+    a C++ compiler one line says that -compile's kernel is not available."""
+    from . import jit  # imports numba (0.3 s): only for a run that may use it
+
+    if jit.unsupported(inp) is not None:
+        return None
+    if not jit.is_compiled():
+        say(f"nanoBragg: compiling the numba pixel loop (first use; one loop for every kind of run): about "
+            f"{NUMBA_BUILD_S:.0f} s, once; cached in {jit.cache_folder()}")
+    if not compiled.compiler_available():
+        say(NO_COMPILER_NUMBA)
+    return jit.jit_kernel(inp)
 
 
 def int_kernel(build: bool):

@@ -1,0 +1,289 @@
+"""The pixel loop compiled by numba: the no-C++-compiler backend of the engine (see engine.jit).
+
+Blocks of ``BLOCK`` pixels, with C's loops inside (sensor layers,
+sub-pixels, sources, orientations) and the pixels of the block innermost,
+so that LLVM turns each term's arithmetic into vector code. Everything is
+computed in float64, as C does, with numpy's error model (a division by
+zero gives inf or nan as in C instead of raising, which also keeps the
+loops free of branches). The formulas are those of engine.render (the torch
+engine), written per element:
+
+- sub-pixel position pos = pix0 + depth odet + F fdet + S sdet with
+  F = sub (fpixel n + subF) + sub/2, S likewise (C's Fdet, Sdet);
+- diffracted d = pos/|pos|; omega = pixel^2/R^2 close_distance/R (1/R^2
+  for a point pixel) of the first sub-pixel; capture = exp(-t dt mu/p) -
+  exp(-(t+1) dt mu/p), p = d . odet, of the last layer's first sub-pixel;
+- h = (a/lambda) . d - (a/lambda) . incident (q = (d - incident)/lambda
+  never formed), h0 = ceil(h - 1/2), f = h - h0;
+- F_latt of the crystal shape from f (sincg^2 as sin(pi r)^2/sin(pi f)^2 with
+  r = N f - round(N f), equal to sin(N pi h)^2/sin(pi h)^2), F_cell the
+  nearest grid value (default_F outside the grid or without one);
+- value = scale (I_bg + sum (F_cell F_latt)^2) capture polar omega, with
+  the Kahn polarization of the first (layer, sub-pixel, source) not cut by
+  -dmin (1/(2 stol) < dmin, stol = |q|/2).
+
+Functions release the GIL (``nogil``): engine.jit runs one call per thread
+on its share of a chunk. Arguments are packed by engine.jit.pack: ``geo``
+float64 (pix0, fdet, sdet, odet, then the GEO_* scalars), ``flags`` int64
+(the FLAG_* entries) and the per-source and per-(source, orientation) tables.
+"""
+import math
+
+import numba
+import numpy as np
+
+#: Pixels per block: the innermost loops' length (a multiple of every vector width).
+BLOCK = 128
+
+#: geo[12:]: the scalars after the four vectors pix0, fdet, sdet, odet; then N (3), the square shape's N (3).
+(GEO_PIXEL, GEO_CLOSE, GEO_THICKSTEP, GEO_MU, GEO_KAHN, GEO_DMIN, GEO_BG, GEO_SCALE, GEO_FUDGE,
+ GEO_DEFAULT_F) = range(12, 22)
+GEO_N, GEO_N_SQUARE, GEO_SIZE = 22, 25, 28
+(FLAG_N, FLAG_T, FLAG_S, FLAG_C, FLAG_B, FLAG_SHAPE, FLAG_POPULATED, FLAG_POINT, FLAG_ABSORB,
+ FLAG_NOPOLAR) = range(10)
+#: the grid's first indices (3), its last offsets hi - lo (3; -1 without reflections) and its strides (2)
+FLAG_LO, FLAG_LAST, FLAG_STRIDES, FLAG_SIZE = 10, 13, 16, 18
+#: Crystal shapes (FLAG_SHAPE).
+SQUARE, ROUND, GAUSS, TOPHAT = range(4)
+#: sqrt of the volume ratio between a cube and its inscribed sphere (C constant, physics.lattice.ROUND_SCALE).
+_ROUND_SCALE = 0.723601254558268
+#: Taylor coefficients of sin(pi r)/r in r^2, to r^20: the first omitted term is below 3e-16 at |r| = 1/2.
+_SINPI = tuple((-1) ** k * math.pi ** (2 * k + 1) / math.factorial(2 * k + 1) for k in range(11))
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _sinpi(r):
+    """sin(pi r) for |r| <= 1/2 (Horner in r^2): plain arithmetic, so the pixel loop stays vectorised."""
+    r2 = r * r
+    p = _SINPI[10]
+    p = p * r2 + _SINPI[9]
+    p = p * r2 + _SINPI[8]
+    p = p * r2 + _SINPI[7]
+    p = p * r2 + _SINPI[6]
+    p = p * r2 + _SINPI[5]
+    p = p * r2 + _SINPI[4]
+    p = p * r2 + _SINPI[3]
+    p = p * r2 + _SINPI[2]
+    p = p * r2 + _SINPI[1]
+    p = p * r2 + _SINPI[0]
+    return r * p
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _sincg_sq(f, n):
+    """(sin(N pi f)^2, sin(pi f)^2) from f in (-1/2, 1/2]; (N^2, 1) at f = 0 (C's sincg limit). Branch free
+    (selects), so that the pixel loop vectorises; N = 1 gives exactly 1 (an axis C skips)."""
+    x = n * f
+    num = _sinpi(x - math.floor(x + 0.5))
+    den = _sinpi(f)
+    zero = f == 0.0
+    return (n * n if zero else num * num), (1.0 if zero else den * den)
+
+
+@numba.njit(**_JIT)
+def _sinc3_sq(u):
+    """C's sinc3 as a function of u = x^2 (physics.lattice.sinc3_sq): its series below u = 0.1."""
+    if u < 0.1:
+        return 1.0 - u / 10.0 + u * u / 280.0 - u * u * u / 15120.0
+    x = math.sqrt(u)
+    return 3.0 * (math.sin(x) / x - math.cos(x)) / u
+
+
+@numba.njit(**_JIT)
+def _other_lattice(f0, f1, f2, shape, geo, recip):
+    """F_latt of physics.lattice.lattice_factor for the round, gauss and tophat shapes."""
+    na, nb, nc = geo[GEO_N], geo[GEO_N + 1], geo[GEO_N + 2]
+    fudge, ncells = geo[GEO_FUDGE], na * nb * nc
+    if shape == ROUND:
+        hrad_sq = (f0 * na) ** 2 + (f1 * nb) ** 2 + (f2 * nc) ** 2
+        return ncells * _ROUND_SCALE * _sinc3_sq(math.pi ** 2 * hrad_sq * fudge)
+    d0 = f0 * recip[0, 0] + f1 * recip[1, 0] + f2 * recip[2, 0]
+    d1 = f0 * recip[0, 1] + f1 * recip[1, 1] + f2 * recip[2, 1]
+    d2 = f0 * recip[0, 2] + f1 * recip[1, 2] + f2 * recip[2, 2]
+    rad_star_sq = (d0 * d0 + d1 * d1 + d2 * d2) * ncells * ncells
+    if shape == GAUSS:
+        return ncells * math.exp(-(rad_star_sq / 0.63 * fudge))
+    return ncells if rad_star_sq * fudge < 0.3969 else 0.0
+
+
+@numba.njit(**_JIT)
+def _terms(m, d0, d1, d2, mat, off, geo, flags, recip, grid, s1, s2, uncut, f0, f1, f2, where, acc):
+    """acc[j] += (F_cell F_latt)^2 uncut[j] over a block's m pixels for one source and orientation:
+    ``mat`` (3, 3) the cell rows over lambda, ``off`` (3,) their products with the incident direction,
+    ``grid`` the flat F grid with strides s1, s2 of its last two axes; f0, f1, f2 and where: scratch.
+
+    Three loops, so that the first two vectorise: the fractional offsets h - h0 and the flat grid index
+    of (h0, k0, l0) (-1 outside the grid); F_latt^2 (branch free for the square shape, into f0); F looked
+    up (a gather, which LLVM's cost model leaves scalar and which would keep the others scalar too).
+    """
+    m00, m01, m02, m10, m11, m12 = mat[0, 0], mat[0, 1], mat[0, 2], mat[1, 0], mat[1, 1], mat[1, 2]
+    m20, m21, m22, o0, o1, o2 = mat[2, 0], mat[2, 1], mat[2, 2], off[0], off[1], off[2]
+    lo0, lo1, lo2 = flags[FLAG_LO], flags[FLAG_LO + 1], flags[FLAG_LO + 2]
+    e0, e1, e2 = flags[FLAG_LAST], flags[FLAG_LAST + 1], flags[FLAG_LAST + 2]
+    for j in range(m):
+        h = d0[j] * m00 + d1[j] * m01 + d2[j] * m02 - o0
+        k = d0[j] * m10 + d1[j] * m11 + d2[j] * m12 - o1
+        l_ = d0[j] * m20 + d1[j] * m21 + d2[j] * m22 - o2
+        h0, k0, l0 = math.ceil(h - 0.5), math.ceil(k - 0.5), math.ceil(l_ - 0.5)
+        f0[j], f1[j], f2[j] = h - h0, k - k0, l_ - l0
+        i0, i1, i2 = np.int64(h0) - lo0, np.int64(k0) - lo1, np.int64(l0) - lo2
+        inside = (i0 >= 0) & (i0 <= e0) & (i1 >= 0) & (i1 <= e1) & (i2 >= 0) & (i2 <= e2)
+        where[j] = ((i0 * s1 + i1) * s2 + i2) if inside else -1
+    shape = flags[FLAG_SHAPE]
+    if shape == SQUARE:
+        n0, n1, n2 = geo[GEO_N_SQUARE], geo[GEO_N_SQUARE + 1], geo[GEO_N_SQUARE + 2]
+        for j in range(m):
+            a_num, a_den = _sincg_sq(f0[j], n0)
+            b_num, b_den = _sincg_sq(f1[j], n1)
+            c_num, c_den = _sincg_sq(f2[j], n2)
+            f0[j] = (a_num * b_num * c_num) / (a_den * b_den * c_den) * uncut[j]
+    else:
+        for j in range(m):
+            f_latt = _other_lattice(f0[j], f1[j], f2[j], shape, geo, recip)
+            f0[j] = f_latt * f_latt * uncut[j]
+    default_F = geo[GEO_DEFAULT_F]
+    if flags[FLAG_POPULATED] == 0:  # default_F everywhere: no lookup, a vector loop
+        f_sq = default_F * default_F
+        for j in range(m):
+            acc[j] += f_sq * f0[j]
+        return
+    for j in range(m):
+        f_cell = grid[where[j]] if where[j] >= 0 else default_F
+        acc[j] += f_cell * f_cell * f0[j]
+
+
+@numba.njit(**_JIT)
+def _directions(m, fpix, spix, n, sub, sub_s, sub_f, b, geo, d0, d1, d2, r):
+    """Unit vectors d and distances r of sub-pixel (sub_s, sub_f) of a block's pixels in the layer whose
+    origin is b (3,) = pix0 + depth odet: pos = b + F fdet + S sdet, F = sub (fpixel n + sub_f) + sub/2."""
+    bx, by, bz = b[0], b[1], b[2]
+    fx, fy, fz, sx, sy, sz = geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
+    for j in range(m):
+        fd = sub * (fpix[j] * n + sub_f) + sub / 2.0
+        sd = sub * (spix[j] * n + sub_s) + sub / 2.0
+        x, y, z = bx + fd * fx + sd * sx, by + fd * fy + sd * sy, bz + fd * fz + sd * sz
+        r[j] = math.sqrt(x * x + y * y + z * z)
+        inv = 1.0 / r[j]  # one division instead of three (a vector division costs many multiplications)
+        d0[j], d1[j], d2[j] = x * inv, y * inv, z * inv
+
+
+@numba.njit(**_JIT)
+def _solid_angle(m, r, geo, point, omega):
+    """omega = pixel^2/R^2 close_distance/R, or 1/R^2 for a point pixel."""
+    pixel, close = geo[GEO_PIXEL], geo[GEO_CLOSE]
+    for j in range(m):
+        omega[j] = 1.0 / (r[j] * r[j]) if point else pixel * pixel * close / (r[j] * r[j] * r[j])
+
+
+@numba.njit(**_JIT)
+def _capture(m, d0, d1, d2, geo, t, capture):
+    """Capture fraction of layer t: exp(-t dt mu/p) - exp(-(t+1) dt mu/p), p = d . odet."""
+    ox, oy, oz, step_mu = geo[9], geo[10], geo[11], geo[GEO_THICKSTEP] * geo[GEO_MU]
+    for j in range(m):
+        depth = step_mu / (d0[j] * ox + d1[j] * oy + d2[j] * oz)
+        capture[j] = math.exp(-t * depth) - math.exp(-(t + 1) * depth)
+
+
+@numba.njit(**_JIT)
+def _uncut(m, d0, d1, d2, inc, inv_lam, dmin, uncut):
+    """0 where -dmin cuts the source (stol = |q|/2 > 0 and 1/(2 stol) < dmin, q = (d - incident)/lambda), else 1."""
+    i0, i1, i2 = inc[0], inc[1], inc[2]
+    for j in range(m):
+        qx, qy, qz = (d0[j] - i0) * inv_lam, (d1[j] - i1) * inv_lam, (d2[j] - i2) * inv_lam
+        stol = 0.5 * math.sqrt(qx * qx + qy * qy + qz * qz)
+        uncut[j] = 0.0 if (stol > 0) & (dmin > 0.5 / stol) else 1.0
+
+
+@numba.njit(**_JIT)
+def _first_polar(m, d0, d1, d2, inc, e_in, b_in, kahn, uncut, found, polar):
+    """physics.polarization.kahn_factor for one source (incident, E and B axes (3,)) where no earlier
+    (layer, sub-pixel, source) was kept (``found`` 0) and this one is (``uncut`` 1): C's cached factor."""
+    i0, i1, i2, e0, e1, e2, b0, b1, b2 = inc[0], inc[1], inc[2], e_in[0], e_in[1], e_in[2], b_in[0], b_in[1], b_in[2]
+    for j in range(m):
+        cos2t = d0[j] * i0 + d1[j] * i1 + d2[j] * i2
+        e = d0[j] * e0 + d1[j] * e1 + d2[j] * e2
+        b = d0[j] * b0 + d1[j] * b1 + d2[j] * b2
+        c2 = cos2t * cos2t
+        den = e * e + b * b
+        cos2psi = (e * e - b * b) / den if den > 0 else 1.0
+        take = (found[j] == 0) & (uncut[j] > 0)
+        polar[j] = 0.5 * (1.0 + c2 - kahn * cos2psi * (1.0 - c2)) if take else polar[j]
+        found[j] = 1.0 if take else found[j]
+
+
+@numba.njit(**_JIT)
+def render_chunk(first, offsets, start, end, fpixels, geo, flags, layers, incident, inv_lam, e_in, b_in, scaled,
+                 offset, recip, grid, out, omega_out):
+    """Values of pixels first + offsets[start:end] into out[start:end, :] (B columns) and their summed
+    solid angles into omega_out[start:end] (float64 both).
+
+    layers (T, 3) the origin pix0 + depth odet of each sensor layer (m); incident, e_in, b_in (S, 3);
+    inv_lam (S,) 1/m; scaled (S, B*C, 3, 3) the cell rows (m) over lambda (m), dimensionless; offset
+    (S, B*C, 3) their products with the incident direction; recip (3, 3) 1/A; grid the F grid, flat.
+    """
+    n, T, S, BC, B = flags[FLAG_N], flags[FLAG_T], flags[FLAG_S], flags[FLAG_C], flags[FLAG_B]
+    C = BC // B
+    point, absorb, nopolar = flags[FLAG_POINT] != 0, flags[FLAG_ABSORB] != 0, flags[FLAG_NOPOLAR] != 0
+    sub = geo[GEO_PIXEL] / n
+    dmin, kahn = geo[GEO_DMIN], geo[GEO_KAHN]
+    fpix, spix = np.empty(BLOCK), np.empty(BLOCK)
+    acc = np.empty((B, BLOCK))
+    omega0, capture, polar, found = np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK)
+    d0, d1, d2, r = np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK)
+    uncut, f0, f1, f2 = np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK)
+    where = np.empty(BLOCK, dtype=np.int64)
+    s1, s2 = flags[FLAG_STRIDES], flags[FLAG_STRIDES + 1]
+    for j0 in range(start, end, BLOCK):
+        m = min(BLOCK, end - j0)
+        for j in range(m):
+            flat = first + offsets[j0 + j]
+            row = flat // fpixels
+            spix[j], fpix[j] = row, flat - row * fpixels
+            capture[j], polar[j], found[j], uncut[j] = 1.0, 1.0 if nopolar else 0.0, 0.0, 1.0
+            for b in range(B):
+                acc[b, j] = 0.0
+        for t in range(T):
+            for o in range(n * n):
+                _directions(m, fpix, spix, n, sub, o // n, o % n, layers[t], geo, d0, d1, d2, r)
+                if t == 0 and o == 0:
+                    _solid_angle(m, r, geo, point, omega0)
+                if absorb and t == T - 1 and o == 0:
+                    _capture(m, d0, d1, d2, geo, t, capture)
+                for s in range(S):
+                    if dmin > 0:
+                        _uncut(m, d0, d1, d2, incident[s], inv_lam[s], dmin, uncut)
+                    if (dmin > 0 or (t == 0 and o == 0 and s == 0)) and not nopolar:
+                        _first_polar(m, d0, d1, d2, incident[s], e_in[s], b_in[s], kahn, uncut, found, polar)
+                    for c in range(BC):
+                        _terms(m, d0, d1, d2, scaled[s, c], offset[s, c], geo, flags, recip, grid, s1, s2, uncut,
+                               f0, f1, f2, where, acc[c // C])
+        for j in range(m):
+            factor = geo[GEO_SCALE] * capture[j] * polar[j] * omega0[j]
+            for b in range(B):
+                out[j0 + j, b] = (geo[GEO_BG] + acc[b, j]) * factor
+            omega_out[j0 + j] = omega0[j] * (T * n * n)
+
+
+@numba.njit(**_JIT)
+def chunk_totals(values, omega, first, offsets, keep, out, sums, sum_sq, vmax, argmax):
+    """The float64 ``values`` (P, B) of a chunk stored into ``out`` (P, B, the run's dtype; may be
+    ``values`` itself), and engine.totals.chunk_totals of them in the same pass: the summed solid angle
+    (returned), the sums in float64 of the values rounded to float32, the largest float32 value and the
+    flat index of its first pixel (C's strictly-greater test), into the (B,) arrays."""
+    B = values.shape[1]
+    total = 0.0
+    for b in range(B):
+        sums[b], sum_sq[b], vmax[b], argmax[b] = 0.0, 0.0, -np.inf, first + offsets[0]
+    for j in range(keep):
+        total += omega[j]
+        for b in range(B):
+            out[j, b] = values[j, b]
+            v32 = np.float32(values[j, b])
+            v = np.float64(v32)
+            sums[b] += v
+            sum_sq[b] += v * v
+            if v32 > vmax[b]:
+                vmax[b], argmax[b] = v32, first + offsets[j]
+    return total

@@ -1,0 +1,188 @@
+"""The numba backend: the engine's pixel loop compiled by numba's own LLVM, no C++ compiler needed.
+
+:func:`jit_kernel` returns a callable with the compiled kernel's contract
+(:func:`nanobragg.engine.compiled.compiled_kernel`): ``(first, offsets,
+keep, out, inputs=None) -> chunk totals``, rendering pixels ``first +
+offsets[:keep]`` into ``out`` in place. One machine-code loop serves every
+kind of run (step counts, detector sizes, shapes, both dtypes), compiled
+once by numba in seconds and cached on disk (numba's ``cache=True``; see
+:func:`cache_folder`).
+
+The loop (:mod:`nanobragg.engine._jit_loops`) computes in float64 as C does
+and stores the run's dtype. It renders the flat detector without tricubic
+interpolation and without the ``-oversample_*`` recurrences
+(:func:`unsupported` says why not otherwise); the pixel of C's first spindle
+pass (``RenderInputs.first_pass``) is rendered again by the torch engine when
+a chunk holds it. A chunk is split between ``torch.get_num_threads()``
+threads (the loop releases the GIL).
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numba
+import numpy as np
+import torch
+
+from ..physics.polarization import polarization_axes
+from ..physics.shapes import SHAPES
+from .compiled import cache_dir
+from .inputs import RenderInputs
+from .render import render_pixels
+
+# numba reads its folder when a function is decorated (below); its configuration read NUMBA_CACHE_DIR when
+# numba was imported, which may have been before the variable was set
+numba.config.CACHE_DIR = os.environ.get("NUMBA_CACHE_DIR") or str(cache_dir() / "numba")
+from . import _jit_loops as loops  # noqa: E402  (after the cache folder is set)
+
+#: FLAG_SHAPE of each crystal shape.
+SHAPE_IDS = {"square": loops.SQUARE, "round": loops.ROUND, "gauss": loops.GAUSS, "tophat": loops.TOPHAT}
+assert set(SHAPE_IDS) == set(SHAPES), "every crystal shape needs its branch in _jit_loops"
+#: The numba functions of a render, compiled on first use.
+FUNCTIONS = (loops.render_chunk, loops.chunk_totals)
+
+
+def unsupported(inp: RenderInputs) -> str | None:
+    """Why the numba loop cannot render ``inp`` (a few words), or None when it can."""
+    if inp.pix0.device.type != "cpu":
+        return f"device {inp.pix0.device.type}"
+    if inp.interpolate:
+        return "tricubic interpolation"
+    if inp.curved:
+        return "a curved detector"
+    if inp.recurrent:
+        return "the -oversample_* flags"
+    return None
+
+
+def cache_folder() -> Path:
+    """Where numba keeps the compiled loop: $NUMBA_CACHE_DIR, else ``numba`` in the kernel cache folder
+    (:func:`nanobragg.engine.compiled.cache_dir` when this module was imported), set in numba's
+    configuration before the loop is decorated (numba functions decorated later in the process, the
+    package's own included, cache there too unless NUMBA_CACHE_DIR is set)."""
+    return Path(numba.config.CACHE_DIR)
+
+
+def is_compiled() -> bool:
+    """True when this process has the loop in memory or numba's cache holds it (no compile to wait for)."""
+    if all(f.signatures for f in FUNCTIONS):
+        return True
+    stem = f"{Path(loops.__file__).stem}.render_chunk-"
+    folder = cache_folder()
+    found = list(folder.rglob(f"{stem}*.nbi")) if folder.is_dir() else []
+    return bool(found)
+
+
+def _f64(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float64)
+
+
+def pack(inp: RenderInputs) -> tuple:
+    """The loop's arguments after (first, offsets, start, end, fpixels) and before (out, omega_out), float64
+    from the inputs' exact copies where they have them: geo, flags, layers, incident, inv_lam, e_in, b_in,
+    scaled, offset, recip, grid (see _jit_loops.render_chunk)."""
+    pix0, fdet, sdet, odet = (_f64(inp.exact(k)).reshape(3) for k in ("pix0", "fdet", "sdet", "odet"))
+    n_abc = _f64(inp.N).reshape(3)
+    scalars = [inp.exact("pixel_size"), inp.close_distance, inp.thickstep, inp.mu, inp.kahn, inp.dmin, inp.I_bg,
+               inp.scale, inp.fudge, inp.ftable.default_F]
+    geo = np.concatenate([pix0, fdet, sdet, odet, [float(x) for x in scalars], n_abc,
+                          np.where(np.asarray(inp.N_axes, dtype=bool), n_abc, 1.0)])
+    ftable = inp.ftable
+    flags = np.array([inp.oversample, len(inp.thick_offsets), len(inp.source_dirs), len(inp.orientations),
+                      inp.batch, SHAPE_IDS[inp.shape], ftable.populated, inp.point_pixel, inp.absorb, inp.nopolar,
+                      *ftable.lo, *(h - lo if ftable.populated else -1 for h, lo in zip(ftable.hi, ftable.lo)),
+                      *ftable.grid.shape[1:]], dtype=np.int64)
+    assert geo.shape == (loops.GEO_SIZE,) and flags.shape == (loops.FLAG_SIZE,)
+    layers = pix0[None, :] + _f64(inp.exact("thick_offsets"))[:, None] * odet[None, :]
+    incident = -inp.exact("source_dirs").to(torch.float64)
+    e_in, b_in = polarization_axes(incident, inp.polar_vector.to(torch.float64))
+    inv_lam = 1.0 / _f64(inp.exact("source_lambdas"))
+    scaled = _f64(inp.exact_orientations)[None] * inv_lam[:, None, None, None]  # (S, B*C, 3, 3)
+    offset = np.einsum("scij,sj->sci", scaled, _f64(incident))
+    return (geo, flags, layers, _f64(incident), inv_lam, _f64(e_in), _f64(b_in), np.ascontiguousarray(scaled),
+            np.ascontiguousarray(offset), _f64(inp.recip), _f64(ftable.grid).reshape(-1))
+
+
+def _first_pass_flat(inp: RenderInputs):
+    """Flat index of the pixel of C's first spindle pass, or None without one."""
+    if inp.first_pass_cells is None:
+        return None
+    slow, fast, _ = (int(v) for v in inp.first_pass)
+    return slow * inp.fpixels + fast
+
+
+def jit_kernel(inp: RenderInputs, threads: int | None = None):
+    """A callable ``(first, offsets, keep, out, inputs=None) -> chunk totals`` rendering ``inp`` (or the
+    panel ``inputs`` of a stack) with the numba loop on ``threads`` threads (default torch's count), or
+    None where the loop cannot (see :func:`unsupported`) or gradients are recorded."""
+    if unsupported(inp) is not None or torch.is_grad_enabled():
+        return None
+    threads = max(1, threads or torch.get_num_threads())
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    packed: dict = {}
+    _load(pack(inp), inp.batch, inp.pix0.dtype)
+
+    def run(first, offsets, keep, out, inputs: RenderInputs | None = None):
+        one = inp if inputs is None else inputs
+        if id(one) not in packed:
+            packed[id(one)] = (one, pack(one), _first_pass_flat(one))
+        _, args, special = packed[id(one)]
+        first_i, keep_i, offs = int(first), int(keep), offsets.numpy()
+        # float64 values (a float32 run's through a scratch: one loop for both dtypes), stored by _totals
+        values = out.numpy() if out.dtype == torch.float64 else np.empty(out.shape)
+        omega = np.empty(len(offs))
+        _render(pool, threads, first_i, offs, keep_i, one.fpixels, args, values, omega)
+        if special is not None:
+            _first_pass(one, special, first_i, offs[:keep_i], values, omega)
+        return _totals(values, omega, first_i, offs, keep_i, out.numpy())
+    run.engine = "numba"  # engine.image.engine_name
+    return run
+
+
+def _load(args, batch: int, dtype) -> None:
+    """Load (or compile) the loop now, outside the engine's timing: numba loads a cached loop on its first
+    call (about half a second, most of it numba importing its own modules), so call it on no pixels."""
+    offsets, values, omega = np.zeros(1, dtype=np.int64), np.zeros((1, batch)), np.zeros(1)
+    out = np.zeros((1, batch), dtype=np.float64 if dtype == torch.float64 else np.float32)
+    loops.render_chunk(0, offsets, 0, 0, 1, *args, values, omega)
+    loops.chunk_totals(values, omega, 0, offsets, 0, out, np.zeros(batch), np.zeros(batch),
+                       np.zeros(batch, dtype=np.float32), np.zeros(batch, dtype=np.int64))
+
+
+def _render(pool, threads: int, first: int, offsets, keep: int, fpixels: int, args, values, omega) -> None:
+    """render_chunk over [0, keep), split into ``threads`` runs of whole blocks."""
+    if pool is None or keep <= loops.BLOCK:
+        loops.render_chunk(first, offsets, 0, keep, fpixels, *args, values, omega)
+        return
+    step = -(-keep // (threads * loops.BLOCK)) * loops.BLOCK
+    jobs = [pool.submit(loops.render_chunk, first, offsets, a, min(keep, a + step), fpixels, *args, values, omega)
+            for a in range(0, keep, step)]
+    for job in jobs:
+        job.result()
+
+
+def _first_pass(inp: RenderInputs, flat: int, first: int, offsets: np.ndarray, values: np.ndarray,
+                omega: np.ndarray) -> None:
+    """Render again, with the torch engine, the pixel of C's first spindle pass if the chunk holds it."""
+    hit = np.nonzero(offsets == flat - first)[0]
+    if not len(hit):
+        return
+    K = len(inp.thick_offsets) * inp.oversample ** 2
+    blocks = [(slice(0, K), slice(0, len(inp.source_dirs)))]
+    value, solid, _ = render_pixels(inp, torch.tensor([flat % inp.fpixels]), torch.tensor([flat // inp.fpixels]),
+                                    blocks, False)
+    values[int(hit[0])] = value[0].to(torch.float64).numpy()
+    omega[int(hit[0])] = float(solid[0])
+
+
+def _totals(values: np.ndarray, omega: np.ndarray, first: int, offsets: np.ndarray, keep: int,
+            out: np.ndarray) -> tuple:
+    """The values stored into ``out`` and engine.totals.chunk_totals of the chunk, as tensors."""
+    B = values.shape[1]
+    sums, sum_sq = np.zeros(B), np.zeros(B)
+    vmax, argmax = np.zeros(B, dtype=np.float32), np.zeros(B, dtype=np.int64)
+    omega_sum = loops.chunk_totals(values, omega, first, offsets, keep, out, sums, sum_sq, vmax, argmax)
+    return (torch.tensor(omega_sum, dtype=torch.float64), torch.from_numpy(sums), torch.from_numpy(sum_sq),
+            torch.from_numpy(vmax), torch.from_numpy(argmax))

@@ -1,0 +1,128 @@
+"""The numba loop (nanobragg.engine.jit) against the eager torch engine, beyond the golden cases
+(tests/test_golden.py renders every case it can with it): batches of orientations, pixel lists (ROI and
+mask), stacks of panels, C's first spindle pass, thread counts, the kernel contract and its cache folder."""
+import dataclasses
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from nanobragg import api
+from nanobragg.cli.main import build_settings
+from nanobragg.engine.image import prepare_render, run_render
+from nanobragg.resolve import resolve
+
+BASE = ("-default_F 100 -cell 70 80 90 75 85 95 -lambda 1 -N 5 -distance 80 -detpixels 48 -pixel 0.3 "
+        "-oversample 2 -mosaic 0.5 -mosaic_dom 3 -divergence 0.3 -divsteps 2 -dispersion 1 -dispsteps 2 "
+        "-detector_thick 100 -thicksteps 2 -polar 0.9 -seed 3 -mosaic_seed 5").split()
+
+
+def _inputs(args, dtype=torch.float64):
+    res = resolve(build_settings(list(args)).experiment, seed=1, dtype=dtype)
+    return res, res.inputs
+
+
+def _both(inp, roi, mask=None):
+    """(eager, numba) renders of the same job."""
+    from nanobragg.engine import jit
+
+    with torch.no_grad():
+        job = prepare_render(inp, roi, mask, compile=False)
+        eager = run_render(job)
+        loop = jit.jit_kernel(inp)
+        numba = run_render(dataclasses.replace(job, kernel=loop, pixels=1000))
+    assert numba.engine == "numba" and eager.engine == "eager"
+    return eager, numba
+
+
+def _close(a, b, rtol):
+    a, b = a.double(), b.double()
+    assert torch.allclose(a, b, rtol=rtol, atol=rtol * float(a.abs().max())), float((a - b).abs().max())
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
+def test_every_factor_at_once_equals_the_eager_engine(dtype, rtol):
+    """Mosaic domains, sources of two wavelengths, sub-pixels, sensor layers, polarization, a phi sweep
+    from 0 (C's first pass), -dmin: image and totals."""
+    res, inp = _inputs([*BASE, "-phi", "0", "-osc", "2", "-phisteps", "2", "-dmin", "3"], dtype)
+    assert inp.first_pass_cells is not None and inp.dmin > 0
+    eager, numba = _both(inp, res.roi)
+    _close(eager.image, numba.image, rtol)
+    t, u = eager.totals, numba.totals
+    assert float(u.sum[0]) == pytest.approx(float(t.sum[0]), rel=rtol)
+    assert float(u.omega) == pytest.approx(float(t.omega), rel=1e-6)
+    assert float(u.max[0]) == pytest.approx(float(t.max[0]), rel=rtol) and int(u.argmax[0]) == int(t.argmax[0])
+
+
+def test_first_pass_pixel_takes_the_unrotated_cell():
+    """Without the torch engine's second look at C's first-pass pixel the loop would differ there only."""
+    res, inp = _inputs([*BASE, "-phi", "0", "-osc", "2", "-phisteps", "2"])
+    eager, numba = _both(inp, res.roi)
+    _, plain = _both(dataclasses.replace(inp, phi0_cells=None, exact_phi0_cells=None), res.roi)
+    s, f = (int(v) for v in inp.first_pass[:2])
+    differs = (plain.image != numba.image).nonzero().tolist()
+    assert differs == [[s, f]]
+    _close(eager.image, numba.image, 1e-10)
+
+
+def test_roi_and_mask_render_only_their_pixels():
+    res, inp = _inputs([*BASE, "-roi", "5", "40", "3", "30"])
+    mask = np.ones((48, 48), dtype=np.uint8)
+    mask[10:20, 7:9] = 0
+    eager, numba = _both(inp, res.roi, mask)
+    _close(eager.image, numba.image, 1e-10)
+    assert int(numba.totals.count) == int(eager.totals.count) and float(numba.image[15, 8]) == 0.0
+
+
+def test_a_batch_of_orientations_in_one_call():
+    """The API's batch axis (misset rows): each orientation's image equals its eager render."""
+    exp = build_settings(BASE).experiment
+    batch = dataclasses.replace(exp, crystal=dataclasses.replace(
+        exp.crystal, misset=torch.tensor([[0.0, 0.0, 0.0], [0.1, 0.2, 0.3], [0.3, -0.1, 0.05]])))
+    with torch.no_grad():
+        sims = [api.simulate(batch, compile=c) for c in (None, False)]
+    assert [s.path for s in sims] == ["numba", "eager"] and sims[0].image.shape == (3, 48, 48)
+    _close(sims[1].image, sims[0].image, 1e-10)
+
+
+@pytest.mark.parametrize("shape", ["-round_xtal", "-gauss_xtal", "-tophat_spots"])
+def test_other_crystal_shapes(shape):
+    res, inp = _inputs([*BASE, shape, "-fudge", "2"])
+    eager, numba = _both(inp, res.roi)
+    _close(eager.image, numba.image, 1e-9)
+
+
+def test_threads_do_not_change_a_bit():
+    from nanobragg.engine import jit
+
+    _, inp = _inputs(BASE)
+    outs = []
+    with torch.no_grad():
+        for threads in (1, 2, 3):
+            out = torch.zeros(2304, 1, dtype=torch.float64)
+            jit.jit_kernel(inp, threads=threads)(torch.tensor(0), torch.arange(2304), torch.tensor(2304), out)
+            outs.append(out)
+    assert all(torch.equal(outs[0], o) for o in outs[1:]) and float(outs[0].max()) > 0
+
+
+def test_what_it_cannot_render():
+    from nanobragg.engine import jit
+
+    for flag, why in (("-curved_det", "a curved detector"), ("-oversample_omega", "the -oversample_* flags")):
+        assert jit.unsupported(_inputs([*BASE, flag])[1]) == why
+    inp = _inputs(BASE)[1]
+    assert jit.unsupported(dataclasses.replace(inp, interpolate=True)) == "tricubic interpolation"
+    assert jit.unsupported(inp) is None
+    assert jit.jit_kernel(inp) is None  # gradients are recorded here: the eager engine's
+
+
+def test_the_loop_caches_in_the_kernel_folder(tmp_path):
+    """Without NUMBA_CACHE_DIR the loop is cached in numba/ of the kernel cache folder (NB_CACHE_DIR)."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["NB_CACHE_DIR"] = str(tmp_path / "kernels")
+    code = "import nanobragg.engine.jit as j; print(j.cache_folder()); print(j.is_compiled())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(tmp_path / "kernels" / "numba"), "False"]
