@@ -18,6 +18,7 @@ threads (the loop releases the GIL).
 """
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -120,7 +121,7 @@ def jit_kernel(inp: RenderInputs, threads: int | None = None):
     if unsupported(inp) is not None or torch.is_grad_enabled():
         return None
     threads = max(1, threads or torch.get_num_threads())
-    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    pool = _pool(threads) if threads > 1 else None
     packed: dict = {}
     _load(pack(inp), inp.batch, inp.pix0.dtype)
 
@@ -139,6 +140,13 @@ def jit_kernel(inp: RenderInputs, threads: int | None = None):
         return _totals(values, omega, first_i, offs, keep_i, out.numpy())
     run.engine = "numba"  # engine.image.engine_name
     return run
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """The process's pool of ``threads`` threads for the loop (one per thread count: a series of renders
+    starts no threads of its own)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="nanobragg-numba")
 
 
 def _load(args, batch: int, dtype) -> None:
