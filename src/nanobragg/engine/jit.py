@@ -121,7 +121,7 @@ def jit_kernel(inp: RenderInputs, threads: int | None = None):
     if unsupported(inp) is not None or torch.is_grad_enabled():
         return None
     threads = max(1, threads or torch.get_num_threads())
-    pool = _pool(threads) if threads > 1 else None
+    pool = _pool(threads, os.getpid()) if threads > 1 else None
     packed: dict = {}
     _load(pack(inp), inp.batch, inp.pix0.dtype)
 
@@ -143,9 +143,10 @@ def jit_kernel(inp: RenderInputs, threads: int | None = None):
 
 
 @functools.lru_cache(maxsize=None)
-def _pool(threads: int) -> ThreadPoolExecutor:
+def _pool(threads: int, pid: int) -> ThreadPoolExecutor:
     """The process's pool of ``threads`` threads for the loop (one per thread count: a series of renders
-    starts no threads of its own)."""
+    starts no threads of its own); keyed by process id too, as a forked child has none of its parent's
+    threads."""
     return ThreadPoolExecutor(threads, thread_name_prefix="nanobragg-numba")
 
 
