@@ -228,6 +228,7 @@ def render_chunk(first, offsets, start, end, fpixels, geo, flags, layers, incide
     point, absorb, nopolar = flags[FLAG_POINT] != 0, flags[FLAG_ABSORB] != 0, flags[FLAG_NOPOLAR] != 0
     sub = geo[GEO_PIXEL] / n
     dmin, kahn = geo[GEO_DMIN], geo[GEO_KAHN]
+    inv_fpixels = 1.0 / fpixels
     fpix, spix = np.empty(BLOCK), np.empty(BLOCK)
     acc = np.empty((B, BLOCK))
     omega0, capture, polar, found = np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK)
@@ -238,11 +239,15 @@ def render_chunk(first, offsets, start, end, fpixels, geo, flags, layers, incide
     for j0 in range(start, end, BLOCK):
         m = min(BLOCK, end - j0)
         for j in range(m):
-            flat = first + offsets[j0 + j]
-            row = flat // fpixels
+            # row = floor((flat + 1/2) / fpixels) by a multiplication, exact: the quotient stays at least
+            # 1/(2 fpixels) from a whole number, far more than its rounding (an integer division is not
+            # vectorised and costs tens of cycles)
+            flat = np.float64(first + offsets[j0 + j])
+            row = math.floor((flat + 0.5) * inv_fpixels)
             spix[j], fpix[j] = row, flat - row * fpixels
             capture[j], polar[j], found[j], uncut[j] = 1.0, 1.0 if nopolar else 0.0, 0.0, 1.0
-            for b in range(B):
+        for b in range(B):
+            for j in range(m):
                 acc[b, j] = 0.0
         for t in range(T):
             for o in range(n * n):
