@@ -271,24 +271,42 @@ def render_chunk(first, offsets, start, end, fpixels, geo, flags, layers, incide
             omega_out[j0 + j] = omega0[j] * (T * n * n)
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+def _column_totals(values, out, start, end):
+    """(sum, sum of squares, largest float32, its first row) of values[start:end] rounded to float32, each
+    stored into ``out``: 1-d contiguous arrays, so that the loop is vector code. The sums may be
+    reassociated (``fastmath`` reassoc: rounding of the order of 1e-16, as for any order but C's); the
+    maximum is exact whatever the order, and its first row is then found by a scan that stops there."""
+    add, add_sq, largest = 0.0, 0.0, np.float32(-np.inf)
+    for j in range(start, end):
+        v32 = np.float32(values[j])
+        out[j] = values[j]
+        v = np.float64(v32)
+        add += v
+        add_sq += v * v
+        largest = v32 if v32 > largest else largest
+    where = start
+    for j in range(start, end):
+        if np.float32(values[j]) == largest:
+            where = j
+            break
+    return add, add_sq, largest, where
+
+
 @numba.njit(**_JIT)
-def chunk_totals(values, omega, first, offsets, keep, out, sums, sum_sq, vmax, argmax):
-    """The float64 ``values`` (P, B) of a chunk stored into ``out`` (P, B, the run's dtype; may be
-    ``values`` itself), and engine.totals.chunk_totals of them in the same pass: the summed solid angle
+def chunk_totals(values, omega, first, offsets, start, end, out, sums, sum_sq, vmax, argmax):
+    """Rows start:end of the float64 ``values`` (P, B) of a chunk stored into ``out`` (P, B, the run's
+    dtype; may be ``values`` itself), and engine.totals.chunk_totals of them: the summed solid angle
     (returned), the sums in float64 of the values rounded to float32, the largest float32 value and the
     flat index of its first pixel (C's strictly-greater test), into the (B,) arrays."""
-    B = values.shape[1]
     total = 0.0
-    for b in range(B):
-        sums[b], sum_sq[b], vmax[b], argmax[b] = 0.0, 0.0, -np.inf, first + offsets[0]
-    for j in range(keep):
+    for j in range(start, end):
         total += omega[j]
-        for b in range(B):
-            out[j, b] = values[j, b]
-            v32 = np.float32(values[j, b])
-            v = np.float64(v32)
-            sums[b] += v
-            sum_sq[b] += v * v
-            if v32 > vmax[b]:
-                vmax[b], argmax[b] = v32, first + offsets[j]
+    B = values.shape[1]
+    for b in range(B):
+        if B == 1:  # contiguous columns
+            add, add_sq, largest, row = _column_totals(values.reshape(-1), out.reshape(-1), start, end)
+        else:
+            add, add_sq, largest, row = _column_totals(np.ascontiguousarray(values[:, b]), out[:, b], start, end)
+        sums[b], sum_sq[b], vmax[b], argmax[b] = add, add_sq, largest, first + offsets[row]
     return total

@@ -130,14 +130,17 @@ def jit_kernel(inp: RenderInputs, threads: int | None = None):
         if id(one) not in packed:
             packed[id(one)] = (one, pack(one), _first_pass_flat(one))
         _, args, special = packed[id(one)]
-        first_i, keep_i, offs = int(first), int(keep), offsets.numpy()
-        # float64 values (a float32 run's through a scratch: one loop for both dtypes), stored by _totals
-        values = out.numpy() if out.dtype == torch.float64 else np.empty(out.shape)
+        first_i, keep_i, offs, store = int(first), int(keep), offsets.numpy(), out.numpy()
+        # float64 values (a float32 run's through a scratch: one loop for both dtypes), stored by the totals
+        values = store if out.dtype == torch.float64 else np.empty(out.shape)
         omega = np.empty(len(offs))
-        _render(pool, threads, first_i, offs, keep_i, one.fpixels, args, values, omega)
-        if special is not None:
-            _first_pass(one, special, first_i, offs[:keep_i], values, omega)
-        return _totals(values, omega, first_i, offs, keep_i, out.numpy())
+        hit = None if special is None else np.nonzero(offs[:keep_i] == special - first_i)[0]
+        again = hit is not None and len(hit) > 0  # the chunk holds C's first-pass pixel: totals after it
+        parts = _render(pool, threads, (first_i, offs, keep_i, one.fpixels, args, values, omega, store), not again)
+        if again:
+            _first_pass(one, special, int(hit[0]), values, omega)
+            parts = [_part(first_i, offs, 0, keep_i, one.fpixels, args, values, omega, store, False, True)]
+        return _merge(parts)
     run.engine = "numba"  # engine.image.engine_name
     return run
 
@@ -154,44 +157,56 @@ def _load(args, batch: int, dtype) -> None:
     """Load (or compile) the loop now, outside the engine's timing: numba loads a cached loop on its first
     call (about half a second, most of it numba importing its own modules), so call it on no pixels."""
     offsets, values, omega = np.zeros(1, dtype=np.int64), np.zeros((1, batch)), np.zeros(1)
-    out = np.zeros((1, batch), dtype=np.float64 if dtype == torch.float64 else np.float32)
-    loops.render_chunk(0, offsets, 0, 0, 1, *args, values, omega)
-    loops.chunk_totals(values, omega, 0, offsets, 0, out, np.zeros(batch), np.zeros(batch),
-                       np.zeros(batch, dtype=np.float32), np.zeros(batch, dtype=np.int64))
+    store = np.zeros((1, batch), dtype=np.float64 if dtype == torch.float64 else np.float32)
+    _part(0, offsets, 0, 0, 1, args, values, omega, store, True, True)
 
 
-def _render(pool, threads: int, first: int, offsets, keep: int, fpixels: int, args, values, omega) -> None:
-    """render_chunk over [0, keep), split into ``threads`` runs of whole blocks."""
-    if pool is None or keep <= loops.BLOCK:
-        loops.render_chunk(first, offsets, 0, keep, fpixels, *args, values, omega)
-        return
-    step = -(-keep // (threads * loops.BLOCK)) * loops.BLOCK
-    jobs = [pool.submit(loops.render_chunk, first, offsets, a, min(keep, a + step), fpixels, *args, values, omega)
-            for a in range(0, keep, step)]
-    for job in jobs:
-        job.result()
+def _render(pool, threads: int, chunk: tuple, totals: bool) -> list:
+    """render_chunk over [0, keep) of ``chunk`` = (first, offsets, keep, fpixels, args, values, omega,
+    store), split into ``threads`` runs of whole blocks, each with its totals when ``totals``; returns
+    the runs' totals in pixel order (empty without them)."""
+    first, offsets, keep, fpixels, args, values, omega, store = chunk
+    step = -(-keep // (threads * loops.BLOCK)) * loops.BLOCK if pool is not None else keep
+    runs = [(a, min(keep, a + step)) for a in range(0, keep, max(step, 1))]
+    if pool is None or len(runs) == 1:
+        return [p for a, b in runs
+                for p in [_part(first, offsets, a, b, fpixels, args, values, omega, store, True, totals)] if p]
+    jobs = [pool.submit(_part, first, offsets, a, b, fpixels, args, values, omega, store, True, totals)
+            for a, b in runs]
+    return [p for p in (job.result() for job in jobs) if p]
 
 
-def _first_pass(inp: RenderInputs, flat: int, first: int, offsets: np.ndarray, values: np.ndarray,
-                omega: np.ndarray) -> None:
-    """Render again, with the torch engine, the pixel of C's first spindle pass if the chunk holds it."""
-    hit = np.nonzero(offsets == flat - first)[0]
-    if not len(hit):
-        return
+def _part(first, offsets, start, end, fpixels, args, values, omega, store, render: bool, totals: bool):
+    """Pixels start:end of a chunk: rendered (``render``), then stored into ``store`` with their totals
+    (``totals``: returned as numpy arrays (omega sum, sums, sums of squares, max, argmax), else None)."""
+    if render:
+        loops.render_chunk(first, offsets, start, end, fpixels, *args, values, omega)
+    if not totals:
+        return None
+    B = values.shape[1]
+    sums, sum_sq = np.zeros(B), np.zeros(B)
+    vmax, argmax = np.zeros(B, dtype=np.float32), np.zeros(B, dtype=np.int64)
+    omega_sum = loops.chunk_totals(values, omega, first, offsets, start, end, store, sums, sum_sq, vmax, argmax)
+    return omega_sum, sums, sum_sq, vmax, argmax
+
+
+def _merge(parts: list) -> tuple:
+    """engine.totals.chunk_totals of a chunk from its runs' totals, in pixel order (the first largest wins)."""
+    omega = sum(p[0] for p in parts)
+    sums, sum_sq = sum(p[1] for p in parts), sum(p[2] for p in parts)
+    vmax, argmax = parts[0][3].copy(), parts[0][4].copy()
+    for p in parts[1:]:
+        better = p[3] > vmax
+        vmax[better], argmax[better] = p[3][better], p[4][better]
+    return (torch.tensor(omega, dtype=torch.float64), torch.from_numpy(sums), torch.from_numpy(sum_sq),
+            torch.from_numpy(vmax), torch.from_numpy(argmax))
+
+
+def _first_pass(inp: RenderInputs, flat: int, at: int, values: np.ndarray, omega: np.ndarray) -> None:
+    """Render pixel ``flat`` (C's first spindle pass, at row ``at`` of the chunk) again with the torch engine."""
     K = len(inp.thick_offsets) * inp.oversample ** 2
     blocks = [(slice(0, K), slice(0, len(inp.source_dirs)))]
     value, solid, _ = render_pixels(inp, torch.tensor([flat % inp.fpixels]), torch.tensor([flat // inp.fpixels]),
                                     blocks, False)
-    values[int(hit[0])] = value[0].to(torch.float64).numpy()
-    omega[int(hit[0])] = float(solid[0])
-
-
-def _totals(values: np.ndarray, omega: np.ndarray, first: int, offsets: np.ndarray, keep: int,
-            out: np.ndarray) -> tuple:
-    """The values stored into ``out`` and engine.totals.chunk_totals of the chunk, as tensors."""
-    B = values.shape[1]
-    sums, sum_sq = np.zeros(B), np.zeros(B)
-    vmax, argmax = np.zeros(B, dtype=np.float32), np.zeros(B, dtype=np.int64)
-    omega_sum = loops.chunk_totals(values, omega, first, offsets, keep, out, sums, sum_sq, vmax, argmax)
-    return (torch.tensor(omega_sum, dtype=torch.float64), torch.from_numpy(sums), torch.from_numpy(sum_sq),
-            torch.from_numpy(vmax), torch.from_numpy(argmax))
+    values[at] = value[0].to(torch.float64).numpy()
+    omega[at] = float(solid[0])
