@@ -88,17 +88,22 @@ def test_real_program_against_fake_c(tmp_path, fake_program, monkeypatch):
     ours = entry["ours"]
     assert ours["wall_s"] > 0 and ours["peak_rss_mb"] > 10
     assert ours["engine_s"] is not None and ours["startup_s"] is not None
-    assert ours["device"] == "cpu" and ours["threads"] == 2 and ours["compiled"] is False
+    assert ours["device"] == "cpu" and ours["threads"] == 2 and ours["compiled"] is False and ours["kernel"] == "numba"
     assert entry["ratios"]["wall"] == pytest.approx(entry["c"]["wall_s"] / ours["wall_s"])
     assert entry["c"]["engine_s_est"] > 0 and entry["ratios"]["engine"] > 0
     assert report["growth"] is None and report["machine"]["cores"] >= 1
-    # cold column: three default runs of a 64 x 64 image from an empty cache build nothing
+    # cold column: three default runs of a 64 x 64 image from an empty cache
     cold = ours["cold"]
     assert len(cold["runs_s"]) == 3 and cold["total_s"] == pytest.approx(sum(cold["runs_s"]))
-    assert cold["built"] == cold["announced"] == cold["compiled"] == [False] * 3
+    # the numba loop, compiled into the empty cache by the first run (and said), then loaded
+    assert cold["built"] == cold["announced"] == [True, False, False] and cold["kernel"] == ["numba"] * 3
+    assert cold["compiled"] == [False] * 3
     assert cold["c_total_s"] == pytest.approx(3 * entry["c"]["wall_s"]) and cold["met"] is None  # C < 3 s
     nocc = ours["no_compiler"]
-    assert nocc["compiled"] is False and nocc["engine_s"] > 0 and nocc["said"] == []  # too small to matter
+    assert nocc["compiled"] is False and nocc["engine_s"] > 0 and nocc["kernel"] == "numba"
+    said = [line.split(":")[1].strip() for line in nocc["said"]]
+    assert said == ["compiling the numba pixel loop (first use; one loop for every kind of run)",
+                    "no C++ compiler (g++, c++, clang++) on PATH"]
     table = (tmp_path / "out" / "performance.md").read_text()
     assert "| workload |" in table and table.count("| cubic-1024 |") == 2  # both tables
 
@@ -218,7 +223,7 @@ def test_parse_timing_lines():
            "device cuda, threads 2)\n")
     assert nbrun.parse_startup(err) == 1.5
     assert nbrun.parse_engine(err) == {"pixels": 1048576, "seconds": 2.25, "compiled": True,
-                                     "dtype": "float64", "device": "cuda", "threads": 2}
+                                     "dtype": "float64", "device": "cuda", "threads": 2, "kernel": "compiled"}
     assert nbrun.parse_engine("nothing") is None and nbrun.parse_startup("") is None
 
 
@@ -377,3 +382,9 @@ def test_robustness_memory_run_of_the_real_program(tmp_path, monkeypatch):
     result = robust.memory_check(nbb.own_command(None), env, tmp_path, 32)
     assert result["pixels"] == 1024 and result["peak_rss_mb"] > 10 and result["wall_s"] > 0
     assert result["engine_s"] is not None and result["compiled"] is False
+
+
+def test_engine_line_names_its_kernel():
+    err = ("engine: rendered 64 pixels in 0.010 s (compiled: no, dtype float32, device cpu, threads 2, "
+           "bands 1, kernel numba)\n")
+    assert nbrun.parse_engine(err)["kernel"] == "numba"

@@ -4,7 +4,7 @@ Usage::
 
     nanobragg-bench [--workloads NAME,...] [--repeats N] [--out DIR] [--quick]
                     [--docs] [--device cpu|cuda] [--threads N] [--budget S]
-                    [--no-cold] [--c-bin PATH] [--py-bin PATH] [--cache-dir DIR]
+                    [--compiled] [--no-cold] [--c-bin PATH] [--py-bin PATH] [--cache-dir DIR]
                     [--real-inputs DIR]
     nanobragg-bench --robustness [--quick] [--docs] [--out DIR] [--threads N]
                     [--real-inputs DIR] [--c-bin PATH] [--py-bin PATH] [--cache-dir DIR]
@@ -14,10 +14,13 @@ Usage::
 process timed from start to exit (start-up included): one warm-up run, then
 the median of ``--repeats`` runs.  Peak resident memory comes from
 ``os.wait4`` on the child.  With ``NB_TIMING=1`` the command prints its
-engine time and start-up time on stderr; they are parsed from there.  The
-warm-up run is given ``-compile``, so it builds the compiled kernel into the
-persistent kernel cache (``NB_CACHE_DIR``) as a user's first ``-compile``
-run would; the timed runs are plain command lines that find it there.
+engine time, start-up time and engine (the compiled kernel, the numba loop
+or the eager engine) on stderr; they are parsed from there.  Every run has
+default flags, as a user's: the warm-up run fills the kernel cache
+(``NB_CACHE_DIR``: the numba loop, compiled once), and the timed runs find
+what the default policy uses there (:mod:`nanobragg.engine.policy`); with
+``--compiled`` the warm-up run is given ``-compile``, which builds the
+compiled kernel of that kind, so that the timed runs measure it.
 
 Two more columns per workload, each with default flags (no ``-compile``):
 *cold*, the first three runs from an empty kernel cache (a fresh
@@ -133,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, metavar="S",
                    help="seconds the whole benchmark should take; 0 = no limit "
                    "(default %(default)s)")
+    p.add_argument("--compiled", action="store_true", help="warm up with -compile, so that the timed runs "
+                   "use the compiled kernel (AOTInductor, one build per kind of run) where it applies")
     p.add_argument("--no-cold", action="store_true", help="skip the cold column (three runs from an empty "
                    "kernel cache)")
     p.add_argument("--c-bin", help="C nanoBragg to compare with (default $NB_C_BIN; none: "
@@ -238,8 +243,8 @@ def without_compilers(path: str, folder: Path) -> str:
 
 
 def _kernels(cache: Path) -> set[str]:
-    """Names of the kernel packages in a cache folder."""
-    return {p.name for p in cache.glob("*.pt2")}
+    """Names of the compiled kernels in a cache folder: the packages, and the numba loop's index files."""
+    return {p.name for p in cache.glob("*.pt2")} | {str(p.relative_to(cache)) for p in cache.glob("numba/**/*.nbi")}
 
 
 # ------------------------------------------------------------------ a workload's runs
@@ -275,7 +280,7 @@ class Bench:
     device: str
     env: dict[str, str]
     workdir: Path
-    warmup_flags: tuple = ("-compile",)  #: --quick leaves them out (no kernel build in tests)
+    warmup_flags: tuple = ()  #: flags of the warm-up run (default flags: what users run)
     inputs: Path | None = None  #: the real-inputs folder (A.mat, scaled.hkl)
 
     def ours_argv(self, trial: Trial) -> list[str]:
@@ -304,7 +309,7 @@ class Bench:
 
 
 def warm_up(bench: Bench, trial: Trial) -> None:
-    """One untimed run of each program (ours with -compile: fills the kernel cache; gives cost estimates)."""
+    """One untimed run of each program (ours fills the kernel cache; gives cost estimates)."""
     trial.warm = bench.run_ours(trial, "warm-up", extra=bench.warmup_flags)
     if bench.c:
         trial.c_warm = bench.run_c(trial, "warm-up")
@@ -314,18 +319,26 @@ def warm_up(bench: Bench, trial: Trial) -> None:
 def cold_runs(bench: Bench, trial: Trial) -> None:
     """The first COLD_RUNS runs from an empty kernel cache, default flags, noting which added a kernel."""
     with tempfile.TemporaryDirectory(prefix="kernels-cold-") as cache:
-        env = dict(bench.env, NB_CACHE_DIR=cache)
+        env = _empty_cache_env(bench.env, cache)
         for i in range(COLD_RUNS):
             before = _kernels(Path(cache))
             trial.cold.append(bench.run_ours(trial, f"cold {i + 1}", env))
             trial.cold_built.append(bool(_kernels(Path(cache)) - before))
 
 
+def _empty_cache_env(env: dict[str, str], cache: str) -> dict[str, str]:
+    """``env`` with the empty kernel cache ``cache``: NB_CACHE_DIR, and no NUMBA_CACHE_DIR elsewhere (the
+    numba loop is then compiled into ``cache`` too, as on a machine that never ran it)."""
+    env = {k: v for k, v in env.items() if k != "NUMBA_CACHE_DIR"}
+    env["NB_CACHE_DIR"] = cache
+    return env
+
+
 def no_compiler_run(bench: Bench, trial: Trial) -> None:
     """One run, default flags, with an empty kernel cache and no C or C++ compiler on PATH."""
     with tempfile.TemporaryDirectory(prefix="kernels-nocc-") as cache:
-        env = {k: v for k, v in bench.env.items() if k not in ("CC", "CXX")}
-        env.update(NB_CACHE_DIR=cache, PATH=without_compilers(env.get("PATH", ""), bench.workdir / "no-compiler"))
+        env = {k: v for k, v in _empty_cache_env(bench.env, cache).items() if k not in ("CC", "CXX")}
+        env.update(PATH=without_compilers(env.get("PATH", ""), bench.workdir / "no-compiler"))
         trial.no_compiler = bench.run_ours(trial, "nocc", env)
 
 
@@ -384,6 +397,7 @@ def summarise_cold(trial: Trial, c: dict | None) -> dict | None:
     held = c is not None and c["wall_s"] >= COLD_BAR_C_S
     return {"runs_s": [r.wall_s for r in trial.cold], "total_s": total,
             "compiled": [bool(r.engine and r.engine["compiled"]) for r in trial.cold],
+            "kernel": [r.engine["kernel"] if r.engine else None for r in trial.cold],
             "built": trial.cold_built, "announced": [r.announced_build for r in trial.cold],
             "silent_builds": sum(b and not r.announced_build for b, r in zip(trial.cold_built, trial.cold)),
             "c_total_s": c_total, "ratio": _ratio(c_total, total),
@@ -397,6 +411,7 @@ def summarise_no_compiler(trial: Trial, c: dict | None) -> dict | None:
         return None
     engine = run.engine or {}
     return {"wall_s": run.wall_s, "engine_s": engine.get("seconds"), "compiled": engine.get("compiled"),
+            "kernel": engine.get("kernel"),
             "said_no_compiler": any(line.startswith(NO_COMPILER_PREFIX) for line in run.said),
             "said": run.said, "engine_ratio": _ratio(c["engine_s_est"] if c else None, engine.get("seconds"))}
 
@@ -416,7 +431,7 @@ def summarise_ours(trial: Trial, pixels: int) -> dict:
         "engine_pixels_per_s": _per_s(pixels, engine_s),
         "startup_s": _median(startups) if len(startups) == len(runs) else None,
         "peak_rss_mb": max(r.maxrss_kb for r in runs) / 1024.0,
-        "compiled": last.get("compiled"), "dtype": last.get("dtype"),
+        "compiled": last.get("compiled"), "kernel": last.get("kernel"), "dtype": last.get("dtype"),
         "device": last.get("device"), "threads": last.get("threads"),
     }
 
@@ -525,7 +540,7 @@ def benchmark(opts: argparse.Namespace) -> int:
             chosen.append(w)
     with tempfile.TemporaryDirectory(prefix="nanobragg-bench-") as work:
         bench = Bench(own_command(opts.py_bin), c_command(opts.c_bin), opts.device,
-                      program_env(opts.threads, cache), Path(work), () if opts.quick else ("-compile",), inputs)
+                      program_env(opts.threads, cache), Path(work), ("-compile",) if opts.compiled else (), inputs)
         trials = [Trial(w, w.size(opts.quick)) for w in chosen]
         run_all(bench, trials, opts, deadline)
         report = make_report(bench, trials, opts, started, date, skipped)

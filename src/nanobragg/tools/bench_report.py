@@ -102,9 +102,9 @@ def _fmt(value, spec: str = ".3g") -> str:
 
 
 TABLE_HEADER = ("| workload | pixels | runs | wall (s) | Mpx/s | engine (s) | engine Mpx/s | "
-                "start-up (s) | peak RSS (MiB) | compiled | dtype / device / "
+                "start-up (s) | peak RSS (MiB) | engine | dtype / device / "
                 "threads | C wall (s) | C engine est. (s) | C/ours wall | C/ours engine |")
-COLD_HEADER = ("| workload | cold: 3 runs (s) | compiled (runs 1-3) | kernel built / announced | 3 C runs (s) | "
+COLD_HEADER = ("| workload | cold: 3 runs (s) | engine (runs 1-3) | kernel built / announced | 3 C runs (s) | "
                "3 C / cold | bar (C >= 3 s) | no compiler: engine (s) | C/ours engine | said |")
 
 
@@ -116,7 +116,7 @@ def table_row(e: dict) -> str:
     cells = [e["name"], f"{e['pixels']:,}", str(e["repeats"]), _fmt(o["wall_s"]),
              _fmt(mpx(o["pixels_per_s"])), _fmt(o["engine_s"]), _fmt(mpx(o["engine_pixels_per_s"])),
              _fmt(o["startup_s"]), _fmt(o["peak_rss_mb"], ".0f"),
-             _fmt(o["compiled"]), setup, _fmt(c.get("wall_s")), _fmt(c.get("engine_s_est")),
+             o.get("kernel") or _fmt(o["compiled"]), setup, _fmt(c.get("wall_s")), _fmt(c.get("engine_s_est")),
              _fmt(r.get("wall")), _fmt(r.get("engine"))]
     return "| " + " | ".join(cells) + " |"
 
@@ -133,7 +133,8 @@ def cold_row(e: dict) -> str:
     if cold:
         bar = {True: "met", False: "**missed**", None: "–"}[cold["met"]]
         built = " ".join(f"{_fmt(b)}/{_fmt(a)}" for b, a in zip(cold["built"], cold["announced"]))
-        cells += [_fmt(cold["total_s"]), _flags(cold["compiled"]), built, _fmt(cold["c_total_s"]),
+        engines = " ".join(k or "–" for k in cold["kernel"]) if "kernel" in cold else _flags(cold["compiled"])
+        cells += [_fmt(cold["total_s"]), engines, built, _fmt(cold["c_total_s"]),
                   _fmt(cold["ratio"]), bar]
     else:
         cells += ["not run"] + [""] * 5
@@ -182,12 +183,14 @@ METHOD = """\
 - Both programs write their files in the same folder. The float file is removed before each run
   (outside the timing); the int file is left, so each run rewrites the same-size file of the
   previous one, as a user's repeated runs do.
-- The warm-up run of each workload is given `-compile`: it builds the compiled kernel into the
-  persistent kernel cache (`NB_CACHE_DIR`), as a user's first `-compile` run does. The timed runs
-  are the plain command lines, which load the cached kernel in milliseconds.
+- Every run has default flags, as a user's: the warm-up run of each workload fills the kernel
+  cache (`NB_CACHE_DIR`; the numba loop is compiled once for every kind of run), and the timed runs
+  use what the default policy picks (*engine*: `numba` for the numba loop, `compiled` for the
+  AOTInductor kernel, `eager` for the torch engine). With `--compiled` the warm-up is given
+  `-compile` instead, which builds the compiled kernel of that kind for the timed runs.
 - *cold: 3 runs* is the first three runs of the workload from an empty `NB_CACHE_DIR` (one fresh
-  cache for the three), default flags, their wall times summed; *compiled* says which of them the
-  compiled kernel rendered, *kernel built / announced* which added a kernel to the cache and which
+  cache for the three), default flags, their wall times summed; *engine* says what rendered each,
+  *kernel built / announced* which added a kernel to the cache and which
   said so on stderr (a build must never be silent). *3 C runs* is three times C's median wall; the
   bar (the three runs ours no longer than three of C's) holds where C takes 3 s or more.
 - *no compiler* is one run with default flags, an empty `NB_CACHE_DIR` and a `PATH` of links to

@@ -14,11 +14,15 @@ from nanobragg.tools.bench_workloads import FLOATFILE
 
 ENGINE_RE = re.compile(r"^engine: rendered (\d+) pixels in ([0-9.eE+-]+) s \(compiled: (yes|no), "
                        r"dtype (\w+), device (\w+), threads (\d+)(?:, [^)\n]*)?\)", re.MULTILINE)
+#: The engine line's last field: the engine that rendered (compiled, numba or eager).
+KERNEL_RE = re.compile(r"^engine: rendered .*, kernel (\w+)\)", re.MULTILINE)
 STARTUP_RE = re.compile(r"^startup: first pixel at ([0-9.eE+-]+) s after import torch", re.MULTILINE)
 #: The lines of nanobragg.engine.policy (a build announced, the compiled kernel unavailable) start so.
 SAID_PREFIX = "nanoBragg: "
-#: How policy.announcement's line starts, and policy.NO_COMPILER's (tests/test_bench.py checks both).
+#: How policy.announcement's line starts, and policy.NO_COMPILER's (tests/test_bench.py checks both);
+#: the numba loop's first compile is announced with NUMBA_PREFIX.
 BUILD_PREFIX = "nanoBragg: building the compiled"
+NUMBA_PREFIX = "nanoBragg: compiling the numba"
 NO_COMPILER_PREFIX = "nanoBragg: no C++ compiler"
 
 
@@ -44,7 +48,7 @@ class Run:
     @property
     def announced_build(self) -> bool:
         """True when the run said it builds a compiled kernel."""
-        return any(line.startswith(BUILD_PREFIX) for line in self.said)
+        return any(line.startswith((BUILD_PREFIX, NUMBA_PREFIX)) for line in self.said)
 
 
 def parse_engine(stderr: str) -> dict | None:
@@ -52,8 +56,10 @@ def parse_engine(stderr: str) -> dict | None:
     m = ENGINE_RE.search(stderr)
     if not m:
         return None
+    kernel = KERNEL_RE.search(stderr)
     return {"pixels": int(m[1]), "seconds": float(m[2]), "compiled": m[3] == "yes",
-            "dtype": m[4], "device": m[5], "threads": int(m[6])}
+            "dtype": m[4], "device": m[5], "threads": int(m[6]),
+            "kernel": kernel[1] if kernel else ("compiled" if m[3] == "yes" else "eager")}
 
 
 def parse_startup(stderr: str) -> float | None:
