@@ -126,3 +126,21 @@ def test_the_loop_caches_in_the_kernel_folder(tmp_path):
     code = "import nanobragg.engine.jit as j; print(j.cache_folder()); print(j.is_compiled())"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == [str(tmp_path / "kernels" / "numba"), "False"]
+
+
+def test_int_conversion_gives_the_eager_bits():
+    """C's int-file values from the numba loop: clipping, ties at 1/2, NaN and infinities, 1 and 3 threads."""
+    from nanobragg.engine import jit
+    from nanobragg.engine.int_values import c_int_values
+
+    _, inp = _inputs(BASE)
+    with torch.no_grad():
+        jit.jit_kernel(inp)  # compiled (or loaded) with the pixel loop
+    values = torch.cat([torch.randn(5000) * 3e4, torch.tensor([0.25, 0.5, 1.5, 2.5, -1.0, 1e30, -1e30,
+                                                               float("nan"), float("inf"), -float("inf")])])
+    values = values.to(torch.float32)
+    expected = c_int_values(values, 1.7, 40.0).to(torch.uint16)
+    for threads in (1, 3):
+        out = torch.empty(len(values), dtype=torch.uint16)
+        jit.int_kernel(threads)(values, 1.7, 40.0, out)
+        assert torch.equal(out, expected)

@@ -89,12 +89,13 @@ INT_KERNEL_MIN_PIXELS = 1 << 21
 
 
 def _int_kernel(settings: Settings, pixels: int, series: bool = False):
-    """The cached compiled int conversion for a large image (any image of a ``series``, whose process
-    loads it once), built only under -compile; else None. Both conversions give the same bits."""
-    if settings.run.compile is False or not settings.output.intfile or (pixels < INT_KERNEL_MIN_PIXELS and not series):
+    """The int conversion's kernel (see engine.policy.int_kernel): the compiled one for a large image (any
+    image of a ``series``, whose process loads it once), built only under -compile, else the numba
+    loop's; None (the eager conversion) under -nocompile. All give the same bits."""
+    if settings.run.compile is False or not settings.output.intfile:
         return None
     from ..engine.policy import int_kernel
-    return int_kernel(build=settings.run.compile is True)
+    return int_kernel(build=settings.run.compile is True, large=pixels >= INT_KERNEL_MIN_PIXELS or series)
 
 
 def simulate_and_write(settings: Settings, seed: int, log, dump: bool = False, *, series: bool = False,

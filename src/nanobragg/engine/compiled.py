@@ -407,21 +407,24 @@ def _build(module: torch.nn.Module, example: tuple, path: Path) -> None:
 def _package(path: Path, build: bool, module_and_example):
     """The loaded package at ``path``; built first if missing and ``build``; None if missing otherwise.
 
-    A process loads each file once (see _load): a dataset renders image after image with the same kernels.
+    A thread loads each file once (see _load): a dataset renders image after image with the same kernels.
     """
     if not path.exists():
         if not build or not compiler_available():
             return None
         _build(*module_and_example(), path)
     info = path.stat()
-    return _load(str(path), info.st_ino, info.st_mtime_ns)
+    return _load(str(path), info.st_ino, info.st_mtime_ns, threading.get_ident())
 
 
 @functools.lru_cache(maxsize=8)
-def _load(path: str, inode: int, mtime_ns: int):
-    """The loader of the package file ``path`` (``inode``, ``mtime_ns``: a file replaced is loaded again).
+def _load(path: str, inode: int, mtime_ns: int, thread: int):
+    """The loader of the package file ``path`` (``inode``, ``mtime_ns``: a file replaced is loaded again)
+    for thread ``thread``.
 
-    Loading costs milliseconds, as much as rendering a 1024x1024 image, so a process keeps its last few.
+    Loading costs milliseconds, as much as rendering a 1024x1024 image, so the last few are kept. One
+    per thread: two threads running one loader at once deadlock (its single runner, measured with two
+    threads converting int images), as several renders of a Dask worker with --nthreads would.
     """
     # Private API, on purpose: torch._C._aoti.AOTIModelPackageLoader is the C++ loader behind the public
     # torch._inductor.aoti_load_package (torch >= 2.6), called directly because importing

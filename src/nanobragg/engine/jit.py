@@ -42,7 +42,7 @@ from . import _jit_loops as loops  # noqa: E402  (after the cache folder is set)
 SHAPE_IDS = {"square": loops.SQUARE, "round": loops.ROUND, "gauss": loops.GAUSS, "tophat": loops.TOPHAT}
 assert set(SHAPE_IDS) == set(SHAPES), "every crystal shape needs its branch in _jit_loops"
 #: The numba functions of a render, compiled on first use.
-FUNCTIONS = (loops.render_chunk, loops.chunk_totals)
+FUNCTIONS = (loops.render_chunk, loops.chunk_totals, loops.int_values)
 
 
 def unsupported(inp: RenderInputs) -> str | None:
@@ -68,12 +68,17 @@ def cache_folder() -> Path:
 
 def is_compiled() -> bool:
     """True when this process has the loop in memory or numba's cache holds it (no compile to wait for)."""
-    if all(f.signatures for f in FUNCTIONS):
+    if is_loaded():
         return True
     stem = f"{Path(loops.__file__).stem}.render_chunk-"
     folder = cache_folder()
     found = list(folder.rglob(f"{stem}*.nbi")) if folder.is_dir() else []
     return bool(found)
+
+
+def is_loaded() -> bool:
+    """True when this process has loaded (or compiled) the loops already: using them costs nothing more."""
+    return all(f.signatures for f in FUNCTIONS)
 
 
 def _f64(t: torch.Tensor) -> np.ndarray:
@@ -153,12 +158,35 @@ def _pool(threads: int, pid: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(threads, thread_name_prefix="nanobragg-numba")
 
 
+def int_kernel(threads: int | None = None):
+    """The int-file conversion by the numba loop: a callable ``(values (N,) float32, scale, adc, out (N,)
+    uint16)`` (torch tensors, out filled in place) giving engine.int_values.c_int_values' bits, split
+    between ``threads`` threads; None where the loop is not compiled yet (it is with the pixel loop)."""
+    if not is_compiled():
+        return None
+    threads = max(1, threads or torch.get_num_threads())
+    pool = _pool(threads, os.getpid()) if threads > 1 else None
+
+    def run(values, scale, adc, out):
+        src, dst, n = values.numpy(), out.numpy(), values.numel()
+        step = -(-n // threads)
+        if pool is None or n < loops.BLOCK * threads:
+            loops.int_values(src, float(scale), float(adc), dst, 0, n)
+            return
+        for job in [pool.submit(loops.int_values, src, float(scale), float(adc), dst, a, min(n, a + step))
+                    for a in range(0, n, step)]:
+            job.result()
+    run.engine = "numba"
+    return run
+
+
 def _load(args, batch: int, dtype) -> None:
     """Load (or compile) the loop now, outside the engine's timing: numba loads a cached loop on its first
     call (about half a second, most of it numba importing its own modules), so call it on no pixels."""
     offsets, values, omega = np.zeros(1, dtype=np.int64), np.zeros((1, batch)), np.zeros(1)
     store = np.zeros((1, batch), dtype=np.float64 if dtype == torch.float64 else np.float32)
     _part(0, offsets, 0, 0, 1, args, values, omega, store, True, True)
+    loops.int_values(np.zeros(1, dtype=np.float32), 1.0, 0.0, np.zeros(1, dtype=np.uint16), 0, 0)
 
 
 def _render(pool, threads: int, chunk: tuple, totals: bool) -> list:

@@ -204,10 +204,20 @@ def numba_loop(inp: RenderInputs):
     return jit.jit_kernel(inp)
 
 
-def int_kernel(build: bool):
-    """The compiled int-file conversion (:func:`nanobragg.engine.compiled.compiled_int_kernel`): loaded
-    when cached; else, with ``build`` (-compile) and a C++ compiler, built after a line saying so; else None."""
+def int_kernel(build: bool, large: bool = True):
+    """The int-file conversion: the compiled one (:func:`nanobragg.engine.compiled.compiled_int_kernel`)
+    when cached, or with ``build`` (-compile) and a C++ compiler built after a line saying so; else the
+    numba loop's (:func:`nanobragg.engine.jit.int_kernel`, compiled with the pixel loop) for a ``large``
+    image or when this process has the loop loaded already; else None (the eager conversion). All give
+    the same bits."""
     if build and compiled.compiler_available() and not compiled.int_kernel_file().exists():
         say(f"nanoBragg: building the compiled int-file conversion (asked for: -compile): about {INT_BUILD_S:.0f} s, "
             f"once; cached in {compiled.cache_dir()}")
-    return compiled.compiled_int_kernel(build=build)
+    if build or large:
+        kernel = compiled.compiled_int_kernel(build=build)
+        if kernel is not None:
+            return kernel
+    jit = sys.modules.get(f"{__package__}.jit")
+    if jit is None and large:
+        from . import jit
+    return None if jit is None or not (large or jit.is_loaded()) else jit.int_kernel()
