@@ -272,11 +272,13 @@ def render_chunk(first, offsets, start, end, fpixels, geo, flags, layers, incide
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "nsz"})
-def _column_totals(values, out, start, end):
-    """(sum, sum of squares, largest float32, its first row) of values[start:end] rounded to float32, each
-    stored into ``out``: 1-d contiguous arrays, so that the loop is vector code. The sums may be
-    reassociated (``fastmath`` reassoc: rounding of the order of 1e-16, as for any order but C's); the
-    maximum is exact whatever the order, and its first row is then found by a scan that stops there."""
+def column_totals(values, out, start, end):
+    """values[start:end] (float64, 1-d, contiguous) stored into ``out`` (the run's dtype; may be
+    ``values`` itself) and engine.totals.chunk_totals of them: (sum, sum of squares) in float64 of the
+    values rounded to float32, the largest float32 value and the row of its first occurrence (C's
+    strictly-greater test). The sums may be reassociated (``fastmath`` reassoc: vector code, rounding of
+    the order of 1e-16, as for any order but C's); the maximum is exact whatever the order, and its
+    first row is then found by a scan that stops there."""
     add, add_sq, largest = 0.0, 0.0, np.float32(-np.inf)
     for j in range(start, end):
         v32 = np.float32(values[j])
@@ -291,25 +293,6 @@ def _column_totals(values, out, start, end):
             where = j
             break
     return add, add_sq, largest, where
-
-
-@numba.njit(**_JIT)
-def chunk_totals(values, omega, first, offsets, start, end, out, sums, sum_sq, vmax, argmax):
-    """Rows start:end of the float64 ``values`` (P, B) of a chunk stored into ``out`` (P, B, the run's
-    dtype; may be ``values`` itself), and engine.totals.chunk_totals of them: the summed solid angle
-    (returned), the sums in float64 of the values rounded to float32, the largest float32 value and the
-    flat index of its first pixel (C's strictly-greater test), into the (B,) arrays."""
-    total = 0.0
-    for j in range(start, end):
-        total += omega[j]
-    B = values.shape[1]
-    for b in range(B):
-        if B == 1:  # contiguous columns
-            add, add_sq, largest, row = _column_totals(values.reshape(-1), out.reshape(-1), start, end)
-        else:
-            add, add_sq, largest, row = _column_totals(np.ascontiguousarray(values[:, b]), out[:, b], start, end)
-        sums[b], sum_sq[b], vmax[b], argmax[b] = add, add_sq, largest, first + offsets[row]
-    return total
 
 
 @numba.njit(**_JIT)

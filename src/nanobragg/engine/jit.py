@@ -42,7 +42,7 @@ from . import _jit_loops as loops  # noqa: E402  (after the cache folder is set)
 SHAPE_IDS = {"square": loops.SQUARE, "round": loops.ROUND, "gauss": loops.GAUSS, "tophat": loops.TOPHAT}
 assert set(SHAPE_IDS) == set(SHAPES), "every crystal shape needs its branch in _jit_loops"
 #: The numba functions of a render, compiled on first use.
-FUNCTIONS = (loops.render_chunk, loops.chunk_totals, loops.int_values)
+FUNCTIONS = (loops.render_chunk, loops.column_totals, loops.int_values)
 
 
 def unsupported(inp: RenderInputs) -> str | None:
@@ -136,6 +136,7 @@ def jit_kernel(inp: RenderInputs, threads: int | None = None):
             packed[id(one)] = (one, pack(one), _first_pass_flat(one))
         _, args, special = packed[id(one)]
         first_i, keep_i, offs, store = int(first), int(keep), offsets.numpy(), out.numpy()
+        assert store.flags.c_contiguous  # written through flat views
         # float64 values (a float32 run's through a scratch: one loop for both dtypes), stored by the totals
         values = store if out.dtype == torch.float64 else np.empty(out.shape)
         omega = np.empty(len(offs))
@@ -214,8 +215,14 @@ def _part(first, offsets, start, end, fpixels, args, values, omega, store, rende
     B = values.shape[1]
     sums, sum_sq = np.zeros(B), np.zeros(B)
     vmax, argmax = np.zeros(B, dtype=np.float32), np.zeros(B, dtype=np.int64)
-    omega_sum = loops.chunk_totals(values, omega, first, offsets, start, end, store, sums, sum_sq, vmax, argmax)
-    return omega_sum, sums, sum_sq, vmax, argmax
+    for b in range(B):  # one column (the command line's case) as views; a batch's through copies
+        column = values.reshape(-1) if B == 1 else np.ascontiguousarray(values[:, b])
+        target = store.reshape(-1) if B == 1 else np.empty(len(store), dtype=store.dtype)
+        sums[b], sum_sq[b], vmax[b], row = loops.column_totals(column, target, start, end)
+        argmax[b] = first + offsets[row]
+        if B > 1:
+            store[start:end, b] = target[start:end]
+    return float(omega[start:end].sum()), sums, sum_sq, vmax, argmax
 
 
 def _merge(parts: list) -> tuple:
