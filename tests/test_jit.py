@@ -144,3 +144,34 @@ def test_int_conversion_gives_the_eager_bits():
         out = torch.empty(len(values), dtype=torch.uint16)
         jit.int_kernel(threads)(values, 1.7, 40.0, out)
         assert torch.equal(out, expected)
+
+
+def test_five_kinds_of_run_add_no_kernel_after_the_first(tmp_path):
+    """Issue 12's reuse bar with the default policy: runs with other -phisteps, -mosaic_dom, -oversample,
+    source counts and detector sizes all render with the one numba loop, and leave the kernel cache as
+    they found it (nothing built per kind of run). The cache starts with this session's compiled loop
+    (a copy: compiling it again would only cost time)."""
+    import shutil
+
+    from nanobragg.engine import jit
+
+    with torch.no_grad():
+        jit.jit_kernel(_inputs(BASE)[1])
+    cache = tmp_path / "kernels"
+    shutil.copytree(jit.cache_folder(), cache / "numba")
+    before = sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file())
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(NB_CACHE_DIR=str(cache), NB_TIMING="1")
+    common = ("-default_F 100 -cell 70 80 90 75 85 95 -lambda 1 -N 5 -distance 80 -pixel 0.3 -nonoise -nopgm "
+              "-floatfile f.bin").split()
+    kinds = ["-detpixels 32 -phisteps 2 -osc 1", "-detpixels 40 -phisteps 5 -osc 1 -mosaic 0.5 -mosaic_dom 3",
+             "-detpixels 24 -oversample 3", "-detpixels 36 -divergence 0.3 -divsteps 3 -dispersion 1 -dispsteps 3",
+             "-detpixels_f 50 -detpixels_s 20 -mosaic 1 -mosaic_dom 7 -oversample 2"]
+    files = []
+    for kind in kinds:
+        proc = subprocess.run([sys.executable, "-m", "nanobragg", *common, *kind.split()], cwd=tmp_path, env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert "kernel numba)" in proc.stderr and "nanoBragg: compiling" not in proc.stderr
+        files.append(sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file()))
+    assert before and all(f == before for f in files)

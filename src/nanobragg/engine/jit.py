@@ -128,7 +128,7 @@ def jit_kernel(inp: RenderInputs, threads: int | None = None):
     threads = max(1, threads or torch.get_num_threads())
     pool = _pool(threads, os.getpid()) if threads > 1 else None
     packed: dict = {}
-    _load(pack(inp), inp.batch, inp.pix0.dtype)
+    _load(pack(inp), inp.batch)
 
     def run(first, offsets, keep, out, inputs: RenderInputs | None = None):
         one = inp if inputs is None else inputs
@@ -181,12 +181,13 @@ def int_kernel(threads: int | None = None):
     return run
 
 
-def _load(args, batch: int, dtype) -> None:
-    """Load (or compile) the loop now, outside the engine's timing: numba loads a cached loop on its first
-    call (about half a second, most of it numba importing its own modules), so call it on no pixels."""
+def _load(args, batch: int) -> None:
+    """Load (or compile) the loops now, outside the engine's timing: numba loads a cached loop on its
+    first call (about half a second, most of it numba importing its own modules), so call them on no
+    pixels, for both dtypes, so that the first compile is the only one (see is_compiled)."""
     offsets, values, omega = np.zeros(1, dtype=np.int64), np.zeros((1, batch)), np.zeros(1)
-    store = np.zeros((1, batch), dtype=np.float64 if dtype == torch.float64 else np.float32)
-    _part(0, offsets, 0, 0, 1, args, values, omega, store, True, True)
+    for dtype in (np.float32, np.float64):
+        _part(0, offsets, 0, 0, 1, args, values, omega, np.zeros((1, batch), dtype=dtype), True, True)
     loops.int_values(np.zeros(1, dtype=np.float32), 1.0, 0.0, np.zeros(1, dtype=np.uint16), 0, 0)
 
 
