@@ -8,6 +8,7 @@ left out of the key.
 """
 import subprocess
 import sys
+from dataclasses import replace
 
 import torch
 
@@ -15,6 +16,7 @@ from nanobragg.cli.main import build_settings
 from nanobragg.engine import compiled
 from nanobragg.engine.chunks import plan
 from nanobragg.engine.compiled import INT_ROOTS, RENDER_ROOTS, _source_hash, kernel_key, traced_modules
+from nanobragg.physics.structure_factors import FTable
 from nanobragg.resolve import resolve
 
 BASE = "-default_F 10 -cell 50 50 50 90 90 90 -lambda 1 -N 3 -distance 50 -detpixels 8"
@@ -79,11 +81,20 @@ def test_a_changed_module_changes_the_key(monkeypatch, tmp_path):
 
 def test_key_leaves_out_step_counts_and_sizes():
     """Sources, spindle steps, mosaic domains, oversampling, detector size and chunk pixels: one kernel."""
-    key = _key(_inputs())
-    assert _key(_inputs(), 2048) == key
-    for extra in ("-phi 10 -osc 30 -phisteps 3", "-mosaic 1 -mosaic_dom 4", "-oversample 3", "-detpixels 20",
-                  "-hdivrange 0.1 -hdivsteps 3", "-dispersion 5 -dispsteps 4", "-distance 70 -lambda 1.5"):
+    key = _key(_inputs("-mosaic 1 -mosaic_dom 2"))
+    assert _key(_inputs("-mosaic 1 -mosaic_dom 2"), 2048) == key
+    for extra in ("-mosaic 1 -mosaic_dom 5", "-phi 10 -osc 30 -phisteps 3", "-oversample 3",
+                  "-oversample 2 -detpixels 20", "-hdivrange 0.1 -hdivsteps 3",
+                  "-dispersion 5 -dispsteps 4 -distance 70 -lambda 1.5"):
         assert _key(_inputs(extra)) == key, extra
+
+
+def test_one_term_per_pixel_is_a_kind_of_its_own():
+    """A run of one term per pixel (one layer, sub-pixel, source, orientation) bakes those counts in; its
+    detector size, chunk pixels and parameter values stay runtime."""
+    single = _key(_inputs())
+    assert single != _key(_inputs("-mosaic 1 -mosaic_dom 2"))
+    assert single == _key(_inputs("-detpixels 20 -distance 70 -lambda 1.5 -N 4"), 4096)
 
 
 def test_key_follows_engine_source_and_switches(monkeypatch):
@@ -107,3 +118,17 @@ def test_a_split_plan_is_baked_in():
     three = [two[0], (slice(0, 1), slice(2, 3)), (slice(0, 1), slice(3, 4))]
     assert kernel_key(inp, two, 1) != kernel_key(inp, three, 1)
     assert kernel_key(inp, two, 1) != kernel_key(_inputs("-hdivrange 0.1 -hdivsteps 5"), two, 1)
+
+
+def test_key_follows_the_f_tables_extent():
+    """An F table's index bounds and grid shape are constants of the kernel's lookup; its values are not."""
+    inp = _inputs()
+
+    def table(lo, shape, value=0.0):
+        hi = tuple(a + n - 2 for a, n in zip(lo, shape))
+        return FTable(torch.full(shape, value), lo, hi, inp.ftable.default_F, True)
+
+    key = _key(replace(inp, ftable=table((-3, -3, -3), (8, 8, 8))))
+    assert key == _key(replace(inp, ftable=table((-3, -3, -3), (8, 8, 8), 5.0)))
+    assert key != _key(replace(inp, ftable=table((-4, -3, -3), (9, 8, 8))))
+    assert key != _key(inp)

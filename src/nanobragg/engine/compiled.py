@@ -6,13 +6,14 @@ re-traces the Python code in every process (seconds), so instead the chunk
 kernel is exported once (``torch.export``) and built with AOTInductor into
 a package under the cache folder; later runs of the same kind load it in
 milliseconds. A kind (:func:`kernel_key`) is what changes the generated
-code: the switches (flags, crystal shape, an F table read or not, a
-spindle from phi = 0 or not), dtype and device. Step counts (sources,
-spindle steps x mosaic domains, layers, oversampling), the detector and
-chunk size and the F grid's extent are runtime sizes of one kernel
+code: the switches (flags, crystal shape, a spindle from phi = 0 or not),
+the F table's extent (an hkl file's index range), dtype and device. Step
+counts (sources, spindle steps x mosaic domains, layers, oversampling) and
+the detector and chunk size are runtime sizes of one kernel
 (``torch.export.Dim``, see EXPORT_SIZES), so a user's cache holds a handful
-of kernels; only a chunk plan that splits one pixel's terms into blocks
-(very large step counts, the memory bound) bakes its plan in. The key also hashes the
+of kernels; a run of one term per pixel bakes its step counts (all 1) in, for
+speed, and a chunk plan that splits one pixel's terms into blocks (very large
+step counts, the memory bound) bakes its plan in. The key also hashes the
 source of every module the kernel is traced from: the import closure of this
 module within the package (:func:`traced_modules`, read from the files), so
 an edit anywhere in the engine's code makes a new kernel, and no module list
@@ -150,14 +151,18 @@ def _source_hash(roots: tuple = RENDER_ROOTS, files: tuple = ()) -> str:
 
 #: Sizes of the render kernel's tensors that are runtime sizes rather than baked in: P pixels of a
 #: chunk, T sensor layers, n sub-pixels per side (oversample), S sources, C orientations (phi steps
-#: x mosaic domains), B cells of a batch, H x K x L the structure-factor grid. Each is given to
+#: x mosaic domains), B cells of a batch. Each is given to
 #: the exporter at this size (export specialises sizes 0 and 1; distinct sizes so that none is
 #: taken for another), so that the generated code depends on the key alone, not on the first
 #: run that built it.
-EXPORT_SIZES = {"P": 1 << 16, "T": 2, "n": 3, "S": 5, "C": 7, "B": 11, "H": 13, "K": 17, "L": 19}
+EXPORT_SIZES = {"P": 1 << 16, "T": 2, "n": 3, "S": 5, "C": 7, "B": 11}
 #: The sizes that fix a chunk's plan: baked in, with the plan, when it splits one pixel's terms into
 #: several (layer, source) blocks (a memory bound only very large step counts reach).
 PLAN_SIZES = ("P", "T", "n", "S", "C")
+#: The step counts, baked in (all 1) for a run of one term per pixel: its code then fuses each pixel's
+#: whole computation into one loop, where runtime sizes keep (K, S, C, P) buffers between loops
+#: (cubic 4096 x 4096: engine 0.26 s against 0.14 s baked in, on a loaded 2-core machine).
+STEP_SIZES = ("T", "n", "S", "C")
 #: Tensor fields with runtime sizes: field -> {axis: size name}.
 _FIELD_AXES = {
     **dict.fromkeys(("thick_offsets", "exact_thick_offsets"), {0: "T"}),
@@ -181,33 +186,43 @@ def _field_axes(inp: RenderInputs, name: str) -> dict:
 
 def _argument_axes(inp: RenderInputs) -> list:
     """{axis: size name} of each kernel argument, in _ChunkKernel.forward's order."""
-    grid = {0: "H", 1: "K", 2: "L"} if inp.ftable.populated else {}
     out = {0: "P", 1: "B"} if inp.cells.dim() == 4 else {0: "P"}
-    return [{}, {0: "P"}, {}, out, {}, {0: "n"}, {}, grid, {}, *(_field_axes(inp, n) for n in _tensor_fields(inp))]
+    return [{}, {0: "P"}, {}, out, {}, {0: "n"}, {}, {}, *(_field_axes(inp, n) for n in _tensor_fields(inp))]
 
 
-def _runtime_sizes(blocks) -> set:
-    """The size names that are runtime sizes for a chunk plan ``blocks``."""
-    return set(EXPORT_SIZES) - set(PLAN_SIZES) if _split(blocks) else set(EXPORT_SIZES)
+def _single_term(inp: RenderInputs) -> bool:
+    """True for one term per pixel: one layer, sub-pixel, source and orientation (per cell of a batch)."""
+    return (inp.thick_offsets.shape[0] == 1 and inp.oversample == 1 and inp.source_dirs.shape[0] == 1
+            and inp.cells.shape[-3] == 1)
+
+
+def _runtime_sizes(inp: RenderInputs, blocks) -> set:
+    """The size names that are runtime sizes of the kernel rendering ``inp`` with chunk plan ``blocks``."""
+    if _split(blocks):
+        return set(EXPORT_SIZES) - set(PLAN_SIZES)
+    return set(EXPORT_SIZES) - set(STEP_SIZES) if _single_term(inp) else set(EXPORT_SIZES)
 
 
 def kernel_key(inp: RenderInputs, blocks, pixels: int) -> str:
     """Hash of everything the kernel's generated code depends on: engine source, torch version, dtype,
-    device, the switches (non-tensor fields: flags, crystal shape, whether an F table is read, -dmin),
-    which tensors there are and their fixed sizes. Step counts, the oversample, the detector size,
-    the chunk's pixels and the F grid's extent are runtime sizes (EXPORT_SIZES), not in the key,
-    unless the plan splits a pixel's terms (then the plan and its sizes are)."""
-    dynamic = _runtime_sizes(blocks)
+    device, the switches (non-tensor fields: flags, crystal shape, -dmin), the F table's extent (its
+    index bounds and grid shape, constants of the lookup: as runtime values, the Pilatus job's engine
+    took 2-3x as long, loaded machine), which tensors there are and their fixed sizes. Step counts, the oversample,
+    the detector size and the chunk's pixels are runtime sizes (EXPORT_SIZES), not in the key,
+    except the step counts of a run of one term per pixel (STEP_SIZES, all 1: one more kind) and the
+    plan and its sizes where it splits a pixel's terms."""
+    dynamic = _runtime_sizes(inp, blocks)
     parts = [_source_hash(), torch.__version__, str(inp.pix0.dtype), inp.pix0.device.type]
+    parts += [f"pixels:{pixels}"] * ("P" not in dynamic) + [f"oversample:{inp.oversample}"] * ("n" not in dynamic)
     if _split(blocks):
-        parts += [f"pixels:{pixels}", f"oversample:{inp.oversample}", repr(blocks)]
+        parts.append(repr(blocks))
     for f in dataclasses.fields(inp):
         value = getattr(inp, f.name)
         if isinstance(value, torch.Tensor):
             axes = {a: s for a, s in _field_axes(inp, f.name).items() if s in dynamic}
             parts.append(f"{f.name}:{tuple('*' if a in axes else n for a, n in enumerate(value.shape))}")
         elif isinstance(value, FTable):
-            parts.append(f"ftable:{value.populated}")
+            parts.append(f"ftable:{value.populated}:{value.lo}:{value.hi}:{tuple(value.grid.shape)}")
         elif f.name not in ("fpixels", "spixels", "oversample"):
             parts.append(f"{f.name}:{value!r}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
@@ -218,8 +233,7 @@ class _ChunkKernel(torch.nn.Module):
 
     Arguments: first (0-d int64), offsets (P,) int64, keep (0-d int64), out
     (P, B), fpixels (0-d float64), steps (n,) (its length is the
-    oversample), bounds (2, 3) int64 (the F grid's lo and hi indices), the
-    grid (H, K, L) and default F, then RenderInputs' tensors. Pixel first +
+    oversample), the F grid and default F, then RenderInputs' tensors. Pixel first +
     offsets[i] is rendered into out[i] in place (no copy afterwards); the
     result is chunk_totals over the first ``keep`` pixels. Without a split
     plan the chunk is one block of all T n^2 layer-subpixels and all S
@@ -231,10 +245,9 @@ class _ChunkKernel(torch.nn.Module):
         self.template, self.names = template, _tensor_fields(template)
         self.blocks = blocks if _split(blocks) else None
 
-    def forward(self, first, offsets, keep, out, fpixels, steps, bounds, grid, default_F, *tensors):
+    def forward(self, first, offsets, keep, out, fpixels, steps, grid, default_F, *tensors):
         t = self.template
-        lo, hi = bounds.unbind(0)
-        table = FTable(grid, tuple(lo.unbind(0)), tuple(hi.unbind(0)), default_F, t.ftable.populated)
+        table = FTable(grid, t.ftable.lo, t.ftable.hi, default_F, t.ftable.populated)
         inp = dataclasses.replace(t, ftable=table, oversample=steps.shape[0], **dict(zip(self.names, tensors)))
         # sizes from .shape, not len() (which makes the exporter specialise them)
         blocks = self.blocks or [(slice(0, inp.thick_offsets.shape[0] * inp.oversample ** 2),
@@ -255,8 +268,7 @@ def _fixed_arguments(inp: RenderInputs, fpixels: int) -> list:
     the export and does not check them (a mosaic's cells, (C, 3, 3) transposed in memory, would be
     read as other cells)."""
     table = inp.ftable
-    bounds = torch.tensor([table.lo, table.hi], dtype=torch.long)
-    return [torch.tensor(float(fpixels), dtype=torch.float64), torch.zeros(inp.oversample), bounds,
+    return [torch.tensor(float(fpixels), dtype=torch.float64), torch.zeros(inp.oversample),
             *(t.contiguous() for t in (table.grid, table.default_F, *(getattr(inp, n) for n in _tensor_fields(inp))))]
 
 
@@ -266,7 +278,7 @@ def _export_example(inp: RenderInputs, blocks, pixels: int):
     Every runtime size takes its EXPORT_SIZES value (each tensor repeats its first entry along
     that axis); the others, and every value, are the run's own (nothing the trace reads depends
     on a value: there is no data-dependent control flow in compiled code)."""
-    dynamic = _runtime_sizes(blocks)
+    dynamic = _runtime_sizes(inp, blocks)
     dims = {name: torch.export.Dim(name, min=1) for name in dynamic}
     scalar = torch.tensor(0, dtype=torch.long)
     out = torch.zeros(pixels, inp.batch, dtype=inp.pix0.dtype)
