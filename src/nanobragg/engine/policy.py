@@ -205,15 +205,15 @@ def numba_loop(inp: RenderInputs):
 
 
 def int_kernel(build: bool, large: bool = True):
-    """The int-file conversion: the compiled one (:func:`nanobragg.engine.compiled.compiled_int_kernel`)
-    when cached, or with ``build`` (-compile) and a C++ compiler built after a line saying so; else the
-    numba loop's (:func:`nanobragg.engine.jit.int_kernel`, compiled with the pixel loop) for a ``large``
-    image or when this process has the loop loaded already; else None (the eager conversion). All give
-    the same bits."""
-    if build and compiled.compiler_available() and not compiled.int_kernel_file().exists():
-        say(f"nanoBragg: building the compiled int-file conversion (asked for: -compile): about {INT_BUILD_S:.0f} s, "
-            f"once; cached in {compiled.cache_dir()}")
-    if build or large:
+    """The int-file conversion of a ``large`` image (or any of a series): the compiled one
+    (:func:`nanobragg.engine.compiled.compiled_int_kernel`) when cached, or with ``build`` (-compile)
+    and a C++ compiler built after a line saying so; else, and for a small image when this process has
+    the numba loop loaded already, the numba loop's (:func:`nanobragg.engine.jit.int_kernel`, compiled
+    with the pixel loop); else None (the eager conversion). All give the same bits."""
+    if large:
+        if build and compiled.compiler_available() and not compiled.int_kernel_file().exists():
+            say(f"nanoBragg: building the compiled int-file conversion (asked for: -compile): about "
+                f"{INT_BUILD_S:.0f} s, once; cached in {compiled.cache_dir()}")
         kernel = compiled.compiled_int_kernel(build=build)
         if kernel is not None:
             return kernel
