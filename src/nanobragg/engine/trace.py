@@ -5,7 +5,8 @@ the pixel loop (first sensor layer, first sub-pixel, first source, first
 spindle step, first mosaic domain) from the geometry and physics functions,
 and takes the pixel's final value from the engine itself
 (:func:`nanobragg.engine.render.render_pixels` on that one pixel), so the
-trace always ends with the number the image holds.
+trace always ends with the number the eager engine's image holds (the numba
+loop and the compiled kernel agree with it to rounding, not bit for bit).
 
 Precision follows the engine: in a float32 run the position, diffracted
 direction, q and h, k, l come from the inputs' float64 copies
