@@ -47,10 +47,16 @@ def _numba_reach(name: str, folder) -> str | None:
         return unsupported(resolve(settings.experiment, seed=1).inputs)
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", _every_case())
+def _default_engine_runs():
+    """Every case in float32 (the command line's dtype); in float64 the extra, precision and phi = 0 cases,
+    which hold every factor (mosaic domains, sources, sensor layers, sub-pixels) and C's first pass."""
+    rest = case_names(EXTRA) + case_names(PRECISION) + case_names(PHI0)
+    return [(n, "float32") for n in _every_case()] + [(n, "float64") for n in rest]
+
+
+@pytest.mark.parametrize("name, dtype", _default_engine_runs())
 def test_golden_case_default_engine(name, dtype, tmp_path, monkeypatch, capfd):
-    """Every golden, extra, precision and phi = 0 case with the default policy and no compiled kernel
+    """The golden, extra, precision and phi = 0 cases with the default policy and no compiled kernel
     cached: the numba loop where it can render the case, else the eager engine; against C with the same
     limits as the eager engine."""
     monkeypatch.setenv("NB_TIMING", "1")
