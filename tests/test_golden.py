@@ -60,6 +60,7 @@ def test_golden_case_default_engine(name, dtype, tmp_path, monkeypatch, capfd):
     cached: the numba loop where it can render the case, else the eager engine; against C with the same
     limits as the eager engine."""
     monkeypatch.setenv("NB_TIMING", "1")
+    monkeypatch.setenv("NB_CACHE_DIR", str(tmp_path / "kernels"))  # none cached (the numba loop's is elsewhere)
     test_golden_case(name, dtype, tmp_path, engine="default")
     engine = "eager" if _numba_reach(name, tmp_path) else "numba"
     assert f"kernel {engine})" in capfd.readouterr().err
