@@ -32,6 +32,8 @@ import math
 import numba
 import numpy as np
 
+from ..physics.lattice import ROUND_SCALE
+
 #: Pixels per block: the innermost loops' length (a multiple of every vector width).
 BLOCK = 128
 
@@ -45,8 +47,6 @@ GEO_N, GEO_N_SQUARE, GEO_SIZE = 22, 25, 28
 FLAG_LO, FLAG_LAST, FLAG_STRIDES, FLAG_SIZE = 10, 13, 16, 18
 #: Crystal shapes (FLAG_SHAPE).
 SQUARE, ROUND, GAUSS, TOPHAT = range(4)
-#: sqrt of the volume ratio between a cube and its inscribed sphere (C constant, physics.lattice.ROUND_SCALE).
-_ROUND_SCALE = 0.723601254558268
 #: Taylor coefficients of sin(pi r)/r in r^2, to r^20: the first omitted term is below 3e-16 at |r| = 1/2.
 _SINPI = tuple((-1) ** k * math.pi ** (2 * k + 1) / math.factorial(2 * k + 1) for k in range(11))
 
@@ -98,7 +98,7 @@ def _other_lattice(f0, f1, f2, shape, geo, recip):
     fudge, ncells = geo[GEO_FUDGE], na * nb * nc
     if shape == ROUND:
         hrad_sq = (f0 * na) ** 2 + (f1 * nb) ** 2 + (f2 * nc) ** 2
-        return ncells * _ROUND_SCALE * _sinc3_sq(math.pi ** 2 * hrad_sq * fudge)
+        return ncells * ROUND_SCALE * _sinc3_sq(math.pi ** 2 * hrad_sq * fudge)
     d0 = f0 * recip[0, 0] + f1 * recip[1, 0] + f2 * recip[2, 0]
     d1 = f0 * recip[0, 1] + f1 * recip[1, 1] + f2 * recip[2, 1]
     d2 = f0 * recip[0, 2] + f1 * recip[1, 2] + f2 * recip[2, 2]

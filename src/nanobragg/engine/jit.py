@@ -127,8 +127,8 @@ def jit_kernel(inp: RenderInputs, threads: int | None = None):
         return None
     threads = max(1, threads or torch.get_num_threads())
     pool = _pool(threads, os.getpid()) if threads > 1 else None
-    packed: dict = {}
-    _load(pack(inp), inp.batch)
+    packed = {id(inp): (inp, pack(inp), _first_pass_flat(inp))}  # a stack's other panels added on first use
+    _load(packed[id(inp)][1], inp.batch)
 
     def run(first, offsets, keep, out, inputs: RenderInputs | None = None):
         one = inp if inputs is None else inputs
