@@ -175,3 +175,107 @@ def test_five_kinds_of_run_add_no_kernel_after_the_first(tmp_path):
         assert "kernel numba)" in proc.stderr and "nanoBragg: compiling" not in proc.stderr
         files.append(sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file()))
     assert before and all(f == before for f in files)
+
+
+def _cold_env(cache):
+    """The environment of a run whose kernel cache ``cache`` is empty, numba's cache within it."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(NB_CACHE_DIR=str(cache), NB_TIMING="1")
+    return env
+
+
+def test_first_compile_begins_in_a_second_process_and_serves_every_later_run(tmp_path):
+    """From an empty cache the command starts the loop's compile in a child process before it imports
+    torch, says so, waits for it and renders with the loop it left; the image is the one this session's
+    loop renders. Then a fresh process given a real render's inputs loads every loop from that cache and
+    compiles nothing (the child's argument types are the renders'), and a second run starts no child."""
+    from nanobragg.engine import jit_build
+
+    cache = tmp_path / "kernels"
+    args = [*BASE, "-nonoise", "-nopgm", "-floatfile", "f.bin", "-intfile", "i.img"]
+    proc = subprocess.run([sys.executable, "-m", "nanobragg", *args], cwd=tmp_path, env=_cold_env(cache),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    said = [line for line in proc.stderr.splitlines() if line.startswith("nanoBragg: compiling the numba")]
+    assert len(said) == 1 and "(begun at start-up in a second process)" in said[0], proc.stderr
+    assert "kernel numba)" in proc.stderr and jit_build.cached(cache / "numba")
+    warm = subprocess.run([sys.executable, "-m", "nanobragg", *args, "-floatfile", "g.bin"], cwd=tmp_path,
+                          capture_output=True, text=True)  # this session's cache
+    assert warm.returncode == 0, warm.stderr
+    assert (tmp_path / "f.bin").read_bytes() == (tmp_path / "g.bin").read_bytes()
+    code = ("import torch; from nanobragg.engine import jit, _jit_loops as L\n"
+            "from nanobragg.cli.main import build_settings; from nanobragg.resolve import resolve\n"
+            f"inp = resolve(build_settings({list(BASE)!r}).experiment, seed=1, dtype=torch.float32).inputs\n"
+            "out = torch.empty(64, 1)\n"
+            "with torch.no_grad(): jit.jit_kernel(inp)(0, torch.arange(64), 64, out)\n"
+            "fs = (L.render_chunk, L._terms, L.column_totals, L.int_values)\n"
+            "print(*(sum(sum(getattr(f.stats, k).values()) for f in fs) for k in ('cache_misses', 'cache_hits')))")
+    env = _cold_env(cache)
+    loaded = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.split() == ["0", "4"]  # render_chunk (with _terms in it), column_totals x 2, int_values
+    again = subprocess.run([sys.executable, "-m", "nanobragg", *args], cwd=tmp_path, env=_cold_env(cache),
+                           capture_output=True, text=True)
+    assert again.returncode == 0 and "nanoBragg: compiling" not in again.stderr, again.stderr
+
+
+class _Popen:
+    """subprocess.Popen's stand-in: records the command, starts nothing."""
+    started: list = []
+
+    def __init__(self, command, **_):
+        self.started.append(command)
+
+    def wait(self):
+        return 0
+
+
+@pytest.mark.parametrize("argv, starts", [
+    (["-cell", "100", "100", "100", "90", "90", "90"], True),
+    (["-device", "cpu", "-N", "5"], True),
+    ([], False), (["-nocompile"], False), (["-compile"], False), (["-prepare"], False), (["-h"], False),
+    (["-device", "cuda"], False), (["-device", "auto"], False), (["-device"], False),
+])
+def test_the_background_compile_starts_only_where_the_loop_will_serve(tmp_path, monkeypatch, argv, starts):
+    from nanobragg.engine import jit_build
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    monkeypatch.setattr(jit_build.subprocess, "Popen", _Popen)
+    monkeypatch.setattr(jit_build, "_child", None)
+    _Popen.started = []
+    assert jit_build.start(argv) is starts and jit_build.running() is starts
+    assert len(_Popen.started) == starts
+    if starts:
+        assert _Popen.started[0][1:] == ["-m", "nanobragg.engine.jit_build"]
+        assert jit_build.start(argv) is False  # one child a process
+        jit_build.wait()
+        assert not jit_build.running()
+
+
+def test_no_background_compile_when_cached_or_under_way(tmp_path, monkeypatch):
+    """A cached loop starts nothing; nor does a compile under way in another process (its lock held),
+    which wait() waits for."""
+    import fcntl
+    import threading
+
+    from nanobragg.engine import jit_build
+
+    folder = tmp_path / "numba"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(folder))
+    monkeypatch.setattr(jit_build.subprocess, "Popen", _Popen)
+    monkeypatch.setattr(jit_build, "_child", None)
+    _Popen.started = []
+    folder.mkdir()
+    with open(folder / jit_build.LOCK_NAME, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert jit_build.start(["-N", "5"]) is False
+        done = threading.Event()
+        waiter = threading.Thread(target=lambda: (jit_build.wait(), done.set()))
+        waiter.start()
+        assert not done.wait(0.3)  # waits while the other compile holds the lock
+        fcntl.flock(held, fcntl.LOCK_UN)
+    waiter.join(5)
+    assert done.is_set()
+    (folder / "engine_x").mkdir()
+    (folder / "engine_x" / "_jit_loops.render_chunk-1.py311.nbi").write_bytes(b"")
+    assert jit_build.cached() and jit_build.start(["-N", "5"]) is False and _Popen.started == []

@@ -54,10 +54,15 @@ def run_program(main) -> None:
 def console() -> None:
     """Run the command as a program.
 
-    The garbage collector stays off while torch's modules load (its passes
-    over their many new objects cost about 0.07 s) and the objects loaded
-    are then frozen out of later passes; then see run_program.
+    Where numba's cache lacks the pixel loop, its compile begins in a
+    second process first (:func:`nanobragg.engine.jit_build.start`). The
+    garbage collector stays off while torch's modules load (its passes over
+    their many new objects cost about 0.07 s) and the objects loaded are
+    then frozen out of later passes; then see run_program.
     """
+    from ..engine import jit_build
+
+    jit_build.start(sys.argv[1:])  # the numba loop's first compile, on the other core while torch loads
     gc.disable()
     from .main import main
     gc.freeze()

@@ -54,6 +54,7 @@ from pathlib import Path
 import torch
 
 from ..physics.structure_factors import FTable
+from .cache import cache_dir
 from .inputs import RenderInputs
 from .int_values import c_int_values
 from .render import render_pixels
@@ -65,12 +66,6 @@ BUILD_PREFIX = ".build-"
 STALE_BUILD_S = 3600.0
 #: Build folders of earlier versions (tempfile.TemporaryDirectory in the cache folder).
 _LEGACY_NAME = re.compile(r"tmp[a-z0-9_]{8}")
-
-
-def cache_dir() -> Path:
-    """Folder of compiled kernels: $NB_CACHE_DIR, else ~/.cache/nanobragg/kernels."""
-    base = os.environ.get("NB_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "nanobragg", "kernels")
-    return Path(base)
 
 
 def _tensor_fields(inp: RenderInputs) -> list[str]:

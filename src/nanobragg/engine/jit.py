@@ -29,13 +29,14 @@ import torch
 
 from ..physics.polarization import polarization_axes
 from ..physics.shapes import SHAPES
-from .compiled import cache_dir
+from . import jit_build
+from .cache import numba_cache_dir
 from .inputs import RenderInputs
 from .render import render_pixels
 
 # numba reads its folder when a function is decorated (below); its configuration read NUMBA_CACHE_DIR when
 # numba was imported, which may have been before the variable was set
-numba.config.CACHE_DIR = os.environ.get("NUMBA_CACHE_DIR") or str(cache_dir() / "numba")
+numba.config.CACHE_DIR = str(numba_cache_dir())
 from . import _jit_loops as loops  # noqa: E402  (after the cache folder is set)
 
 #: FLAG_SHAPE of each crystal shape.
@@ -59,21 +60,15 @@ def unsupported(inp: RenderInputs) -> str | None:
 
 
 def cache_folder() -> Path:
-    """Where numba keeps the compiled loop: $NUMBA_CACHE_DIR, else ``numba`` in the kernel cache folder
-    (:func:`nanobragg.engine.compiled.cache_dir` when this module was imported), set in numba's
-    configuration before the loop is decorated (numba functions decorated later in the process, the
-    package's own included, cache there too unless NUMBA_CACHE_DIR is set)."""
+    """Where numba keeps the compiled loop (:func:`nanobragg.engine.cache.numba_cache_dir` when this module
+    was imported), set in numba's configuration before the loop is decorated (numba functions decorated
+    later in the process, the package's own included, cache there too unless NUMBA_CACHE_DIR is set)."""
     return Path(numba.config.CACHE_DIR)
 
 
 def is_compiled() -> bool:
     """True when this process has the loop in memory or numba's cache holds it (no compile to wait for)."""
-    if is_loaded():
-        return True
-    stem = f"{Path(loops.__file__).stem}.render_chunk-"
-    folder = cache_folder()
-    found = list(folder.rglob(f"{stem}*.nbi")) if folder.is_dir() else []
-    return bool(found)
+    return is_loaded() or jit_build.cached(cache_folder())
 
 
 def is_loaded() -> bool:
@@ -128,7 +123,7 @@ def jit_kernel(inp: RenderInputs, threads: int | None = None):
     threads = max(1, threads or torch.get_num_threads())
     pool = _pool(threads, os.getpid()) if threads > 1 else None
     packed = {id(inp): (inp, pack(inp), _first_pass_flat(inp))}  # a stack's other panels added on first use
-    _load(packed[id(inp)][1], inp.batch)
+    _load()
 
     def run(first, offsets, keep, out, inputs: RenderInputs | None = None):
         one = inp if inputs is None else inputs
@@ -181,14 +176,18 @@ def int_kernel(threads: int | None = None):
     return run
 
 
-def _load(args, batch: int) -> None:
+def _load() -> None:
     """Load (or compile) the loops now, outside the engine's timing: numba loads a cached loop on its
-    first call (about half a second, most of it numba importing its own modules), so call them on no
-    pixels, for both dtypes, so that the first compile is the only one (see is_compiled)."""
-    offsets, values, omega = np.zeros(1, dtype=np.int64), np.zeros((1, batch)), np.zeros(1)
-    for dtype in (np.float32, np.float64):
-        _part(0, offsets, 0, 0, 1, args, values, omega, np.zeros((1, batch), dtype=dtype), True, True)
-    loops.int_values(np.zeros(1, dtype=np.float32), 1.0, 0.0, np.zeros(1, dtype=np.uint16), 0, 0)
+    first call (about half a second, most of it numba importing its own modules). A compile holds the
+    compile lock (engine.jit_build.compile_lock), so that it waits for one under way elsewhere and then
+    loads its result."""
+    if is_loaded():
+        return
+    if jit_build.cached(cache_folder()):
+        loops.compile_all()
+        return
+    with jit_build.compile_lock():
+        loops.compile_all()
 
 
 def _render(pool, threads: int, chunk: tuple, totals: bool) -> list:

@@ -43,7 +43,7 @@ import time
 
 import torch
 
-from . import compiled
+from . import compiled, jit_build
 from .inputs import RenderInputs
 
 #: Runs of the same kind expected after this one: a build pays back within 1 + RERUNS runs.
@@ -197,8 +197,10 @@ def numba_loop(inp: RenderInputs):
     if jit.unsupported(inp) is not None:
         return None
     if not jit.is_compiled():
+        begun = " (begun at start-up in a second process)" if jit_build.running() else ""
         say(f"nanoBragg: compiling the numba pixel loop (first use; one loop for every kind of run): about "
-            f"{NUMBA_BUILD_S:.0f} s, once; cached in {jit.cache_folder()}")
+            f"{NUMBA_BUILD_S:.0f} s{begun}, once; cached in {jit.cache_folder()}")
+        jit_build.wait()
     if not compiled.compiler_available():
         say(NO_COMPILER_NUMBA)
     return jit.jit_kernel(inp)

@@ -10,8 +10,7 @@ import math
 
 import torch
 
-#: sqrt of the volume ratio between a cube and its inscribed sphere (C constant).
-ROUND_SCALE = 0.723601254558268
+from .constants import ROUND_SCALE
 
 
 def _differentiated(*tensors) -> bool:
