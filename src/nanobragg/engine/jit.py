@@ -176,6 +176,15 @@ def int_kernel(threads: int | None = None):
     return run
 
 
+def init_numba() -> None:
+    """Build numba's typing and target contexts now (0.4-0.6 s, done on a process's first compile or
+    load of any function): called while a compile in another process is waited for."""
+    from numba.core.registry import cpu_target
+
+    cpu_target.typing_context.refresh()
+    cpu_target.target_context.refresh()
+
+
 def _load() -> None:
     """Load (or compile) the loops now, outside the engine's timing: numba loads a cached loop on its
     first call (about half a second, most of it numba importing its own modules). A compile holds the
