@@ -316,14 +316,22 @@ def int_values(values, scale, adc, out, start, end):
 
 
 def compile_all() -> None:
-    """Compile (or load from numba's cache) every loop, on no pixels, with arguments of the types that
-    engine.jit passes (C-contiguous arrays of engine.jit.pack's dtypes and dimensions; column_totals for
-    both stored dtypes), so that no render compiles anything after it."""
+    """Compile (or load from numba's cache) every loop (:func:`compile_pixels`, :func:`compile_totals`)."""
+    compile_pixels()
+    compile_totals()
+
+
+def compile_pixels() -> None:
+    """render_chunk on no pixels, with arguments of the types engine.jit passes (C-contiguous arrays of
+    engine.jit.pack's dtypes and dimensions), so that no render compiles anything after it."""
     table = np.zeros((1, 3))
     args = (np.zeros(GEO_SIZE), np.ones(FLAG_SIZE, dtype=np.int64), table, table, np.zeros(1), table, table,
             np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3)), np.zeros((3, 3)), np.zeros(1))
-    values, offsets = np.zeros((1, 1)), np.zeros(1, dtype=np.int64)
-    render_chunk(0, offsets, 0, 0, 1, *args, values, np.zeros(1))
+    render_chunk(0, np.zeros(1, dtype=np.int64), 0, 0, 1, *args, np.zeros((1, 1)), np.zeros(1))
+
+
+def compile_totals() -> None:
+    """column_totals for both stored dtypes and int_values, on no values."""
     for dtype in (np.float32, np.float64):
-        column_totals(values.reshape(-1), np.zeros(1, dtype=dtype), 0, 0)
+        column_totals(np.zeros(1), np.zeros(1, dtype=dtype), 0, 0)
     int_values(np.zeros(1, dtype=np.float32), 1.0, 0.0, np.zeros(1, dtype=np.uint16), 0, 0)
