@@ -176,13 +176,15 @@ def int_kernel(threads: int | None = None):
     return run
 
 
-def init_numba() -> None:
-    """Build numba's typing and target contexts now (0.4-0.6 s, done on a process's first compile or
-    load of any function): called while a compile in another process is waited for."""
+def before_waiting() -> None:
+    """What a process can do while the pixel loop compiles elsewhere (engine.jit_build): build numba's
+    typing and target contexts (0.4-0.6 s, done on a process's first compile or load of any function)
+    and compile (or load) the small loops of the totals and the int file."""
     from numba.core.registry import cpu_target
 
     cpu_target.typing_context.refresh()
     cpu_target.target_context.refresh()
+    loops.compile_totals()
 
 
 def _load() -> None:

@@ -2,11 +2,12 @@
 
 The first run on a machine compiles the numba pixel loop (:mod:`nanobragg.engine._jit_loops`), 6-9 s
 of one core. A run of the command line that finds no compiled loop in numba's cache (:func:`start`,
-called before torch is imported) starts two children, ``python -m nanobragg.engine.jit_build PART``:
-one compiles the pixel loop (``pixels``) into the cache while the run imports torch (1-3 s), reads its
-flags and inputs and sets up, the other the small loops of the totals and the int file (``totals``,
-0.5 s, which would otherwise follow the pixel loop); the run then waits for them (:func:`wait`) and
-loads the loops from the cache, instead of compiling them itself after its set-up.
+called before torch is imported) starts ``python -m nanobragg.engine.jit_build``: that child compiles
+the pixel loop (render_chunk) into the cache on the second core while the run imports torch (1-3 s),
+reads its flags and inputs and sets up; the run then compiles the small loops of the totals and the
+int file itself (0.5 s) and waits for the child (:func:`wait`), and loads the pixel loop from the cache,
+instead of compiling everything after its set-up. (A second child for the small loops made the
+first's compile, the one waited for, slower: three processes then share the two cores.)
 
 Every compile of the pixel loop, the child's or a process's own (:mod:`nanobragg.engine.jit`), holds
 an exclusive lock on ``compile.lock`` in numba's cache folder (:func:`compile_lock`), so concurrent
@@ -28,10 +29,7 @@ LOCK_NAME = "compile.lock"
 #: Flags after which the run does not use the numba loop by default (or renders nothing).
 _OTHER_PATHS = frozenset({"-nocompile", "-compile", "-prepare", "-h", "-help", "--help", "-version", "--version"})
 
-#: What each child compiles (engine._jit_loops.compile_<part>), the pixel loop first.
-PARTS = ("pixels", "totals")
-
-_children: list[subprocess.Popen] = []
+_child: subprocess.Popen | None = None
 
 
 def cached(folder: Path | None = None) -> bool:
@@ -64,59 +62,51 @@ def compile_lock(blocking: bool = True):
 
 
 def start(argv: list[str]) -> bool:
-    """Begin the compile in child processes (one a part of :data:`PARTS`) when the loop is not cached, no
-    compile is under way, and ``argv`` (the command's arguments) renders by the default policy; True
-    when they were started."""
+    """Begin the compile in a child process when the loop is not cached, no compile is under way, and
+    ``argv`` (the command's arguments) renders by the default policy; True when a child was started."""
+    global _child
     words = set(argv)
     device = argv[argv.index("-device") + 1:][:1] if "-device" in words else ["cpu"]
-    if _children or not argv or words & _OTHER_PATHS or device != ["cpu"] or cached():
+    if _child is not None or not argv or words & _OTHER_PATHS or device != ["cpu"] or cached():
         return False
     with compile_lock(blocking=False) as free:
         if not free:  # another run compiles it: wait() waits for its lock
             return False
     env = dict(os.environ, NUMBA_CACHE_DIR=str(numba_cache_dir()))
-    for part in PARTS:
-        try:
-            _children.append(subprocess.Popen([sys.executable, "-m", __name__, part], env=env,
-                                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                              stderr=subprocess.DEVNULL))
-        except OSError:
-            break
-    return bool(_children)
+    try:
+        _child = subprocess.Popen([sys.executable, "-m", __name__], env=env, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return False
+    return True
 
 
 def running() -> bool:
-    """True when this process started children that have not been waited for."""
-    return bool(_children)
+    """True when this process started a child that has not been waited for."""
+    return _child is not None
 
 
 def wait() -> None:
-    """Wait for this process's children, else for any other process's compile (its lock)."""
-    if _children:
-        while _children:
-            _children.pop(0).wait()
+    """Wait for this process's child, else for any other process's compile (its lock)."""
+    global _child
+    if _child is not None:
+        child, _child = _child, None
+        child.wait()
         return
     with compile_lock():
         pass
 
 
-def main(argv: list[str]) -> int:
-    """A child: compile its part (``argv[0]``, default every part); the pixel loop under the lock, unless
-    someone compiled it meanwhile."""
+def main() -> int:
+    """The child: compile the pixel loop under the lock unless someone compiled it meanwhile."""
     os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))  # read when numba is imported, below
-    parts = argv[:1] or list(PARTS)
-    if not set(parts) <= set(PARTS):
-        print(f"jit_build: unknown part {parts[0]!r}; the parts are {', '.join(PARTS)}", file=sys.stderr)
-        return 2
-    from . import _jit_loops
+    with compile_lock():
+        if not cached():
+            from . import _jit_loops
 
-    for part in parts:
-        lock = compile_lock() if part == "pixels" else contextlib.nullcontext()
-        with lock:
-            if part != "pixels" or not cached():
-                getattr(_jit_loops, f"compile_{part}")()
+            _jit_loops.compile_pixels()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

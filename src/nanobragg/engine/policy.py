@@ -200,7 +200,7 @@ def numba_loop(inp: RenderInputs):
         begun = " (begun at start-up in a second process)" if jit_build.running() else ""
         say(f"nanoBragg: compiling the numba pixel loop (first use; one loop for every kind of run): about "
             f"{NUMBA_BUILD_S:.0f} s{begun}, once; cached in {jit.cache_folder()}")
-        jit.init_numba()  # what loading the loop will need, while the compile runs elsewhere
+        jit.before_waiting()
         jit_build.wait()
     if not compiled.compiler_available():
         say(NO_COMPILER_NUMBA)
