@@ -230,14 +230,6 @@ class _Popen:
         return 0
 
 
-def _fake_subprocess(popen):
-    """engine.jit_build's view of the subprocess module, with ``popen`` for Popen (the real module is
-    left alone: others use it meanwhile)."""
-    import types
-
-    return types.SimpleNamespace(Popen=popen, DEVNULL=subprocess.DEVNULL, TimeoutExpired=subprocess.TimeoutExpired)
-
-
 @pytest.mark.parametrize("argv, starts", [
     (["-cell", "100", "100", "100", "90", "90", "90"], True),
     (["-device", "cpu", "-N", "5"], True),
@@ -248,7 +240,7 @@ def test_the_background_compile_starts_only_where_the_loop_will_serve(tmp_path, 
     from nanobragg.engine import jit_build
 
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
-    monkeypatch.setattr(jit_build, "subprocess", _fake_subprocess(_Popen))
+    monkeypatch.setattr(jit_build.subprocess, "Popen", _Popen)
     monkeypatch.setattr(jit_build, "_child", None)
     _Popen.started = []
     assert jit_build.start(argv) is starts and jit_build.running() is starts
@@ -269,7 +261,7 @@ def test_no_background_compile_when_cached_or_under_way(tmp_path, monkeypatch):
 
     folder = tmp_path / "numba"
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(folder))
-    monkeypatch.setattr(jit_build, "subprocess", _fake_subprocess(_Popen))
+    monkeypatch.setattr(jit_build.subprocess, "Popen", _Popen)
     monkeypatch.setattr(jit_build, "_child", None)
     _Popen.started = []
     folder.mkdir()
@@ -286,63 +278,3 @@ def test_no_background_compile_when_cached_or_under_way(tmp_path, monkeypatch):
     (folder / "engine_x").mkdir()
     (folder / "engine_x" / "_jit_loops.render_chunk-1.py311.nbi").write_bytes(b"")
     assert jit_build.cached() and jit_build.start(["-N", "5"]) is False and _Popen.started == []
-
-
-class _Child(_Popen):
-    """A started child that records being stopped."""
-    stopped: list = []
-
-    def terminate(self):
-        self.stopped.append(True)
-
-    def wait(self, timeout=None):
-        return 0
-
-
-def test_a_run_the_loop_does_not_render_stops_the_background_compile(tmp_path, monkeypatch):
-    """The policy picks the eager engine (a curved detector) or -nocompile's eager engine: the compile
-    begun at start-up is stopped (no build runs unannounced); the numba loop's choice waits for it."""
-    from nanobragg.engine import jit_build, policy
-
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
-    monkeypatch.setattr(jit_build, "subprocess", _fake_subprocess(_Child))
-    cpu = torch.device("cpu")
-    for extra, requested in ((("-curved_det",), None), ((), False)):
-        monkeypatch.setattr(jit_build, "_child", None)
-        _Child.stopped = []
-        assert jit_build.start(["-N", "5"])
-        with torch.no_grad():
-            assert policy.choose_kernel(_inputs([*BASE, *extra])[1], [], 4096, 1.0, requested, cpu) is None
-        assert _Child.stopped == [True] and not jit_build.running()
-    monkeypatch.setattr(jit_build, "_child", None)
-    _Child.stopped = []
-    assert jit_build.start(["-N", "5"])
-    with torch.no_grad():
-        assert policy.choose_kernel(_inputs(BASE)[1], [], 4096, 1.0, None, cpu).engine == "numba"
-    assert _Child.stopped == [] and not jit_build.running()  # waited for, not stopped
-
-
-def test_a_run_that_ends_before_rendering_stops_the_background_compile(monkeypatch):
-    from nanobragg.cli import entry
-    from nanobragg.engine import jit_build
-
-    monkeypatch.setattr(jit_build, "_child", _Child([]))
-    _Child.stopped = []
-    exits = []
-    monkeypatch.setattr(entry.os, "_exit", exits.append)
-    entry.run_program(lambda: 2)
-    assert exits == [2] and _Child.stopped == [True] and not jit_build.running()
-
-
-def test_an_eager_first_run_leaves_no_compile_behind(tmp_path):
-    """A curved detector from an empty cache renders eagerly; the loop's compile begun at its start is
-    stopped, so the cache holds no loop afterwards and nothing was said about one."""
-    from nanobragg.engine import jit_build
-
-    cache = tmp_path / "kernels"
-    proc = subprocess.run([sys.executable, "-m", "nanobragg", *BASE, "-curved_det", "-detpixels", "16", "-nonoise",
-                           "-nopgm", "-floatfile", "f.bin"], cwd=tmp_path, env=_cold_env(cache),
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert "kernel eager)" in proc.stderr and "compiling the numba" not in proc.stderr
-    assert not jit_build.cached(cache / "numba")

@@ -40,22 +40,12 @@ def _keep_freed_memory() -> None:
         pass
 
 
-def _stop_background_compile() -> None:
-    """A run that ends before its first render (a refused flag, -help) stops the compile console() began."""
-    jit_build = sys.modules.get("nanobragg.engine.jit_build")
-    if jit_build is not None:
-        jit_build.cancel()
-
-
 def run_program(main) -> None:
     """Run ``main()`` as the program: freed memory kept for reuse, outputs flushed, then ``os._exit``
     with its status (every output file is complete and closed when main returns; tearing the
     interpreter down, torch's modules and caches, would add about 0.3 s)."""
     _keep_freed_memory()
-    try:
-        status = main()
-    finally:
-        _stop_background_compile()
+    status = main()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)

@@ -86,17 +86,6 @@ def running() -> bool:
     return _child is not None
 
 
-def cancel() -> None:
-    """Stop this process's child, if any (a run that will not use the loop, or that ends without
-    rendering: the compile is begun again by the next run that needs it)."""
-    global _child
-    if _child is not None:
-        child, _child = _child, None
-        child.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=2.0)
-
-
 def wait() -> None:
     """Wait for this process's child, else for any other process's compile (its lock)."""
     global _child

@@ -157,16 +157,8 @@ def choose_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, requeste
     loaded or built, or None for the eager engine; the rule is the module's.
 
     ``requested``: the run's ``compile`` (None: the default policy; True: build on a cache miss;
-    False: eager). Where the numba loop does not render, a compile of it begun at start-up
-    (engine.jit_build) is stopped: it would serve nothing now, and would take a core unannounced.
+    False: eager).
     """
-    kernel = _choose_kernel(inp, blocks, pixels, terms, requested, device)
-    if getattr(kernel, "engine", None) != "numba":
-        jit_build.cancel()
-    return kernel
-
-
-def _choose_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, requested: bool | None, device):
     if requested is False:
         return None
     blocked = _blocked(inp, device)
