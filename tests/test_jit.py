@@ -230,6 +230,14 @@ class _Popen:
         return 0
 
 
+def _fake_subprocess(popen):
+    """engine.jit_build's view of the subprocess module, with ``popen`` for Popen (the real module is
+    left alone: others use it meanwhile)."""
+    import types
+
+    return types.SimpleNamespace(Popen=popen, DEVNULL=subprocess.DEVNULL, TimeoutExpired=subprocess.TimeoutExpired)
+
+
 @pytest.mark.parametrize("argv, starts", [
     (["-cell", "100", "100", "100", "90", "90", "90"], True),
     (["-device", "cpu", "-N", "5"], True),
@@ -240,7 +248,7 @@ def test_the_background_compile_starts_only_where_the_loop_will_serve(tmp_path, 
     from nanobragg.engine import jit_build
 
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
-    monkeypatch.setattr(jit_build.subprocess, "Popen", _Popen)
+    monkeypatch.setattr(jit_build, "subprocess", _fake_subprocess(_Popen))
     monkeypatch.setattr(jit_build, "_child", None)
     _Popen.started = []
     assert jit_build.start(argv) is starts and jit_build.running() is starts
@@ -261,7 +269,7 @@ def test_no_background_compile_when_cached_or_under_way(tmp_path, monkeypatch):
 
     folder = tmp_path / "numba"
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(folder))
-    monkeypatch.setattr(jit_build.subprocess, "Popen", _Popen)
+    monkeypatch.setattr(jit_build, "subprocess", _fake_subprocess(_Popen))
     monkeypatch.setattr(jit_build, "_child", None)
     _Popen.started = []
     folder.mkdir()
