@@ -5,6 +5,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -285,4 +286,174 @@ def test_no_background_compile_when_cached_or_under_way(tmp_path, monkeypatch):
     assert done.is_set()
     (folder / "engine_x").mkdir()
     (folder / "engine_x" / "_jit_loops.render_chunk-1.py311.nbi").write_bytes(b"")
+    assert not jit_build.cached()  # an index alone: a compile stopped before numba wrote the loop's data
+    (folder / "engine_x" / "_jit_loops.render_chunk-1.py311.1.nbc").write_bytes(b"")
     assert jit_build.cached() and jit_build.start(["-N", "5"]) is False and _Popen.started == []
+
+
+class _Child:
+    """A started child (subprocess.Popen's stand-in) that records what is done to it; a ``stubborn`` one
+    outlives SIGTERM."""
+
+    def __init__(self, stubborn=False):
+        self.calls, self.stubborn = [], stubborn
+
+    def terminate(self):
+        self.calls.append("terminate")
+
+    def kill(self):
+        self.calls.append("kill")
+
+    def wait(self, timeout=None):
+        self.calls.append("wait")
+        if self.stubborn and "kill" not in self.calls:
+            raise subprocess.TimeoutExpired("child", timeout)
+        return 0
+
+
+def test_cancel_stops_and_reaps_the_child(monkeypatch):
+    """A real child is ended by SIGTERM and reaped; one that outlives it is killed; without one, nothing."""
+    import signal
+
+    from nanobragg.engine import jit_build
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    monkeypatch.setattr(jit_build, "_child", child)
+    jit_build.cancel()
+    assert child.returncode == -signal.SIGTERM and not jit_build.running()
+    stubborn = _Child(stubborn=True)
+    monkeypatch.setattr(jit_build, "_child", stubborn)
+    monkeypatch.setattr(jit_build, "STOP_S", 0.01)
+    jit_build.cancel()
+    assert stubborn.calls == ["terminate", "wait", "kill", "wait"] and not jit_build.running()
+    jit_build.cancel()  # no child: nothing to do
+    assert stubborn.calls == ["terminate", "wait", "kill", "wait"]
+
+
+def test_the_policy_stops_the_background_compile_where_the_loop_does_not_render(tmp_path, monkeypatch, capsys):
+    """A curved detector, -nocompile, a cached compiled kernel and a compiled kernel built by the policy
+    (stopped before the build) each stop the child; the numba loop's choice waits for it instead, saying
+    it was begun at start-up. The child is this test's stand-in: jit.is_compiled is made False, as on a
+    first run, so that the loop's choice does wait (this session's loop is compiled)."""
+    from nanobragg.engine import compiled, jit, jit_build, policy
+
+    monkeypatch.setenv("NB_CACHE_DIR", str(tmp_path / "kernels"))  # no compiled kernel of an earlier test
+    monkeypatch.setattr(policy, "_said", set())
+    cpu, base, curved = torch.device("cpu"), _inputs(BASE)[1], _inputs([*BASE, "-curved_det"])[1]
+
+    def choose(inp, requested):
+        child = _Child()
+        monkeypatch.setattr(jit_build, "_child", child)
+        with torch.no_grad():
+            kernel = policy.choose_kernel(inp, [], 4096, 1.0, requested, cpu)
+        assert not jit_build.running()
+        return kernel, child.calls
+
+    assert choose(curved, None) == (None, ["terminate", "wait"])
+    assert choose(base, False) == (None, ["terminate", "wait"])
+    kernel, built = object(), []  # compiled.compiled_kernel's stand-in: notes whether a build began beside the child
+
+    def compiled_kernel(*args, build):
+        built.extend([jit_build.running()] if build else [])
+        return kernel
+
+    monkeypatch.setattr(compiled, "compiled_kernel", compiled_kernel)
+    monkeypatch.setattr(compiled, "kernel_file", lambda *a: tmp_path)  # exists: a kernel of this kind is cached
+    assert choose(base, None) == (kernel, ["terminate", "wait"]) and built == []
+    monkeypatch.setattr(compiled, "kernel_file", lambda *a: tmp_path / "none")
+    monkeypatch.setattr(compiled, "compiler_available", lambda: True)
+    assert choose(curved, True) == (kernel, ["terminate", "wait"])
+    assert built == [False]  # the child was stopped before the build began
+    monkeypatch.setattr(jit, "is_compiled", lambda: False)
+    loop, calls = choose(base, None)
+    assert loop.engine == "numba" and calls == ["wait"]  # waited for, never stopped
+    assert "(begun at start-up in a second process)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("outcome", ["exit 2", "raises"])
+def test_a_program_that_ends_stops_the_background_compile(monkeypatch, outcome):
+    """run_program stops the child however main ends: a status (a refused input's 2) or an exception.
+    os._exit is entry's view of it (the os module everyone shares is left alone)."""
+    import types
+
+    from nanobragg.cli import entry
+    from nanobragg.engine import jit_build
+
+    child, exits = _Child(), []
+    monkeypatch.setattr(jit_build, "_child", child)
+    monkeypatch.setattr(entry, "os", types.SimpleNamespace(_exit=exits.append))
+    monkeypatch.setattr(entry, "_keep_freed_memory", lambda: None)  # the test process's malloc left as it is
+
+    def main():
+        if outcome == "raises":
+            raise RuntimeError("a bug")
+        return 2
+
+    if outcome == "raises":
+        with pytest.raises(RuntimeError):
+            entry.run_program(main)
+    else:
+        entry.run_program(main)
+    assert exits == ([] if outcome == "raises" else [2])
+    assert child.calls == ["terminate", "wait"] and not jit_build.running()
+
+
+def _compiles_of(folder):
+    """Process ids of background compiles (python -m nanobragg.engine.jit_build) into numba folder ``folder``."""
+    mark = f"NUMBA_CACHE_DIR={folder}".encode()
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            command, env = (proc / "cmdline").read_bytes(), (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"nanobragg.engine.jit_build" in command and mark in env.split(b"\0"):
+            pids.append(int(proc.name))
+    return pids
+
+
+def _lock_free(folder) -> bool:
+    """True when nobody holds the compile lock of numba folder ``folder``."""
+    import fcntl
+
+    from nanobragg.engine import jit_build
+
+    with open(folder / jit_build.LOCK_NAME, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds processes through /proc")
+def test_runs_without_the_loop_leave_no_compile_behind(tmp_path):
+    """From an empty cache, a refused flag (exit 2) and an eager render (a curved detector) each start
+    the loop's compile at start-up and stop it: when the run has returned no compile of that cache runs
+    and its lock is free (the run reaps its child before it exits: nothing to wait for). The next run
+    that uses the loop finds the loop compiled whole or not at all: it renders with it, and says it
+    compiles it exactly when it was not cached."""
+    from nanobragg.engine import jit_build
+
+    cache = tmp_path / "kernels"
+    folder = cache / "numba"
+    runs = [(["-N", "5", "-no_such_flag"], 2), ([*BASE, "-curved_det", "-detpixels", "16", "-nonoise", "-nopgm",
+                                                 "-floatfile", "c.bin"], 0)]
+    try:
+        for args, status in runs:
+            proc = subprocess.run([sys.executable, "-m", "nanobragg", *args], cwd=tmp_path, env=_cold_env(cache),
+                                  capture_output=True, text=True)
+            assert proc.returncode == status, proc.stderr
+            assert "compiling the numba" not in proc.stderr
+            assert folder.is_dir() and _compiles_of(folder) == [] and _lock_free(folder)
+    finally:
+        for pid in _compiles_of(folder):  # left by a failure: ended here
+            os.kill(pid, 9)
+    assert "kernel eager)" in proc.stderr
+    was_cached = jit_build.cached(folder)
+    proc = subprocess.run([sys.executable, "-m", "nanobragg", *BASE, "-nonoise", "-nopgm", "-floatfile", "f.bin"],
+                          cwd=tmp_path, env=_cold_env(cache), capture_output=True, text=True)
+    assert proc.returncode == 0 and "kernel numba)" in proc.stderr, proc.stderr
+    said = [line for line in proc.stderr.splitlines() if line.startswith("nanoBragg: compiling the numba")]
+    assert len(said) == (0 if was_cached else 1) and jit_build.cached(folder), proc.stderr

@@ -43,9 +43,15 @@ def _keep_freed_memory() -> None:
 def run_program(main) -> None:
     """Run ``main()`` as the program: freed memory kept for reuse, outputs flushed, then ``os._exit``
     with its status (every output file is complete and closed when main returns; tearing the
-    interpreter down, torch's modules and caches, would add about 0.3 s)."""
+    interpreter down, torch's modules and caches, would add about 0.3 s). However it ends, a compile
+    of the numba loop still under way in a child (console's) is stopped: the run has no use for it."""
+    from ..engine import jit_build
+
     _keep_freed_memory()
-    status = main()
+    try:
+        status = main()
+    finally:
+        jit_build.cancel()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)

@@ -12,6 +12,10 @@ first's compile, the one waited for, slower: three processes then share the two 
 Every compile of the pixel loop, the child's or a process's own (:mod:`nanobragg.engine.jit`), holds
 an exclusive lock on ``compile.lock`` in numba's cache folder (:func:`compile_lock`), so concurrent
 runs compile it once: the others wait for the lock and load what it left.
+
+A run that renders without the loop (the policy picks another engine) or ends before rendering stops
+its child (:func:`cancel`): the lock goes with the child, and a compile cut short leaves nothing that
+:func:`cached` counts, so the next run that needs the loop compiles it again and says so.
 """
 from __future__ import annotations
 
@@ -29,13 +33,19 @@ LOCK_NAME = "compile.lock"
 #: Flags after which the run does not use the numba loop by default (or renders nothing).
 _OTHER_PATHS = frozenset({"-nocompile", "-compile", "-prepare", "-h", "-help", "--help", "-version", "--version"})
 
+#: Seconds a stopped child has to end on SIGTERM before it is killed.
+STOP_S = 5.0
+
 _child: subprocess.Popen | None = None
 
 
 def cached(folder: Path | None = None) -> bool:
-    """True when numba's cache ``folder`` (default :func:`numba_cache_dir`) holds the compiled pixel loop."""
+    """True when numba's cache ``folder`` (default :func:`numba_cache_dir`) holds the compiled pixel loop:
+    an index with its data (numba writes the index first, each file whole: a compile stopped between the
+    two leaves an index alone, which numba would not load)."""
     folder = folder or numba_cache_dir()
-    return folder.is_dir() and any(folder.rglob("_jit_loops.render_chunk-*.nbi"))
+    return folder.is_dir() and any(any(index.parent.glob(f"{index.stem}.*.nbc"))
+                                   for index in folder.rglob("_jit_loops.render_chunk-*.nbi"))
 
 
 @contextlib.contextmanager
@@ -84,6 +94,20 @@ def start(argv: list[str]) -> bool:
 def running() -> bool:
     """True when this process started a child that has not been waited for."""
     return _child is not None
+
+
+def cancel() -> None:
+    """Stop this process's child, if it has one, and reap it (SIGTERM, then SIGKILL after STOP_S)."""
+    global _child
+    if _child is None:
+        return
+    child, _child = _child, None
+    child.terminate()
+    try:
+        child.wait(timeout=STOP_S)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 def wait() -> None:

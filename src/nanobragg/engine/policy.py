@@ -157,8 +157,18 @@ def choose_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, requeste
     loaded or built, or None for the eager engine; the rule is the module's.
 
     ``requested``: the run's ``compile`` (None: the default policy; True: build on a cache miss;
-    False: eager).
+    False: eager). Where the numba loop does not render, its compile begun at start-up
+    (:func:`nanobragg.engine.jit_build.cancel`) is stopped, before a build: it would serve nothing now
+    and take a core unannounced.
     """
+    kernel = _choose_kernel(inp, blocks, pixels, terms, requested, device)
+    if getattr(kernel, "engine", None) != "numba":
+        jit_build.cancel()
+    return kernel
+
+
+def _choose_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, requested: bool | None, device):
+    """:func:`choose_kernel`'s rule."""
     if requested is False:
         return None
     blocked = _blocked(inp, device)
@@ -181,6 +191,7 @@ def choose_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, requeste
         loop = numba_loop(inp)
         say(NO_COMPILER_NUMBA if loop is not None else NO_COMPILER)
         return loop
+    jit_build.cancel()  # the build needs both cores
     say(announcement(inp, requested, eager_s, compiled_s, build_s))
     start = time.perf_counter()
     kernel = compiled.compiled_kernel(inp, blocks, pixels, build=True)
