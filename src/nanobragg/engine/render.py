@@ -17,8 +17,10 @@ float64 from the inputs' float64 copies (``RenderInputs.exact``), and
 only the fractional offsets h - h0, each in (-1/2, 1/2], go on in float32:
 a float32 h of a few hundred is off by 1e-5, and a crystal of 100 cells
 turns that into a visible change of its narrow peaks (and of the image
-total, 1% at 0.3 A). Solid angle, absorption, polarization, lattice and
-structure factors stay in the run's dtype.
+total, 1% at 0.3 A). h itself is formed in float64 once per sub-pixel,
+orientation and pixel, not per source (``split_indices``): each source adds
+a float32 correction to its float32 rest. Solid angle, absorption,
+polarization, lattice and structure factors stay in the run's dtype.
 
 The per-pixel factors follow C's "last value" semantics: without the
 ``-oversample_*`` flags, the solid angle is the first sub-pixel's, the
@@ -241,23 +243,17 @@ def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool, fused: bool = Fa
     inputs' dtype. ``first``: a (K, S) mask of the (layer-subpixel, source)
     pairs whose terms take the first pass's cells (``inp.phi0_cells``).
     """
-    hkl = miller_indices(q, inp.exact_orientations)
-    if first is not None:
-        alt = miller_indices(q, inp.first_pass_cells)
-        if isinstance(hkl, torch.Tensor):
-            hkl = torch.where(first[:, :, None, None, None], alt, hkl)
-        else:
-            hkl = tuple(torch.where(first[:, :, None, None], a, h) for a, h in zip(alt, hkl))
     dtype = inp.pix0.dtype
-    if isinstance(hkl, torch.Tensor):  # (K, S, 3, C, P): the three indices at once
-        h0 = torch.ceil(hkl - 0.5)
-        frac = (hkl - h0).to(dtype).unbind(2)
-        hkl, h0 = hkl.unbind(2), h0.unbind(2)
-    elif fused and hkl[0].dtype == torch.float64:
-        h0, frac = zip(*(_nearest_fused(h, dtype) for h in hkl))
+    need_h = inp.ftable.populated and interp_on
+    if isinstance(q, _Implicit) and dtype != torch.float64 and q.inv_lam.dtype == torch.float64:
+        hkl, h0, frac = split_indices(q, inp.exact_orientations, dtype, need_h, fused)
+        if first is not None:
+            alt = split_indices(q, inp.first_pass_cells, dtype, need_h, fused)
+            pick = lambda a, b: torch.where(first[:, :, None, None], a, b)  # noqa: E731
+            hkl = tuple(map(pick, alt[0], hkl)) if need_h else None
+            h0, frac = tuple(map(pick, alt[1], h0)), tuple(map(pick, alt[2], frac))
     else:
-        h0 = tuple(torch.ceil(h - 0.5) for h in hkl)
-        frac = tuple((h - n).to(dtype) for h, n in zip(hkl, h0))
+        hkl, h0, frac = _exact_indices(q, inp, dtype, fused, first)
 
     def dstar_sq(f):
         r = inp.recip
@@ -271,8 +267,79 @@ def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool, fused: bool = Fa
     if interp_on:
         counted = (f_latt != 0) | inp.water
         counted = counted if cut is None else counted & ~cut[:, :, None, :]
-    f_cell, interp_on = structure_factor(tuple(h.to(dtype) for h in hkl), h0, inp.ftable, interp_on, counted)
+    hkl = tuple(h.to(dtype) for h in hkl) if need_h else h0
+    f_cell, interp_on = structure_factor(hkl, h0, inp.ftable, interp_on, counted)
     return (f_cell * f_latt) ** 2, f_latt, interp_on
+
+
+def _exact_indices(q, inp: RenderInputs, dtype, fused: bool, first=None):
+    """(h, h0, frac), three tensors each: h = a . q and h0 = ceil(h - 1/2) in the precision of q
+    (float64 runs, -dmin), frac = h - h0 in ``dtype``; ``first`` as in intensity_terms."""
+    hkl = miller_indices(q, inp.exact_orientations)
+    if first is not None:
+        alt = miller_indices(q, inp.first_pass_cells)
+        if isinstance(hkl, torch.Tensor):
+            hkl = torch.where(first[:, :, None, None, None], alt, hkl)
+        else:
+            hkl = tuple(torch.where(first[:, :, None, None], a, h) for a, h in zip(alt, hkl))
+    if isinstance(hkl, torch.Tensor):  # (K, S, 3, C, P): the three indices at once
+        h0 = torch.ceil(hkl - 0.5)
+        frac = (hkl - h0).to(dtype).unbind(2)
+        return hkl.unbind(2), h0.unbind(2), frac
+    if fused and hkl[0].dtype == torch.float64:
+        h0, frac = zip(*(_nearest_fused(h, dtype) for h in hkl))
+        return hkl, h0, frac
+    h0 = tuple(torch.ceil(h - 0.5) for h in hkl)
+    return hkl, h0, tuple((h - n).to(dtype) for h, n in zip(hkl, h0))
+
+
+def split_indices(q: "_Implicit", cells: torch.Tensor, dtype, need_h: bool = True, fused: bool = False):
+    """(h, h0, frac), three (K, S, C, P) tensors each, in ``dtype`` (float32 runs): C's h = a . q,
+    h0 = ceil(h - 1/2), frac = h - h0, without a float64 tensor of every term.
+
+    With u = lambda_0 / lambda_s - 1 and a_0 = a / lambda_0, h_s = b + u_s b - o_s where
+    b = a_0 . d (K, 3C, P) is formed once in float64, split into a whole number n and a
+    float32 rest r, and o_s = (a / lambda_s) . incident_s (S, 3C) into m_s and rho_s:
+    x = r + u_s float32(b) - rho_s (|x| < 1 + |u_s b|), h0 = (n - m_s) + ceil(x - 1/2),
+    frac = x - ceil(x - 1/2). The float32 error of frac is about 1.2e-7 (1 + |u_s b|): 6e-8 for
+    one wavelength, 7e-7 for a 2% band at h = 300, where a float32 h alone is off by 2e-5.
+    ``need_h``: also h = h0 + frac (tricubic interpolation), else None.
+    """
+    c = cells.shape[0]
+    a = cells.transpose(0, 1).reshape(3 * c, 3)
+    lam0 = q.inv_lam[0]
+    ratio = (q.inv_lam / lam0 - 1.0).to(dtype)  # (S,)
+    off = ((a[None] * q.inv_lam[:, None, None]) * q.incident[:, None, :]).sum(-1)  # (S, 3C)
+    m = torch.round(off)
+    rho, m = (off - m).to(dtype).view(-1, 3, c), m.to(dtype).view(-1, 3, c)
+    d = q.d if isinstance(q.d, torch.Tensor) else torch.stack(q.d, 1)  # (K, 3, P)
+    k, _, p = d.shape
+    base = torch.matmul(a * lam0, d)  # (K, 3C, P), float64
+    # the whole part carries no gradient (r carries all of it); compiled code: float64 round is not vectorised
+    whole = (base.detach() + _ROUNDER) - _ROUNDER if fused else torch.round(base.detach())
+    mono = not fused and not bool((ratio != 0).any())  # eager, one wavelength: no u_s b term
+    parts = [(base - whole).to(dtype), whole.to(dtype)] + ([] if mono else [base.to(dtype)])
+    if fused:
+        parts = _kept(parts)
+    r, n, *b = (t.view(k, 3, c, p).unbind(1) for t in parts)  # each three (K, C, P)
+    out = ([], [], [])
+    for i in range(3):
+        x = r[i][:, None] - rho[None, :, i, :, None]  # (K, S, C, P)
+        if not mono:
+            x = x + ratio[None, :, None, None] * b[0][i][:, None]
+        up = torch.ceil(x - 0.5)
+        out[1].append((n[i][:, None] - m[None, :, i, :, None]) + up)
+        out[2].append(x - up)
+        out[0].append(out[1][-1] + out[2][-1] if need_h else None)
+    return (tuple(out[0]) if need_h else None), tuple(out[1]), tuple(out[2])
+
+
+def _kept(parts):
+    """The tensors ``parts`` (one shape), held in memory by compiled code: Inductor would otherwise
+    inline them into every consumer, here once per source. A cumulative sum over a new axis of
+    length 1 is the identity, and Inductor's CPU code has no scan of its own, so it calls ATen's
+    and keeps its input and output."""
+    return torch.cumsum(torch.stack(parts)[None], 0)[0].unbind(0)
 
 
 #: 1.5 * 2**52: adding and subtracting it rounds a float64 of magnitude below 2**51 to a whole number.
