@@ -9,8 +9,17 @@ float64 the first kind and a thick sensor (absorption): the subset of issue
 12 (mosaic domains, several sources, sensor layers, oversampling, both
 dtypes). Every other kind is rendered, by default, by the numba loop, which
 tests/test_golden.py checks on every case.
+
+A build is one thread's work (Inductor's Python, then g++ on one file at a
+time), so the float64 kernels and the int conversion are built in a second
+process (_background_builds) while the first tests build theirs, and moved
+into the cache before the tests that render with them.
 """
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +45,61 @@ def kernel_cache():
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+#: What the second process builds (see _background_builds): a float64 case of each float64 kind, then the
+#: int conversion. It runs this module's own _render, so that its kernels are the ones the tests ask for.
+_BUILDER = """
+import sys
+from pathlib import Path
+
+import torch
+
+import test_compiled as t
+
+folder = Path(sys.argv[1])
+for name in t.FLOAT64_KINDS:
+    (folder / name).mkdir()
+    assert t._render(name, folder / name, True, dtype=torch.float64).compiled, name
+assert t.compiled_int_kernel(build=True) is not None
+"""
+#: One float64 case per float64 kind: divergence, mosaic and oversample-2 are one kind, absorption another.
+FLOAT64_KINDS = ("divergence", "absorption")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _background_builds(request, tmp_path_factory):
+    """Starts the builds of the float64 kernels and the int conversion in a second process, into a cache
+    folder of its own (the first tests count the kernels they add to the session's), where any selected
+    test of this module asks for them (background_kernels); the process, its cache and its log."""
+    wanted = any(getattr(item, "module", None) is request.module and "background_kernels" in item.fixturenames
+                 for item in request.session.items)
+    if not wanted:
+        yield None
+        return
+    folder = tmp_path_factory.mktemp("background-builds")
+    here = Path(__file__).resolve().parent
+    path = [str(here), str(here.parent / "src"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "NB_CACHE_DIR": str(folder / "kernels"), "PYTHONPATH": os.pathsep.join(filter(None, path))}
+    with open(folder / "log.txt", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-c", _BUILDER, str(folder)], cwd=folder, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield proc, folder / "kernels", folder / "log.txt"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def background_kernels(_background_builds, kernel_cache):
+    """The second process's kernels, moved into the session's cache once it has built them all."""
+    proc, cache, log = _background_builds
+    assert proc.wait(timeout=900) == 0, log.read_text()[-4000:]
+    for package in cache.glob("*.pt2"):
+        os.replace(package, kernel_cache / package.name)
+    return kernel_cache
 
 
 def _render(name, folder, compile_, extra=(), dtype=torch.float32):
@@ -90,9 +154,9 @@ def test_compiled_kernel_matches_c(name, tmp_path, kernel_cache):
 
 
 @pytest.mark.parametrize("name", ["divergence", "mosaic", "oversample-2", "absorption"])
-def test_float64_compiled_kernel_matches_c(name, tmp_path, kernel_cache):
-    """float64 through the compiled kernel (two builds: the first three cases are one kind), at the
-    eager float64 limits of tests/test_golden.py: several sources, mosaic domains, sub-pixels, layers."""
+def test_float64_compiled_kernel_matches_c(name, tmp_path, background_kernels):
+    """float64 through the compiled kernel (two builds, FLOAT64_KINDS: the first three cases are one kind),
+    at the eager float64 limits of tests/test_golden.py: several sources, mosaic domains, sub-pixels, layers."""
     out = _render(name, tmp_path, True, dtype=torch.float64)
     assert out.compiled and out.image.dtype == torch.float64
     result = compare(out.image.numpy().reshape(-1), c_image(name))
@@ -132,7 +196,7 @@ def test_compiled_writes_in_place_and_totals_match_the_image(roi, tmp_path, kern
         assert (float(t.max[0]), int(t.argmax[0])) == (top, where)
 
 
-def test_compiled_int_conversion_equals_the_eager_one(kernel_cache):
+def test_compiled_int_conversion_equals_the_eager_one(background_kernels):
     """The fused, packed int conversion gives C's values bit for bit, partial last block included."""
     kernel = compiled_int_kernel(build=True)
     assert kernel is not None and compiled_int_kernel(build=False) is not None
