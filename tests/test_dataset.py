@@ -110,7 +110,13 @@ def test_compiled_series_converts_every_int_image_compiled_and_equals_nanobragg(
     real = compiled.compiled_int_kernel
     monkeypatch.setattr(compiled, "compiled_int_kernel", lambda build: used.append(real(build)) or used[-1])
     out = tmp_path / "compiled"
-    flags = [*SERIES[:-1], "-compile", "-nonoise", "-nopgm"]
+    # F from -default_F, not pattern.hkl (whose index range is baked into the kernel): the kind of
+    # tests/test_compiled.py's first kernel, so that in the suite the render kernel is loaded from the
+    # session's cache instead of built again (the int conversion is the one under test here). In a folder
+    # of its own: without -hkl a run reads Fdump.bin from the current folder, where other tests leave one.
+    monkeypatch.chdir(tmp_path)
+    at = SERIES.index("-hkl")
+    flags = [*SERIES[:at], "-default_F", "100", *SERIES[at + 2:-1], "-compile", "-nonoise", "-nopgm"]
     run_dataset(str(out), flags, 2)
     assert len(used) == 2 and all(k is not None for k in used)
     check_against_nanobragg(out, tmp_path, monkeypatch)
