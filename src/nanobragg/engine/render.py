@@ -17,7 +17,7 @@ float64 from the inputs' float64 copies (``RenderInputs.exact``), and
 only the fractional offsets h - h0, each in (-1/2, 1/2], go on in float32:
 a float32 h of a few hundred is off by 1e-5, and a crystal of 100 cells
 turns that into a visible change of its narrow peaks (and of the image
-total, 1% at 0.3 A). h itself is formed in float64 once per sub-pixel,
+total, 1% at 0.3 A). Eager code forms h in float64 once per sub-pixel,
 orientation and pixel, not per source (``split_indices``): each source adds
 a float32 correction to its float32 rest. Solid angle, absorption,
 polarization, lattice and structure factors stay in the run's dtype.
@@ -245,10 +245,12 @@ def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool, fused: bool = Fa
     """
     dtype = inp.pix0.dtype
     need_h = inp.ftable.populated and interp_on
-    if isinstance(q, _Implicit) and dtype != torch.float64 and q.inv_lam.dtype == torch.float64:
-        hkl, h0, frac = split_indices(q, inp.exact_orientations, dtype, need_h, fused)
+    # eager float32: the split indices; compiled code keeps its float64 h, fused into one loop
+    # (holding the split in memory made it slower: cubic-4096 0.82 s against 0.31 s)
+    if not fused and isinstance(q, _Implicit) and dtype != torch.float64 and q.inv_lam.dtype == torch.float64:
+        hkl, h0, frac = split_indices(q, inp.exact_orientations, dtype, need_h)
         if first is not None:
-            alt = split_indices(q, inp.first_pass_cells, dtype, need_h, fused)
+            alt = split_indices(q, inp.first_pass_cells, dtype, need_h)
             pick = lambda a, b: torch.where(first[:, :, None, None], a, b)  # noqa: E731
             hkl = tuple(map(pick, alt[0], hkl)) if need_h else None
             h0, frac = tuple(map(pick, alt[1], h0)), tuple(map(pick, alt[2], frac))
@@ -293,8 +295,8 @@ def _exact_indices(q, inp: RenderInputs, dtype, fused: bool, first=None):
     return hkl, h0, tuple((h - n).to(dtype) for h, n in zip(hkl, h0))
 
 
-def split_indices(q: "_Implicit", cells: torch.Tensor, dtype, need_h: bool = True, fused: bool = False):
-    """(h, h0, frac), three (K, S, C, P) tensors each, in ``dtype`` (float32 runs): C's h = a . q,
+def split_indices(q: "_Implicit", cells: torch.Tensor, dtype, need_h: bool = True):
+    """(h, h0, frac), three (K, S, C, P) tensors each, in ``dtype`` (eager float32): C's h = a . q,
     h0 = ceil(h - 1/2), frac = h - h0, without a float64 tensor of every term.
 
     With u = lambda_0 / lambda_s - 1 and a_0 = a / lambda_0, h_s = b + u_s b - o_s where
@@ -315,12 +317,9 @@ def split_indices(q: "_Implicit", cells: torch.Tensor, dtype, need_h: bool = Tru
     d = q.d if isinstance(q.d, torch.Tensor) else torch.stack(q.d, 1)  # (K, 3, P)
     k, _, p = d.shape
     base = torch.matmul(a * lam0, d)  # (K, 3C, P), float64
-    # the whole part carries no gradient (r carries all of it); compiled code: float64 round is not vectorised
-    whole = (base.detach() + _ROUNDER) - _ROUNDER if fused else torch.round(base.detach())
-    mono = not fused and not bool((ratio != 0).any())  # eager, one wavelength: no u_s b term
+    whole = torch.round(base.detach())  # no gradient: r carries all of it
+    mono = not bool((ratio != 0).any())  # one wavelength: no u_s b term
     parts = [(base - whole).to(dtype), whole.to(dtype)] + ([] if mono else [base.to(dtype)])
-    if fused:
-        parts = _kept(parts)
     r, n, *b = (t.view(k, 3, c, p).unbind(1) for t in parts)  # each three (K, C, P)
     out = ([], [], [])
     for i in range(3):
@@ -332,14 +331,6 @@ def split_indices(q: "_Implicit", cells: torch.Tensor, dtype, need_h: bool = Tru
         out[2].append(x - up)
         out[0].append(out[1][-1] + out[2][-1] if need_h else None)
     return (tuple(out[0]) if need_h else None), tuple(out[1]), tuple(out[2])
-
-
-def _kept(parts):
-    """The tensors ``parts`` (one shape), held in memory by compiled code: Inductor would otherwise
-    inline them into every consumer, here once per source. A cumulative sum over a new axis of
-    length 1 is the identity, and Inductor's CPU code has no scan of its own, so it calls ATen's
-    and keeps its input and output."""
-    return torch.cumsum(torch.stack(parts)[None], 0)[0].unbind(0)
 
 
 #: 1.5 * 2**52: adding and subtracting it rounds a float64 of magnitude below 2**51 to a whole number.
