@@ -296,7 +296,8 @@ def _exact_indices(q, inp: RenderInputs, dtype, fused: bool, first=None):
 
 
 def split_indices(q: "_Implicit", cells: torch.Tensor, dtype, need_h: bool = True):
-    """(h, h0, frac), three (K, S, C, P) tensors each, in ``dtype`` (eager float32): C's h = a . q,
+    """(h, h0, frac), three (K, S, C, P) tensors each, in ``dtype`` (eager float32, ``q.d`` stacked
+    (K, 3, P) as scattering_terms gives eager code): C's h = a . q,
     h0 = ceil(h - 1/2), frac = h - h0, without a float64 tensor of every term.
 
     With u = lambda_0 / lambda_s - 1 and a_0 = a / lambda_0, h_s = b + u_s b - o_s where
@@ -312,25 +313,24 @@ def split_indices(q: "_Implicit", cells: torch.Tensor, dtype, need_h: bool = Tru
     lam0 = q.inv_lam[0]
     ratio = (q.inv_lam / lam0 - 1.0).to(dtype)  # (S,)
     off = ((a[None] * q.inv_lam[:, None, None]) * q.incident[:, None, :]).sum(-1)  # (S, 3C)
-    m = torch.round(off)
-    rho, m = (off - m).to(dtype).view(-1, 3, c), m.to(dtype).view(-1, 3, c)
-    d = q.d if isinstance(q.d, torch.Tensor) else torch.stack(q.d, 1)  # (K, 3, P)
-    k, _, p = d.shape
-    base = torch.matmul(a * lam0, d)  # (K, 3C, P), float64
+    off_whole = torch.round(off)
+    rho, m = ((off - off_whole).to(dtype).view(-1, 3, c), off_whole.to(dtype).view(-1, 3, c))
+    k, _, p = q.d.shape  # eager code's stacked diffracted directions, (K, 3, P)
+    base = torch.matmul(a * lam0, q.d)  # (K, 3C, P), float64
     whole = torch.round(base.detach())  # no gradient: r carries all of it
     mono = not bool((ratio != 0).any())  # one wavelength: no u_s b term
     parts = [(base - whole).to(dtype), whole.to(dtype)] + ([] if mono else [base.to(dtype)])
     r, n, *b = (t.view(k, 3, c, p).unbind(1) for t in parts)  # each three (K, C, P)
-    out = ([], [], [])
+    h0, frac = [], []
     for i in range(3):
         x = r[i][:, None] - rho[None, :, i, :, None]  # (K, S, C, P)
         if not mono:
             x = x + ratio[None, :, None, None] * b[0][i][:, None]
         up = torch.ceil(x - 0.5)
-        out[1].append((n[i][:, None] - m[None, :, i, :, None]) + up)
-        out[2].append(x - up)
-        out[0].append(out[1][-1] + out[2][-1] if need_h else None)
-    return (tuple(out[0]) if need_h else None), tuple(out[1]), tuple(out[2])
+        h0.append((n[i][:, None] - m[None, :, i, :, None]) + up)
+        frac.append(x - up)
+    hkl = tuple(w + f for w, f in zip(h0, frac)) if need_h else None
+    return hkl, tuple(h0), tuple(frac)
 
 
 #: 1.5 * 2**52: adding and subtracting it rounds a float64 of magnitude below 2**51 to a whole number.
