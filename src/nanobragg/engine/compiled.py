@@ -382,11 +382,19 @@ def _sigterm_raises():
 #: 2-core machine, where most of a build is Inductor's own Python: tracing, lowering, codegen), the render
 #: no slower.
 BUILD_OPTIONS = {"aot_inductor.compile_wrapper_opt_level": "O0", "aot_inductor.enable_line_tables": False}
+#: Added for a kernel with runtime step counts. Inductor parallelises a loop nest over its outer loops
+#: until their sizes at export (EXPORT_SIZES) give two iterations per thread: with the build's own
+#: thread count (2) that is the layer-subpixel loop alone (18 at export), which a run of one layer and
+#: one sub-pixel leaves to a single thread (sources-1024: engine 1.4 s against 0.75 s). Deciding as for
+#: 64 threads takes the source and cell loops in too (OpenMP collapse); the code still runs on the
+#: process's thread count (dynamic threads). A run of one term per pixel loops over pixels only.
+MANY_TERMS_OPTIONS = {"cpp.threads": 64, "cpp.dynamic_threads": True}
 
 
 def _compile_package(module: torch.nn.Module, example: tuple, package_path: str) -> str:
     """Export ``module`` on ``example`` arguments (with the runtime sizes of ``module.dynamic_shapes``,
-    if it has them) and build its AOTInductor package; returns its path."""
+    if it has them) and build its AOTInductor package (with the Inductor options of
+    ``module.build_options``, else BUILD_OPTIONS); returns its path."""
     # distinct copies: export would merge arguments that are the same tensor object
     program = torch.export.export(module, tuple(t.clone() for t in example),
                                   dynamic_shapes=getattr(module, "dynamic_shapes", None))
@@ -394,7 +402,8 @@ def _compile_package(module: torch.nn.Module, example: tuple, package_path: str)
     # public alias. Imported here, on a build only: torch._inductor takes seconds to import.
     from torch import _inductor
 
-    return _inductor.aoti_compile_and_package(program, package_path=package_path, inductor_configs=BUILD_OPTIONS)
+    options = getattr(module, "build_options", BUILD_OPTIONS)
+    return _inductor.aoti_compile_and_package(program, package_path=package_path, inductor_configs=options)
 
 
 def _build(module: torch.nn.Module, example: tuple, path: Path) -> None:
@@ -458,6 +467,7 @@ def compiled_kernel(inp: RenderInputs, blocks, pixels: int, build: bool):
     def module_and_example():
         module = _ChunkKernel(inp, blocks)
         example, module.dynamic_shapes = _export_example(inp, blocks, pixels)
+        module.build_options = BUILD_OPTIONS | ({} if _single_term(inp) else MANY_TERMS_OPTIONS)
         return module, example
 
     loader = _package(kernel_file(inp, blocks, pixels), build, module_and_example)
