@@ -1,6 +1,7 @@
 """Test-session settings: the command's OpenMP thread policy, a private kernel cache, so compiled
 kernels left by earlier runs on this machine never change which engine a test exercises, and a
-private numba cache (compiled once per session) that tests changing NB_CACHE_DIR do not move."""
+private numba cache (compiled once per session) that tests changing NB_CACHE_DIR do not move, and a
+folder where a test that built a kernel in a cache of its own leaves it for later tests of the same kind."""
 import os
 import sys
 from pathlib import Path
@@ -26,3 +27,11 @@ def private_kernel_cache(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def built_kernels(tmp_path_factory):
+    """Compiled kernels a test built in a cache of its own (and checked that it built), for a later module
+    that renders the same kind of run to load instead of building again (tests/test_precision_compiled.py:
+    the kernel of tests/test_compile_policy.py's real build)."""
+    return tmp_path_factory.mktemp("built-kernels")

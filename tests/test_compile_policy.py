@@ -3,6 +3,7 @@ compiled kernel, and the lines it says. Only the last test builds a kernel (tens
 others replace the builder or the estimates."""
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -233,9 +234,10 @@ def test_prepare_builds_and_writes_nothing(monkeypatch, tmp_path):
 
 
 @pytest.mark.skipif(not compiled.compiler_available(), reason="no C++ compiler")
-def test_a_build_is_announced_once_then_loaded_silently(tmp_path, capsys, monkeypatch):
+def test_a_build_is_announced_once_then_loaded_silently(tmp_path, capsys, monkeypatch, built_kernels):
     """A real build (tens of seconds): -compile with an empty cache says one line before building;
-    the next run of the kind, default flags, loads the kernel and says nothing."""
+    the next run of the kind, default flags, loads the kernel and says nothing. The kernel (one term per
+    pixel, -default_F, a cubic cell) is left in built_kernels for tests/test_precision_compiled.py."""
     monkeypatch.setenv("NB_TIMING", "1")
     argv = [*CUBIC, "-detpixels", "32", "-floatfile", "f.bin"]
     with in_folder(tmp_path):
@@ -250,3 +252,5 @@ def test_a_build_is_announced_once_then_loaded_silently(tmp_path, capsys, monkey
     assert not any(line.startswith("nanoBragg:") for line in second)
     assert any(line.startswith("engine:") and "compiled: yes" in line for line in second)
     assert [p.suffix for p in (tmp_path / "kernels").iterdir() if p.name != policy.BUILD_TIME_FILE] == [".pt2"]
+    for package in (tmp_path / "kernels").glob("*.pt2"):
+        shutil.copy(package, built_kernels / package.name)
