@@ -11,15 +11,15 @@ dtypes). Every other kind is rendered, by default, by the numba loop, which
 tests/test_golden.py checks on every case.
 
 A build is one thread's work (Inductor's Python, then g++ on one file at a
-time), so the float64 kernels and the int conversion are built in a second
-process (_background_builds) while the first tests build theirs, and moved
-into the cache before the tests that render with them.
+time), so the comprehensive kernel, the float64 kernels and the int conversion
+are built in a second process (_BUILDER), started with the session by
+tests/conftest.py's background_builds (in the suite its builds overlap the
+modules before this one, which leave a core mostly idle) while the first test
+builds its kernel, and moved into the cache before the tests that render with
+them (background_kernels).
 """
 import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,8 +47,9 @@ def kernel_cache():
     return folder
 
 
-#: What the second process builds (see _background_builds): a float64 case of each float64 kind, then the
-#: int conversion. It runs this module's own _render, so that its kernels are the ones the tests ask for.
+#: What the second process builds (see tests/conftest.py's background_builds, which starts it): the
+#: comprehensive kind in float32, a float64 case of each float64 kind, then the int conversion. It runs this
+#: module's own _render, so that its kernels are the ones the tests ask for.
 _BUILDER = """
 import sys
 from pathlib import Path
@@ -58,44 +59,21 @@ import torch
 import test_compiled as t
 
 folder = Path(sys.argv[1])
-for name in t.FLOAT64_KINDS:
-    (folder / name).mkdir()
-    assert t._render(name, folder / name, True, dtype=torch.float64).compiled, name
+for name, dtype in t.BACKGROUND_KINDS:
+    (folder / f"{name}-{dtype}").mkdir()
+    assert t._render(name, folder / f"{name}-{dtype}", True, dtype=dtype).compiled, (name, dtype)
 assert t.compiled_int_kernel(build=True) is not None
 """
-#: One float64 case per float64 kind: divergence, mosaic and oversample-2 are one kind, absorption another.
-FLOAT64_KINDS = ("divergence", "absorption")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _background_builds(request, tmp_path_factory):
-    """Starts the builds of the float64 kernels and the int conversion in a second process, into a cache
-    folder of its own (the first tests count the kernels they add to the session's), where any selected
-    test of this module asks for them (background_kernels); the process, its cache and its log."""
-    wanted = any(getattr(item, "module", None) is request.module and "background_kernels" in item.fixturenames
-                 for item in request.session.items)
-    if not wanted:
-        yield None
-        return
-    folder = tmp_path_factory.mktemp("background-builds")
-    here = Path(__file__).resolve().parent
-    path = [str(here), str(here.parent / "src"), os.environ.get("PYTHONPATH", "")]
-    env = {**os.environ, "NB_CACHE_DIR": str(folder / "kernels"), "PYTHONPATH": os.pathsep.join(filter(None, path))}
-    with open(folder / "log.txt", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-c", _BUILDER, str(folder)], cwd=folder, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield proc, folder / "kernels", folder / "log.txt"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+#: One case per kind built in the second process: comprehensive (mosaic domains, spindle steps, sensor
+#: layers) in float32; in float64 divergence, mosaic and oversample-2 are one kind, absorption another.
+BACKGROUND_KINDS = (("comprehensive", torch.float32), ("divergence", torch.float64), ("absorption", torch.float64))
 
 
 @pytest.fixture
-def background_kernels(_background_builds, kernel_cache):
-    """The second process's kernels, moved into the session's cache once it has built them all."""
-    proc, cache, log = _background_builds
+def background_kernels(background_builds, kernel_cache, request):
+    """The second process's kernels (started with the session: tests/conftest.py's background_builds), moved
+    into the session's cache once it has built them all."""
+    proc, cache, log = background_builds[request.module.__name__]
     assert proc.wait(timeout=900) == 0, log.read_text()[-4000:]
     for package in cache.glob("*.pt2"):
         os.replace(package, kernel_cache / package.name)
@@ -145,7 +123,7 @@ def test_runs_of_one_kind_share_one_kernel(tmp_path, kernel_cache):
 
 
 @pytest.mark.parametrize("name", ["comprehensive", "divergence", "sourcefile", "oversample-2"])
-def test_compiled_kernel_matches_c(name, tmp_path, kernel_cache):
+def test_compiled_kernel_matches_c(name, tmp_path, background_kernels):
     out = _render(name, tmp_path, True)
     assert out.compiled
     result = compare(out.image.numpy().reshape(-1), c_image(name))
@@ -163,11 +141,11 @@ def test_float64_compiled_kernel_matches_c(name, tmp_path, background_kernels):
     assert result["corr"] >= 0.99999 and result["rel_total"] <= 1e-4 and result["peak_ok"], result
 
 
-def test_cached_kernel_is_reused_and_refused_when_asked(tmp_path, kernel_cache):
+def test_cached_kernel_is_reused_and_refused_when_asked(tmp_path, background_kernels):
     """A second render with the same structure loads the package without building; compile=False stays eager."""
-    before = set(kernel_cache.iterdir())
+    before = set(background_kernels.iterdir())
     assert _render("comprehensive", tmp_path, None).compiled
-    assert set(kernel_cache.iterdir()) == before
+    assert set(background_kernels.iterdir()) == before
     assert not _render("comprehensive", tmp_path, False).compiled
 
 
@@ -178,7 +156,7 @@ def _totals_from_image(image, active):
 
 
 @pytest.mark.parametrize("roi", [None, ["-roi", "10", "300", "40", "400"]])
-def test_compiled_writes_in_place_and_totals_match_the_image(roi, tmp_path, kernel_cache):
+def test_compiled_writes_in_place_and_totals_match_the_image(roi, tmp_path, background_kernels):
     """Whole rows (in place) and a column-limited ROI (scattered): same image and totals as eager mode."""
     extra = roi or []
     fast, slow = _render("comprehensive", tmp_path, True, extra), _render("comprehensive", tmp_path, False, extra)
