@@ -50,11 +50,44 @@ def _interrupt(folder: Path, sig: int) -> int:
     return status
 
 
+def _memory_runs_args() -> dict:
+    """The memory test's three runs: ARGS (16 MB budget), the default budget (the whole image held) and a
+    64x64 baseline, both without -max_memory."""
+    at = ARGS.index("-max_memory")
+    base = ARGS[:at] + ARGS[at + 2:]
+    small = list(base)
+    small[small.index(str(SIDE))] = "64"
+    return {"bounded": ARGS, "whole": base, "small": small}
+
+
 @pytest.fixture(scope="module")
-def complete_run(tmp_path_factory):
+def memory_runs(tmp_path_factory):
+    """The memory test's three runs (_memory_runs_args), started together in fresh interpreters at the
+    module's first test, each in a folder of its own (a process's peak is its own, and the bounded run keeps
+    about one core busy): a function giving a run's (peak resident memory in MB, digest of its float file)."""
+    started = {name: _start_peak_rss(tmp_path_factory.mktemp(f"memory-{name}"), args)
+               for name, args in _memory_runs_args().items()}
+    done = {}
+
+    def result(name):
+        if name not in done:
+            done[name] = _finish_peak_rss(*started[name])
+        return done[name]
+
+    try:
+        yield result
+    finally:
+        for _, proc in started.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def complete_run(memory_runs):
     """(peak resident memory in MB, digest of the float file) of a complete run of ARGS: the file the
     interrupted runs may leave, and the bounded run of the memory test (one 4096x4096 run for both)."""
-    return _peak_rss_mb(tmp_path_factory.mktemp("complete"), ARGS)
+    return memory_runs("bounded")
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +115,9 @@ def test_an_interrupted_write_leaves_the_old_file_or_the_new_one(tmp_path, sig, 
     assert leftovers == []  # no temporary (even after SIGKILL: the temporaries have no name)
 
 
-def _peak_rss_mb(folder: Path, args) -> tuple:
-    """(peak resident memory in MB, digest of the float file) of one run in a fresh interpreter."""
+def _start_peak_rss(folder: Path, args) -> tuple:
+    """(folder, process) of one run of ``args`` in a fresh interpreter in ``folder``, which prints its peak
+    resident memory (_finish_peak_rss reads it)."""
     # VmHWM, not ru_maxrss: ru_maxrss carries the parent's peak across fork and exec. The command's thread
     # policy first (importing cli.entry sets it before torch loads, as the program does; nothing else of it):
     # without it idle OpenMP threads spin, and a 4096x4096 run took minutes on a shared 2-core machine.
@@ -91,24 +125,29 @@ def _peak_rss_mb(folder: Path, args) -> tuple:
             "status = main(sys.argv[1:])\n"
             "hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
             "print('PEAK', int(hwm.split()[1]) / 1024)\nsys.exit(status)")
-    done = subprocess.run([sys.executable, "-c", code] + args, cwd=folder, capture_output=True, text=True, check=True)
-    peak = float(done.stdout.rsplit("PEAK", 1)[1])
+    proc = subprocess.Popen([sys.executable, "-c", code] + list(args), cwd=folder, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    return folder, proc
+
+
+def _finish_peak_rss(folder: Path, proc) -> tuple:
+    """(peak resident memory in MB, digest of the float file) of a run _start_peak_rss started."""
+    stdout, stderr = proc.communicate()
+    assert proc.returncode == 0, stderr
+    peak = float(stdout.rsplit("PEAK", 1)[1])
     return peak, _digest(folder / "float.bin")
 
 
-def test_memory_stays_within_the_budget_and_bands_equal_one_image(tmp_path, complete_run):
-    """A 4096x4096 run with a 16 MB budget (ARGS, run by the complete_run fixture) holds about 16 MB more
-    than a 64x64 run; with the default budget (the whole image in memory) it holds well over 100 MB more;
-    both write the same files."""
-    at = ARGS.index("-max_memory")
-    budget = float(ARGS[at + 1])
+def test_memory_stays_within_the_budget_and_bands_equal_one_image(memory_runs):
+    """A 4096x4096 run with a 16 MB budget (ARGS, also the complete_run of the interrupt tests) holds about
+    16 MB more than a 64x64 run; with the default budget (the whole image in memory) it holds well over
+    100 MB more; both write the same files (the three runs of memory_runs)."""
+    budget = float(ARGS[ARGS.index("-max_memory") + 1])
     assert FLOAT_BYTES / 2**20 > budget + 40  # the float image alone, held whole, would exceed the bar
-    base = ARGS[:at] + ARGS[at + 2:]
-    small = list(base)
-    small[small.index(str(SIDE))] = "64"
-    baseline, _ = _peak_rss_mb(tmp_path, small)
-    bounded, bounded_digest = complete_run
-    whole, whole_digest = _peak_rss_mb(tmp_path, base)
+    assert "-max_memory" not in _memory_runs_args()["whole"] and "64" in _memory_runs_args()["small"]
+    baseline, _ = memory_runs("small")
+    bounded, bounded_digest = memory_runs("bounded")
+    whole, whole_digest = memory_runs("whole")
     assert bounded_digest == whole_digest
     assert bounded - baseline < budget + 40, (baseline, bounded, whole)
     assert whole - baseline > 100, (baseline, bounded, whole)
