@@ -384,10 +384,11 @@ def _sigterm_raises():
 BUILD_OPTIONS = {"aot_inductor.compile_wrapper_opt_level": "O0", "aot_inductor.enable_line_tables": False}
 #: Added for a kernel with runtime step counts. Inductor parallelises a loop nest over its outer loops
 #: until their sizes at export (EXPORT_SIZES) give two iterations per thread: with the build's own
-#: thread count (2) that is the layer-subpixel loop alone (18 at export), which a run of one layer and
-#: one sub-pixel leaves to a single thread (sources-1024: engine 1.4 s against 0.75 s). Deciding as for
-#: 64 threads takes the source and cell loops in too (OpenMP collapse); the code still runs on the
-#: process's thread count (dynamic threads). A run of one term per pixel loops over pixels only.
+#: thread count (2) that is the layer-subpixel loop alone (18 at export), which a run of one layer
+#: and one sub-pixel leaves to a single thread (sources-1024: engine 1.4 s against 0.75 s, loaded
+#: machine). Deciding as for 64 threads takes the source and cell loops in too (OpenMP collapse); the
+#: code still runs on the process's thread count (dynamic threads). A run of one term per pixel loops
+#: over pixels only.
 MANY_TERMS_OPTIONS = {"cpp.threads": 64, "cpp.dynamic_threads": True}
 
 
