@@ -388,7 +388,7 @@ BUILD_OPTIONS = {"aot_inductor.compile_wrapper_opt_level": "O0", "aot_inductor.e
 #: and one sub-pixel leaves to a single thread (sources-1024: engine 1.4 s against 0.75 s, loaded
 #: machine). Deciding as for 64 threads takes the source and cell loops in too (OpenMP collapse); the
 #: code still runs on the process's thread count (dynamic threads). A run of one term per pixel loops
-#: over pixels only.
+#: over pixels only; a split plan's step counts are baked in, so its loops are decided on their own sizes.
 MANY_TERMS_OPTIONS = {"cpp.threads": 64, "cpp.dynamic_threads": True}
 
 
@@ -468,7 +468,8 @@ def compiled_kernel(inp: RenderInputs, blocks, pixels: int, build: bool):
     def module_and_example():
         module = _ChunkKernel(inp, blocks)
         example, module.dynamic_shapes = _export_example(inp, blocks, pixels)
-        module.build_options = BUILD_OPTIONS | ({} if _single_term(inp) else MANY_TERMS_OPTIONS)
+        steps_at_run_time = bool(_runtime_sizes(inp, blocks) & set(STEP_SIZES))
+        module.build_options = BUILD_OPTIONS | (MANY_TERMS_OPTIONS if steps_at_run_time else {})
         return module, example
 
     loader = _package(kernel_file(inp, blocks, pixels), build, module_and_example)

@@ -209,7 +209,8 @@ def miller_indices(q, cells: torch.Tensor):
     """Fractional h, k, l: (a, b, c) . q.
 
     q as three (K, S, P) components: three (K, S, C, P) tensors, as plain
-    products so that compiled code fuses them; q as one (K, S, 3, P)
+    products so that compiled code fuses them (from directions held in
+    memory where there are several terms: see _held); q as one (K, S, 3, P)
     tensor: one (K, S, 3, C, P) tensor from a single matrix product (eager
     code: one pass instead of fifteen).
     """
