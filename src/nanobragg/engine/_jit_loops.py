@@ -219,21 +219,53 @@ def _first_polar(m, d0, d1, d2, inc, e_in, b_in, kahn, uncut, found, polar):
         found[j] = 1.0 if take else found[j]
 
 
+@numba.njit(**_INLINE)
+def _tally(j, row, v32, lane_sum, lane_sq, lane_max, lane_row):
+    """Lane j of a column's running totals takes the float32 value v32 of chunk row ``row``: sum and sum of
+    squares in float64, the largest value and its first row (C's strictly-greater test). Lanes, not one
+    running total: each lane is independent of the others, so the store loop stays vector code."""
+    w = np.float64(v32)
+    lane_sum[j] += w
+    lane_sq[j] += w * w
+    better = v32 > lane_max[j]
+    lane_max[j] = v32 if better else lane_max[j]
+    lane_row[j] = row if better else lane_row[j]
+
+
+@numba.njit(**_INLINE)
+def _lane_totals(start, lane_sum, lane_sq, lane_max, lane_row, sums, rows):
+    """engine.totals.chunk_totals of one column from its lanes (see _tally) into sums (3,) (sum, sum of
+    squares, largest) and rows (1,): the first row of the largest value is the smallest row among the lanes
+    holding it (``start`` when no value beats -inf)."""
+    add, add_sq, largest, where = 0.0, 0.0, np.float32(-np.inf), start
+    for j in range(BLOCK):
+        add += lane_sum[j]
+        add_sq += lane_sq[j]
+        if lane_max[j] > largest or (lane_max[j] == largest and lane_row[j] < where):
+            largest, where = lane_max[j], lane_row[j]
+    sums[0], sums[1], sums[2], rows[0] = add, add_sq, largest, where
+
+
 @numba.njit(**_JIT)
 def render_chunk(first, offsets, start, end, fpixels, geo, flags, layers, incident, inv_lam, e_in, b_in, scaled,
-                 offset, recip, grid, out, omega_out):
-    """Values of pixels first + offsets[start:end] into out[start:end, :] (B columns) and their summed
-    solid angles into omega_out[start:end] (float64 both).
+                 offset, recip, grid, wide, narrow, sums, rows):
+    """Values of pixels first + offsets[start:end] into rows start:end of ``wide`` (float64 (P, B)) or, when
+    ``wide`` has no rows, of ``narrow`` (float32 (P, B)), with their totals: sums (B, 3) the sum, sum of
+    squares (both in float64 of the values rounded to float32, as C sums its float image) and largest
+    float32 value of each column, rows (B,) the chunk row of its first occurrence. Returns the sum of the
+    pixels' solid angles over their sub-pixels and layers (C's omega_pixel, summed).
 
     layers (T, 3) the origin pix0 + depth odet of each sensor layer (m); incident, e_in, b_in (S, 3);
     inv_lam (S,) 1/m; scaled (S, B*C, 3, 3) the cell rows (m) over lambda (m), dimensionless; offset
     (S, B*C, 3) their products with the incident direction; recip (3, 3) 1/A; grid the F grid, flat.
+    The totals are summed while each block is in cache: no second pass over the chunk.
     """
     n, T, S, BC, B = flags[FLAG_N], flags[FLAG_T], flags[FLAG_S], flags[FLAG_C], flags[FLAG_B]
     C = BC // B
     point, absorb, nopolar = flags[FLAG_POINT] != 0, flags[FLAG_ABSORB] != 0, flags[FLAG_NOPOLAR] != 0
     sub = geo[GEO_PIXEL] / n
-    dmin, kahn = geo[GEO_DMIN], geo[GEO_KAHN]
+    dmin, kahn, bg, per_pixel = geo[GEO_DMIN], geo[GEO_KAHN], geo[GEO_BG], np.float64(T * n * n)
+    in_double = wide.shape[0] > 0
     inv_fpixels = 1.0 / fpixels
     fpix, spix = np.empty(BLOCK), np.empty(BLOCK)
     acc = np.empty((B, BLOCK))
@@ -241,6 +273,8 @@ def render_chunk(first, offsets, start, end, fpixels, geo, flags, layers, incide
     d0, d1, d2, r = np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK)
     uncut, f0, f1, f2 = np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK)
     where = np.empty(BLOCK, dtype=np.int64)
+    lane_omega, lane_sum, lane_sq = np.zeros(BLOCK), np.zeros((B, BLOCK)), np.zeros((B, BLOCK))
+    lane_max, lane_row = np.full((B, BLOCK), -np.inf, dtype=np.float32), np.full((B, BLOCK), start)
     s1, s2 = flags[FLAG_STRIDES], flags[FLAG_STRIDES + 1]
     for j0 in range(start, end, BLOCK):
         m = min(BLOCK, end - j0)
@@ -271,34 +305,22 @@ def render_chunk(first, offsets, start, end, fpixels, geo, flags, layers, incide
                         _terms(m, d0, d1, d2, scaled[s, c], offset[s, c], geo, flags, recip, grid, s1, s2, uncut,
                                f0, f1, f2, where, acc[c // C])
         for j in range(m):
-            factor = geo[GEO_SCALE] * capture[j] * polar[j] * omega0[j]
-            for b in range(B):
-                out[j0 + j, b] = (geo[GEO_BG] + acc[b, j]) * factor
-            omega_out[j0 + j] = omega0[j] * (T * n * n)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "nsz"})
-def column_totals(values, out, start, end):
-    """values[start:end] (float64, 1-d, contiguous) stored into ``out`` (the run's dtype; may be
-    ``values`` itself) and engine.totals.chunk_totals of them: (sum, sum of squares) in float64 of the
-    values rounded to float32, the largest float32 value and the row of its first occurrence (C's
-    strictly-greater test). The sums may be reassociated (``fastmath`` reassoc: vector code, rounding of
-    the order of 1e-16, as for any order but C's); the maximum is exact whatever the order, and its
-    first row is then found by a scan that stops there."""
-    add, add_sq, largest = 0.0, 0.0, np.float32(-np.inf)
-    for j in range(start, end):
-        v32 = np.float32(values[j])
-        out[j] = values[j]
-        v = np.float64(v32)
-        add += v
-        add_sq += v * v
-        largest = v32 if v32 > largest else largest
-    where = start
-    for j in range(start, end):
-        if np.float32(values[j]) == largest:
-            where = j
-            break
-    return add, add_sq, largest, where
+            lane_omega[j] += omega0[j] * per_pixel
+            capture[j] = geo[GEO_SCALE] * capture[j] * polar[j] * omega0[j]  # the pixel's factor
+        for b in range(B):
+            if in_double:
+                for j in range(m):
+                    v = (bg + acc[b, j]) * capture[j]
+                    wide[j0 + j, b] = v
+                    _tally(j, j0 + j, np.float32(v), lane_sum[b], lane_sq[b], lane_max[b], lane_row[b])
+            else:
+                for j in range(m):
+                    v32 = np.float32((bg + acc[b, j]) * capture[j])
+                    narrow[j0 + j, b] = v32
+                    _tally(j, j0 + j, v32, lane_sum[b], lane_sq[b], lane_max[b], lane_row[b])
+    for b in range(B):
+        _lane_totals(start, lane_sum[b], lane_sq[b], lane_max[b], lane_row[b], sums[b], rows[b:b + 1])
+    return lane_omega.sum()
 
 
 @numba.njit(**_JIT)
@@ -316,9 +338,9 @@ def int_values(values, scale, adc, out, start, end):
 
 
 def compile_all() -> None:
-    """Compile (or load from numba's cache) every loop (:func:`compile_pixels`, :func:`compile_totals`)."""
+    """Compile (or load from numba's cache) every loop (:func:`compile_pixels`, :func:`compile_int`)."""
     compile_pixels()
-    compile_totals()
+    compile_int()
 
 
 def compile_pixels() -> None:
@@ -327,11 +349,10 @@ def compile_pixels() -> None:
     table = np.zeros((1, 3))
     args = (np.zeros(GEO_SIZE), np.ones(FLAG_SIZE, dtype=np.int64), table, table, np.zeros(1), table, table,
             np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3)), np.zeros((3, 3)), np.zeros(1))
-    render_chunk(0, np.zeros(1, dtype=np.int64), 0, 0, 1, *args, np.zeros((1, 1)), np.zeros(1))
+    render_chunk(0, np.zeros(1, dtype=np.int64), 0, 0, 1, *args, np.zeros((1, 1)), np.zeros((0, 1), np.float32),
+                 np.zeros((1, 3)), np.zeros(1, dtype=np.int64))
 
 
-def compile_totals() -> None:
-    """column_totals for both stored dtypes and int_values, on no values."""
-    for dtype in (np.float32, np.float64):
-        column_totals(np.zeros(1), np.zeros(1, dtype=dtype), 0, 0)
+def compile_int() -> None:
+    """int_values on no values."""
     int_values(np.zeros(1, dtype=np.float32), 1.0, 0.0, np.zeros(1, dtype=np.uint16), 0, 0)

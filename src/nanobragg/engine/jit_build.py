@@ -4,9 +4,9 @@ The first run on a machine compiles the numba pixel loop (:mod:`nanobragg.engine
 of one core. A run of the command line that finds no compiled loop in numba's cache (:func:`start`,
 called before torch is imported) starts ``python -m nanobragg.engine.jit_build``: that child compiles
 the pixel loop (render_chunk) into the cache on the second core while the run imports torch (1-3 s),
-reads its flags and inputs and sets up; the run then compiles the small loops of the totals and the
-int file itself (0.5 s) and waits for the child (:func:`wait`), and loads the pixel loop from the cache,
-instead of compiling everything after its set-up. (A second child for the small loops made the
+reads its flags and inputs and sets up; the run then compiles the small loop of the int file itself
+(0.5 s) and waits for the child (:func:`wait`), and loads the pixel loop from the cache,
+instead of compiling everything after its set-up. (A second child for the small loop made the
 first's compile, the one waited for, slower: three processes then share the two cores.)
 
 Every compile of the pixel loop, the child's or a process's own (:mod:`nanobragg.engine.jit`), holds
