@@ -146,6 +146,30 @@ def test_a_cached_kernel_is_always_loaded_never_under_nocompile(monkeypatch, tmp
     assert builds.calls == [False, False]  # loaded for None and True, not looked up for False
 
 
+def test_numba_flag_takes_the_loop_even_where_a_kernel_is_cached(monkeypatch, tmp_path, capsys):
+    """-numba (compile="numba"): the numba loop, a cached compiled kernel neither looked up nor loaded,
+    nothing built even where it would pay back; the eager engine where the loop cannot render."""
+    builds = Builds()
+    monkeypatch.setattr(compiled, "compiled_kernel", builds)
+    monkeypatch.setattr(compiled, "compiler_available", lambda: True)
+    cached = tmp_path / "cached.pt2"
+    cached.write_bytes(b"")
+    monkeypatch.setattr(compiled, "kernel_file", lambda *args: cached)
+    monkeypatch.setattr(policy, "estimate_seconds", lambda inp, terms, path: 1e4 if path == "eager" else 1.0)
+    cpu = torch.device("cpu")
+    with torch.no_grad():
+        assert policy.choose_kernel(_inputs(), [], 4096, 1e12, "numba", cpu).engine == "numba"
+        curved = _inputs(extra=("-curved_det",))
+        assert policy.choose_kernel(curved, [], 4096, 1e12, "numba", cpu) is None
+        assert policy.choose_kernel(_inputs(), [], 4096, 1e12, None, cpu) is None  # the cached one: loaded
+    assert builds.calls == [False] and capsys.readouterr().err == ""
+    assert build_settings([*CUBIC, "-numba"]).run.compile == "numba"
+    with torch.no_grad():
+        assert api.simulate(_experiment(32), dtype=torch.float32, compile="numba").path == "numba"
+    with pytest.raises(TypeError, match="numba"):
+        api.simulate(_experiment(32), compile="fast")
+
+
 def test_nocompile_never_builds_even_where_it_pays_back(monkeypatch, tmp_path, capsys):
     _no_real_build(monkeypatch)
     monkeypatch.setattr(policy, "estimate_seconds", lambda inp, terms, path: 1e4 if path == "eager" else 1.0)
@@ -228,6 +252,7 @@ def test_prepare_builds_and_writes_nothing(monkeypatch, tmp_path):
     with in_folder(tmp_path):
         assert run([*CUBIC, "-detpixels", "32", "-floatfile", "f.bin", "-prepare"], lines.append) == 0
         assert run([*CUBIC, "-detpixels", "32", "-prepare", "-nocompile"], lines.append) == 2
+        assert run([*CUBIC, "-detpixels", "32", "-prepare", "-numba"], lines.append) == 2
     assert builds.calls == [True]
     assert lines[-1] == "compiled kernel for this kind of run: not available (the eager engine renders it)"
     assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -306,7 +306,12 @@ def test_image_args_spell_out_what_decides_the_arithmetic(tmp_path, monkeypatch)
     args = spec.image_args(5)
     assert args[args.index("-hkl") + 1] == str(tmp_path / "in.hkl")
     assert args[args.index("-dump") + 1] == str(tmp_path / "Fdump.bin")
-    assert ["-dtype", "float32", "-device", "cpu", "-compile"] == spec.fixed  # neither given: compiled
+    assert ["-dtype", "float32", "-device", "cpu", "-numba"] == spec.fixed  # neither given: the numba loop
+    for extra, engine in ((["-curved_det"], "-compile"), (["-oversample_omega"], "-compile"),
+                          (["-nocompile"], "-nocompile"), (["-compile"], "-compile"), (["-numba"], "-numba")):
+        other = make_spec("out", [*flags, *extra], 2, device="cpu")[0]
+        engines = [a for a in other.image_args(1) if a in ("-numba", "-compile", "-nocompile")]
+        assert other.fixed[-1] == engine and engines == [engine], (extra, engines)
     assert args[args.index("-phi") + 1] == "0.2" and args[args.index("-seed") + 1] == "9"
     assert spec.files(11) == {"-floatfile": "f_00012", "-intfile": "run_00012.img"}
     assert "-nopgm" in args and "-noisefile" not in args

@@ -398,8 +398,8 @@ def _resolve_checked(exp, dtype, device, seed, budget, compile) -> tuple[Resolve
     if not isinstance(exp, Experiment):
         raise TypeError(f"experiment: must be an Experiment (see nanobragg.api.experiment), got {type(exp).__name__}")
     checks.check_dtype(dtype)
-    if compile not in (None, True, False):
-        raise TypeError(f"compile: must be None, True or False, got {compile!r}")
+    if compile not in (None, True, False, "numba"):
+        raise TypeError(f"compile: must be None, True, False or \"numba\", got {compile!r}")
     try:
         device = torch.device("cpu" if device is None else device)
     except (RuntimeError, TypeError):
@@ -424,12 +424,13 @@ def simulate(experiment: Experiment, *, dtype=torch.float64, device=None, seed: 
     geometry is set up in float64 either way). device: torch device (default: CPU). seed: the noise
     seed as typed after ``-seed`` (for ``misset="random"``). budget: engine memory budget in bytes
     (default: an eighth of the machine's memory, at most 1 GiB). compile: None uses a cached compiled
-    kernel and builds one (20-50 s, once, cached on disk) only where that pays back within this
-    render and two more like it, as the command line does (:mod:`nanobragg.engine.policy`); True
-    builds it on a cache miss; False stays eager. A build is announced in one line on stderr. The
-    kernel runs only on the CPU, without gradients (``torch.no_grad()``) and without tricubic
-    interpolation; elsewhere the eager engine renders, whatever ``compile`` says, and
-    ``Simulation.compiled`` tells.
+    kernel, else the numba loop where it renders, else builds a compiled kernel (20-50 s, once, cached
+    on disk) only where that pays back within this render and two more like it, as the command line
+    does (:mod:`nanobragg.engine.policy`); True builds it on a cache miss; False stays eager;
+    ``"numba"`` takes the numba loop (eager where it cannot render), whatever the cache holds. A build
+    is announced in one line on stderr. Both run only on the CPU, without gradients
+    (``torch.no_grad()``) and without tricubic interpolation; elsewhere the eager engine renders,
+    whatever ``compile`` says, and ``Simulation.engine`` tells.
 
     With ``misset`` a (B, 3) tensor the image is (B, spixels, fpixels), one image per orientation,
     rendered in one pass (or one by one when tricubic interpolation is on: C's fallback from it is

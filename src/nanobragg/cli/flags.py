@@ -238,6 +238,8 @@ FLAGS = [
     Flag(("-compile",), **_set(("run.compile", True)),
          help="CPU: build the AOTInductor kernel if not cached (20-50 s, once), even where it does not pay back"),
     Flag(("-nocompile",), **_set(("run.compile", False)), help="never use a compiled kernel (eager engine)"),
+    Flag(("-numba",), **_set(("run.compile", "numba")),
+         help="render with the numba loop (the eager engine where it cannot render); no compiled kernel used"),
     Flag(("-prepare",), **_set(("run.prepare", True)),
          help="build (or find) the compiled kernel of this kind of run and exit: nothing rendered or written"),
     Flag(("-h", "-help", "--help"), **_set(("run.help", True)), help="this help"),

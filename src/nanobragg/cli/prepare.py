@@ -22,8 +22,9 @@ def prepare_kernel(settings: Settings, seed: int, log) -> int:
     """Find or build the compiled kernel of this run's kind; one line says which. Exit status 0."""
     if settings.files.geom is not None:
         raise UsageError("-prepare: not with -geom (build a panel's kind with its single-detector flags)")
-    if settings.run.compile is False:
-        raise UsageError("-prepare builds the compiled kernel, -nocompile forbids it: give one of them")
+    if settings.run.compile in (False, "numba"):
+        other = "-nocompile" if settings.run.compile is False else "-numba"
+        raise UsageError(f"-prepare builds the compiled kernel, {other} forbids it: give one of them")
     dtype = torch.float64 if settings.run.dtype == "float64" else torch.float32
     device = pick_device(settings.run.device)
     res = resolve(settings.experiment, seed=seed, dtype=dtype)

@@ -31,7 +31,8 @@ class RunOptions:
     device: str = "auto"
     max_memory_mb: Optional[float] = None
     help: bool = False
-    compile: Optional[bool] = None  #: None: the default policy (nanobragg.engine.policy); True: -compile
+    #: None: the default policy (nanobragg.engine.policy); True: -compile; False: -nocompile; "numba": -numba
+    compile: Optional[bool | str] = None
     prepare: bool = False  #: -prepare: build the compiled kernel of this kind of run, render nothing
 
 

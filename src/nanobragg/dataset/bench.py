@@ -38,7 +38,7 @@ from ..tools.bench_workloads import QUICK_DIVISOR, TINY_DETPIXELS
 CUBIC = ("-default_F 100 -cell 100 100 100 90 90 90 -lambda 6.2 -N 5 -distance 100 -oversample 1 "
          "-osc 0.1 -phisteps 1 -nonoise -nopgm -floatfile f.bin").split()
 #: Flags of this program that the C program does not have: (name, number of values).
-OURS_ONLY = {"-dtype": 1, "-device": 1, "-compile": 0, "-nocompile": 0, "-max_memory": 1, "-noise_rng": 1,
+OURS_ONLY = {"-dtype": 1, "-device": 1, "-compile": 0, "-nocompile": 0, "-numba": 0, "-max_memory": 1, "-noise_rng": 1,
              "-progress": 0, "-noprogress": 0}
 
 

@@ -3,7 +3,7 @@
 Every image is the ``nanoBragg`` run of :meth:`DatasetSpec.image_args`:
 the user's flags (input paths made absolute, so that the list works from
 any folder), then what decides the arithmetic spelled out (``-dtype``,
-``-device``, ``-compile``/``-nocompile``), the numbered output files, the
+``-device``, ``-numba``/``-compile``/``-nocompile``), the numbered output files, the
 image's ``-phi`` (rotation series) or ``-misset`` (random orientations), its
 noise ``-seed`` and the absolute ``-dump`` path. The output names are bare
 file names: ``cd OUTDIR && nanoBragg <args>`` rewrites the image, byte for
@@ -30,7 +30,7 @@ _OUTPUT_TARGETS = {f"output.{fld}" for _, fld in OUTPUT_FLAGS}
 #: Flags whose value is an input file (made absolute in the image's args).
 _INPUT_TARGETS_PREFIX = "files."
 #: Flags the dataset sets for every image itself (dropped from the user's flags, then written explicitly).
-_REPLACED = {"-seed", "-dtype", "-device", "-compile", "-nocompile", "-dump", "-progress", "-noprogress"}
+_REPLACED = {"-seed", "-dtype", "-device", "-compile", "-nocompile", "-numba", "-dump", "-progress", "-noprogress"}
 
 MODES = ("rotation", "random")
 #: The background's float file (nonBragg -floatfile, once per dataset) and each image's sum (float_add's output).
@@ -51,6 +51,18 @@ FRAMES_PER_FILE = 16
 
 class DatasetError(ValueError):
     """Bad dataset input: one line naming the problem (the command exits with status 2)."""
+
+
+def _engine_flag(compile, experiment) -> str:
+    """The flag that fixes the engine of every image, as the run's ``compile`` asks: -compile,
+    -nocompile or -numba; neither given: -numba (the numba loop, fastest and built once for every kind)
+    where it renders the run, else -compile (a curved detector and the -oversample_* recurrence)."""
+    if compile is not None:
+        return {True: "-compile", False: "-nocompile", "numba": "-numba"}[compile]
+    sampling = experiment.sampling
+    beyond = experiment.detector.curved or sampling.oversample_thick or sampling.oversample_polar \
+        or sampling.oversample_omega
+    return "-compile" if beyond else "-numba"
 
 
 def numbered(name: str, number: int) -> str:
@@ -75,7 +87,7 @@ class DatasetSpec:
     seed: Optional[int] = None  #: orientation seed (random mode)
     noise_seed: int = 0  #: image i gets -seed noise_seed + i
     kept: list = field(default_factory=list)  #: the user's flags less the replaced ones, input paths absolute
-    fixed: list = field(default_factory=list)  #: -dtype D -device X -compile|-nocompile
+    fixed: list = field(default_factory=list)  #: -dtype D -device X -numba|-compile|-nocompile
     outputs: list = field(default_factory=list)  #: [flag, name as given] of every output the run writes
     phi0: str = "0"  #: degrees, decimal text (rotation mode)
     osc: str = "0"  #: degrees, decimal text (rotation mode)
@@ -331,7 +343,7 @@ def make_spec(outdir: str, flags: list, images: int, random_orientations: bool =
             noise_seed = int(time.time())
     run = settings.run
     fixed = ["-dtype", run.dtype, "-device", device or ("cpu" if run.device == "auto" else run.device),
-             "-nocompile" if run.compile is False else "-compile"]
+             _engine_flag(run.compile, settings.experiment)]
     out = settings.output
     wanted = {"floatfile": bool(out.floatfile), "intfile": bool(out.intfile),
               "pgmfile": bool(out.pgmfile) and out.write_pgm, "noisefile": bool(out.noisefile) and out.calculate_noise,

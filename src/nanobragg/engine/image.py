@@ -113,12 +113,13 @@ def _band(job: RenderJob, r0: int, r1: int) -> _Band:
 
 
 def prepare_render(inp: RenderInputs, roi, mask=None, budget: int | None = None,
-                   compile: bool | None = None) -> RenderJob:
+                   compile: bool | str | None = None) -> RenderJob:
     """Set up a render: active pixel count, the chunk plan, and the compiled kernel (loaded or built).
 
     ``compile``: True builds the compiled kernel if it is not cached, False
-    never uses it, None uses a cached one and builds one only where that
-    pays back (see :mod:`nanobragg.engine.policy`). A stack of panels takes
+    never uses it, "numba" takes the numba loop (eager where it cannot
+    render), None uses a cached one, else the numba loop, and builds one
+    only where that pays back (see :mod:`nanobragg.engine.policy`). A stack of panels takes
     a sequence of ROIs and one of masks (or None), one per panel; its compiled
     chunk holds at most the largest panel's pixels (a chunk never straddles
     two panels, so a larger one would be padding).

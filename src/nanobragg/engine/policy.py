@@ -17,6 +17,9 @@ eager torch engine (every feature, gradients, CUDA). One rule,
   (1 + RERUNS) * compiled`` (:func:`pays_back`), with the seconds estimated by
   :func:`estimate_seconds` and :func:`build_seconds`; else eager.
 - True and no cached kernel: built (without a C++ compiler, the numba loop).
+- "numba" (``-numba``): the numba loop where it renders the run, else the eager engine; no compiled
+  kernel is looked up, so the engine, and with it every bit of the image, does not depend on the
+  cache (a dataset's images, rerun from their recorded flags, are byte-identical).
 
 A build is announced first, in one line on stderr: what (the kernel's dtype,
 for this kind of run), why (asked for, or the estimate that makes it pay
@@ -157,9 +160,9 @@ def choose_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, requeste
     loaded or built, or None for the eager engine; the rule is the module's.
 
     ``requested``: the run's ``compile`` (None: the default policy; True: build on a cache miss;
-    False: eager). Where the numba loop does not render, its compile begun at start-up
-    (:func:`nanobragg.engine.jit_build.cancel`) is stopped, before a build: it would serve nothing now
-    and take a core unannounced.
+    False: eager; "numba": the numba loop, else eager). Where the numba loop does not render, its
+    compile begun at start-up (:func:`nanobragg.engine.jit_build.cancel`) is stopped, before a build:
+    it would serve nothing now and take a core unannounced.
     """
     kernel = _choose_kernel(inp, blocks, pixels, terms, requested, device)
     if getattr(kernel, "engine", None) != "numba":
@@ -172,6 +175,8 @@ def _choose_kernel(inp: RenderInputs, blocks, pixels: int, terms: float, request
     if requested is False:
         return None
     blocked = _blocked(inp, device)
+    if requested == "numba":
+        return numba_loop(inp) if blocked is None else None
     if blocked is None and compiled.kernel_file(inp, blocks, pixels).exists():
         return compiled.compiled_kernel(inp, blocks, pixels, build=False)
     if requested is None and blocked is None:
