@@ -430,7 +430,7 @@ def simulate(experiment: Experiment, *, dtype=torch.float64, device=None, seed: 
     ``"numba"`` takes the numba loop (eager where it cannot render), whatever the cache holds. A build
     is announced in one line on stderr. Both run only on the CPU, without gradients
     (``torch.no_grad()``) and without tricubic interpolation; elsewhere the eager engine renders,
-    whatever ``compile`` says, and ``Simulation.engine`` tells.
+    whatever ``compile`` says, and ``Simulation.path`` tells.
 
     With ``misset`` a (B, 3) tensor the image is (B, spixels, fpixels), one image per orientation,
     rendered in one pass (or one by one when tricubic interpolation is on: C's fallback from it is

@@ -270,6 +270,7 @@ def render_chunk(first, offsets, start, end, fpixels, geo, flags, layers, incide
     fpix, spix = np.empty(BLOCK), np.empty(BLOCK)
     acc = np.empty((B, BLOCK))
     omega0, capture, polar, found = np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK)
+    factor = np.empty(BLOCK)  # scale capture polar omega of each pixel of the block
     d0, d1, d2, r = np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK)
     uncut, f0, f1, f2 = np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK)
     where = np.empty(BLOCK, dtype=np.int64)
@@ -306,16 +307,16 @@ def render_chunk(first, offsets, start, end, fpixels, geo, flags, layers, incide
                                f0, f1, f2, where, acc[c // C])
         for j in range(m):
             lane_omega[j] += omega0[j] * per_pixel
-            capture[j] = geo[GEO_SCALE] * capture[j] * polar[j] * omega0[j]  # the pixel's factor
+            factor[j] = geo[GEO_SCALE] * capture[j] * polar[j] * omega0[j]
         for b in range(B):
             if in_double:
                 for j in range(m):
-                    v = (bg + acc[b, j]) * capture[j]
+                    v = (bg + acc[b, j]) * factor[j]
                     wide[j0 + j, b] = v
                     _tally(j, j0 + j, np.float32(v), lane_sum[b], lane_sq[b], lane_max[b], lane_row[b])
             else:
                 for j in range(m):
-                    v32 = np.float32((bg + acc[b, j]) * capture[j])
+                    v32 = np.float32((bg + acc[b, j]) * factor[j])
                     narrow[j0 + j, b] = v32
                     _tally(j, j0 + j, v32, lane_sum[b], lane_sq[b], lane_max[b], lane_row[b])
     for b in range(B):
