@@ -89,7 +89,7 @@ def detector_qmax(exp) -> float:
     """
     import torch
 
-    from .engine.render import subpixel_positions
+    from .engine.pixels import subpixel_positions
     from .resolve import resolve
 
     xtal = replace(exp.crystal, fgrid=None, default_F=1.0, misset=None, mosaic_umats=None, mosaic_domains=-1,

@@ -42,133 +42,11 @@ from __future__ import annotations
 
 import torch
 
-from ..geometry.vectors import rotate_axis
 from ..physics.lattice import lattice_factor
 from ..physics.polarization import kahn_factor, polarization_axes
 from ..physics.structure_factors import structure_factor
 from .inputs import RenderInputs
-
-
-def _dot(u, v):
-    """Dot product of two component triples."""
-    return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
-
-
-def subpixel_positions(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor):
-    """Lab position components (x, y, z), each (T, O, P), of every sub-pixel in every layer, in float64
-    (from the inputs' exact geometry; in the inputs' dtype when they have none).
-
-    F = sub*(fpixel*n + subF) + sub/2, S likewise, sub = pixel/n (C's Fdet, Sdet);
-    pos = pix0 + F fdet + S sdet + depth odet. O enumerates (subS, subF), subS-major.
-    """
-    n = inp.oversample
-    pix0, fdet, sdet, odet = (inp.exact(k) for k in ("pix0", "fdet", "sdet", "odet"))
-    dtype = pix0.dtype
-    sub = inp.exact("pixel_size") / n
-    steps = torch.arange(n, device=fpix.device, dtype=dtype)[:, None]
-    fd = sub * (fpix.to(dtype) * n + steps) + sub / 2.0  # (n, P)
-    sd = sub * (spix.to(dtype) * n + steps) + sub / 2.0
-    fd = fd[None, :, :].expand(n, -1, -1).reshape(1, n * n, -1)  # subF varies fastest
-    sd = sd[:, None, :].expand(-1, n, -1).reshape(1, n * n, -1)
-    # (3, T, 1, 1)
-    base = pix0[:, None, None, None] + inp.exact("thick_offsets")[:, None, None] * odet[:, None, None, None]
-    pos = tuple(base[i] + fd * fdet[i] + sd * sdet[i] for i in range(3))
-    if inp.curved:
-        pos = _curve(inp, pos)
-    return pos
-
-
-def _curve(inp: RenderInputs, pos):
-    """C's curved detector: every pixel at ``distance`` from the sample.
-
-    C rotates distance*beam about sdet by y/distance, then about fdet by
-    z/distance, using the lab y and z components of the flat position.
-    """
-    distance = inp.exact("distance")
-    base = distance * inp.exact("beam")
-    step1 = rotate_axis(base, inp.exact("sdet"), pos[1] / distance)
-    return rotate_axis(step1, inp.exact("fdet"), pos[2] / distance).unbind(-1)
-
-
-def _eager_geometry(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor):
-    """subpixel_positions then pixel_factors, for eager code on a flat detector: the components
-    stacked, (K, 3, P), so that each step is one pass over all three (float64 passes are the
-    eager engine's cost). Same returns as pixel_factors, the float64 directions stacked.
-
-    F = sub (fpixel n + subF + 1/2) (C's Fdet), S likewise: pos = pix0 + depth odet + F fdet + S sdet.
-    """
-    n = inp.oversample
-    pix0, fdet, sdet, odet = (inp.exact(k) for k in ("pix0", "fdet", "sdet", "odet"))
-    dtype = pix0.dtype
-    sub = inp.exact("pixel_size") / n
-    half = torch.arange(n, device=fpix.device, dtype=dtype)[:, None] + 0.5
-    mf = fpix.to(dtype) * n + half if n > 1 else fpix.to(dtype) + half  # (n, P), in sub-pixels
-    ms = spix.to(dtype) * n + half if n > 1 else spix.to(dtype) + half
-    along_f = mf[:, None, :] * (sub * fdet)[None, :, None]  # (n, 3, P)
-    along_s = ms[:, None, :] * (sub * sdet)[None, :, None]
-    base = pix0[None, :] + inp.exact("thick_offsets")[:, None] * odet[None, :]  # (T, 3)
-    t = base.shape[0]
-    plane = (along_s[:, None] + along_f[None]).reshape(n * n, 3, -1)  # subS-major, subF fastest
-    pos = (base[:, None, :, None] + plane[None]).reshape(t * n * n, 3, -1)  # (K, 3, P)
-    airpath = torch.sqrt((pos * pos).sum(1))
-    exact = pos / airpath[:, None]
-    work = inp.pix0.dtype
-    diffracted = exact.to(work).unbind(1)
-    omega, capture = _omega_capture(inp, airpath.to(work), diffracted, t)
-    return diffracted, omega, capture, exact
-
-
-def _omega_capture(inp: RenderInputs, airpath, diffracted, t: int):
-    """Solid angles and capture fractions (K, P) from path lengths and diffracted components (K, P)."""
-    k, p = airpath.shape
-    if inp.point_pixel:
-        omega = 1.0 / (airpath * airpath)
-    else:
-        omega = inp.pixel_size * inp.pixel_size / (airpath * airpath) * inp.close_distance / airpath
-    if inp.absorb:
-        parallax = _dot(tuple(c.reshape(t, k // t, p) for c in diffracted), inp.odet)
-        layer = torch.arange(t, device=airpath.device, dtype=airpath.dtype)[:, None, None]
-        depth = inp.thickstep * inp.mu / parallax
-        capture = (torch.exp(-layer * depth) - torch.exp(-(layer + 1) * depth)).reshape(k, p)
-    else:
-        capture = torch.ones_like(omega)
-    return omega, capture
-
-
-def pixel_factors(inp: RenderInputs, pos, fused: bool = False):
-    """Diffracted unit vector components, solid angles and capture fractions, each (K, P), in the
-    inputs' dtype, and the diffracted components in the positions' (float64) precision.
-
-    omega = pixel^2 / R^2 * close_distance / R (1/R^2 with -point_pixel);
-    capture = exp(-t*dt*mu/p) - exp(-(t+1)*dt*mu/p), p = diffracted . odet.
-    """
-    t, o, p = pos[0].shape
-    r2 = _dot(pos, pos)
-    dtype = inp.pix0.dtype
-    if fused and r2.dtype == torch.float64 and not (torch.is_grad_enabled() and r2.requires_grad):
-        # compiled code: 1/R from a float32 reciprocal square root and one Newton step (float64 to
-        # 1e-14), cheaper there than a float64 square root and three divisions
-        inv = torch.rsqrt(r2.to(torch.float32)).to(r2.dtype)
-        inv = inv * (1.5 - 0.5 * r2 * inv * inv)
-        exact = tuple((c * inv).reshape(t * o, p) for c in pos)
-        airpath = (r2 * inv).to(dtype)
-    else:  # eager code: fewer passes
-        airpath = torch.sqrt(r2)
-        exact = tuple((c / airpath).reshape(t * o, p) for c in pos)
-        airpath = airpath.to(dtype)
-    diffracted = tuple(c.to(dtype) for c in exact)
-    if inp.point_pixel:
-        omega = 1.0 / (airpath * airpath)
-    else:
-        omega = inp.pixel_size * inp.pixel_size / (airpath * airpath) * inp.close_distance / airpath
-    if inp.absorb:
-        parallax = _dot(tuple(c.reshape(t, o, p) for c in diffracted), inp.odet)
-        layer = torch.arange(t, device=airpath.device, dtype=airpath.dtype)[:, None, None]
-        depth = inp.thickstep * inp.mu / parallax
-        capture = torch.exp(-layer * depth) - torch.exp(-(layer + 1) * depth)
-    else:
-        capture = torch.ones_like(omega)
-    return diffracted, omega.reshape(t * o, p), capture.reshape(t * o, p), exact
+from .pixels import Plane, dot, eager_geometry, pixel_factors, plane_factors, subpixel_positions
 
 
 def scattering_terms(inp: RenderInputs, d, src: slice, stacked: bool = False):
@@ -192,7 +70,7 @@ def scattering_terms(inp: RenderInputs, d, src: slice, stacked: bool = False):
         q = comps = tuple((d[i][:, None, :] - incident[:, i, None]) * inv_lam[:, None] for i in range(3))
     cut = None
     if inp.dmin > 0:
-        stol = 0.5 * torch.sqrt(_dot(comps, comps))
+        stol = 0.5 * torch.sqrt(dot(comps, comps))
         cut = (stol > 0) & (inp.dmin > 0.5 / stol)
     return q, cut
 
@@ -224,6 +102,8 @@ def miller_indices(q, cells: torch.Tensor):
             h = torch.matmul(scaled[None], q.d[:, None]) - offset[None, :, :, None]  # (K, S, 3C, P)
             return h.view(k, -1, 3, c, p)
         m, off = scaled.view(-1, 3, c, 3), offset.view(-1, 3, c)  # plain products (compiled code fuses them)
+        if isinstance(q.d, Plane):
+            return _plane_indices(q.d, m, off, _one_term(q.inv_lam.shape[0], c))
         dx, dy, dz = (x[:, None, None, :] for x in (q.d if _one_term(q.inv_lam.shape[0], c) else _held(q.d)))
         return tuple(dx * m[None, :, i, :, 0, None] + dy * m[None, :, i, :, 1, None] + dz * m[None, :, i, :, 2, None]
                      - off[None, :, i, :, None] for i in range(3))
@@ -234,6 +114,18 @@ def miller_indices(q, cells: torch.Tensor):
     qx, qy, qz = (c[:, :, None, :] for c in q)
     return tuple(qx * cells[:, i, 0, None] + qy * cells[:, i, 1, None] + qz * cells[:, i, 2, None]
                  for i in range(3))
+
+
+def _plane_indices(g: Plane, m, off, one_term: bool):
+    """h, k, l, three (K, S, C, P), from a Plane: h = (m . base + u m . f + v m . s) / R - o,
+    m = a / lambda (S, 3, C, 3), o = m . incident (S, 3, C); 1/R held in memory where there are
+    several terms (see _held)."""
+    inv = g.inv if one_term else _held((g.inv,))[0]
+    at_base = (m[None] * g.base[:, None, None, None, :]).sum(-1)  # (K, S, 3, C)
+    along_f, along_s = (m * g.fdet).sum(-1), (m * g.sdet).sum(-1)  # (S, 3, C)
+    u, v, inv = (x[:, None, None, :] for x in (g.u, g.v, inv))
+    return tuple((at_base[:, :, i, :, None] + u * along_f[None, :, i, :, None] + v * along_s[None, :, i, :, None])
+                 * inv - off[None, :, i, :, None] for i in range(3))
 
 
 def _one_term(sources, cells) -> bool:
@@ -248,7 +140,7 @@ def _held(d):
     (sources-1024: engine 0.54 s against 0.75 s without it, on a loaded 2-core machine). Cost: one
     (K, 3, P) float64 buffer."""
     stacked = torch.stack(d, 1)
-    return torch.matmul(torch.eye(3, dtype=stacked.dtype, device=stacked.device), stacked).unbind(1)
+    return torch.matmul(torch.eye(len(d), dtype=stacked.dtype, device=stacked.device), stacked).unbind(1)
 
 
 def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool, fused: bool = False, first=None):
@@ -276,9 +168,9 @@ def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool, fused: bool = Fa
     def dstar_sq(f):
         r = inp.recip
         d = tuple(f[0] * r[0, i] + f[1] * r[1, i] + f[2] * r[2, i] for i in range(3))
-        return _dot(d, d)
+        return dot(d, d)
 
-    f_latt = lattice_factor(inp.shape, frac, inp.N, dstar_sq, inp.fudge, inp.N_axes, one_division=fused)
+    f_latt = lattice_factor(inp.shape, frac, inp.N, dstar_sq, inp.fudge, inp.N_axes, compiled=fused)
     if not inp.ftable.populated:
         return (inp.ftable.default_F * f_latt) ** 2, f_latt, False
     counted = None
@@ -367,7 +259,7 @@ def _polar(inp, d, incident):
     """Kahn factor for diffracted components d (each (K, 1, P)) and incident vectors (S, 3): (K, S, P)."""
     e_in, b_in = polarization_axes(incident, inp.polar_vector)
     comps = lambda v: tuple(v[:, i, None] for i in range(3))  # noqa: E731
-    return kahn_factor(inp.kahn, _dot(d, comps(incident)), _dot(d, comps(e_in)), _dot(d, comps(b_in)))
+    return kahn_factor(inp.kahn, dot(d, comps(incident)), dot(d, comps(e_in)), dot(d, comps(b_in)))
 
 
 def _first_polar(inp, d, cut):
@@ -438,7 +330,7 @@ def _accumulate(inp, d, exact, omega, capture, blocks, carry, interp_on, fused, 
     n_src = inp.source_dirs.shape[0]  # not len(): compiled code keeps it a runtime size
     for ks, src in blocks:
         dks = tuple(c[ks] for c in d)
-        exact_ks = exact[ks] if isinstance(exact, torch.Tensor) else tuple(c[ks] for c in exact)
+        exact_ks = exact[ks] if isinstance(exact, (torch.Tensor, Plane)) else tuple(c[ks] for c in exact)
         q, cut = scattering_terms(inp, exact_ks, src, stacked=not fused)
         mask = None
         if first is not None:
@@ -468,7 +360,7 @@ def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blo
     value on exit is returned last, for the next chunk.
     value = scale * I * capture_last * polar_first * omega_first, each factor
     omitted when its ``-oversample_*`` flag applied it inside the sum.
-    ``fused``: the form for compiled code (see lattice_factor's one_division).
+    ``fused``: the form for compiled code (see lattice_factor's compiled).
     The pixel of C's first spindle pass, when the chunk holds it, is
     rendered again with that pass's cells (see the module notes).
     """
@@ -489,10 +381,12 @@ def render_pixels(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor, blo
 def _render(inp: RenderInputs, fpix, spix, blocks, interp_on: bool, fused: bool, first=None):
     """render_pixels without the first pass; ``first``: the K*S index of the pass that takes
     the first-pass cells in these pixels, or None."""
-    if fused or inp.curved:
+    if fused and not inp.curved and inp.dmin <= 0 and inp.exact("pix0").dtype == torch.float64:
+        d, omega, capture, exact = plane_factors(inp, fpix, spix)
+    elif fused or inp.curved:
         d, omega, capture, exact = pixel_factors(inp, subpixel_positions(inp, fpix, spix), fused)
     else:
-        d, omega, capture, exact = _eager_geometry(inp, fpix, spix)
+        d, omega, capture, exact = eager_geometry(inp, fpix, spix)
     k, p = omega.shape
     carry = inp.I_bg.expand(inp.batch, p).clone()
     carry, cuts, interp_on = _accumulate(inp, d, exact, omega, capture, blocks, carry, interp_on, fused, first)

@@ -26,7 +26,7 @@ from .lattice import lattice_factor
 @dataclass(frozen=True)
 class Shape:
     name: str  #: the value of ``crystal.shape`` and of the API's ``shape=``
-    function: Callable  #: F_latt(frac, N, dstar_sq, fudge, axes=None, one_division=False)
+    function: Callable  #: F_latt(frac, N, dstar_sq, fudge, axes=None, compiled=False)
     c_word: str  #: the word of C's set-up report: ``<c_word> xtal: NaxNbxNc cells``
     flags: tuple  #: command-line flags choosing it
     n_differentiable: bool  #: F_latt has a useful gradient with respect to N
@@ -34,8 +34,8 @@ class Shape:
 
 
 def _transform(name: str) -> Callable:
-    def f_latt(frac: torch.Tensor, N: torch.Tensor, dstar_sq, fudge, axes=None, one_division: bool = False):
-        return lattice_factor(name, frac, N, dstar_sq, fudge, axes, one_division)
+    def f_latt(frac: torch.Tensor, N: torch.Tensor, dstar_sq, fudge, axes=None, compiled: bool = False):
+        return lattice_factor(name, frac, N, dstar_sq, fudge, axes, compiled)
     f_latt.__name__ = f"f_latt_{name}"
     f_latt.__doc__ = f"F_latt of the {name} shape (see nanobragg.physics.lattice.lattice_factor)."
     return f_latt
