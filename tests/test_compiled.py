@@ -4,8 +4,9 @@ A kernel serves every run of its kind (step counts, oversampling and detector
 size are runtime sizes), so the module's cache builds one per kind (tens of
 seconds to minutes each on two cores): runs without sensor thickness or a
 spindle from phi = 0 (five of them first, from an empty cache, which add one
-kernel), comprehensive (mosaic domains, spindle steps, sensor layers), and in
-float64 the first kind and a thick sensor (absorption): the subset of issue
+kernel for several sources and one for one source), comprehensive (mosaic
+domains, spindle steps, sensor layers), and in float64 those two kinds and a
+thick sensor (absorption): the subset of issue
 12 (mosaic domains, several sources, sensor layers, oversampling, both
 dtypes). Every other kind is rendered, by default, by the numba loop, which
 tests/test_golden.py checks on every case.
@@ -65,8 +66,10 @@ for name, dtype in t.BACKGROUND_KINDS:
 assert t.compiled_int_kernel(build=True) is not None
 """
 #: One case per kind built in the second process: comprehensive (mosaic domains, spindle steps, sensor
-#: layers) in float32; in float64 divergence, mosaic and oversample-2 are one kind, absorption another.
-BACKGROUND_KINDS = (("comprehensive", torch.float32), ("divergence", torch.float64), ("absorption", torch.float64))
+#: layers) in float32; in float64 divergence (several sources), mosaic and oversample-2 (one source: a
+#: kind of their own), and absorption.
+BACKGROUND_KINDS = (("comprehensive", torch.float32), ("divergence", torch.float64), ("mosaic", torch.float64),
+                    ("absorption", torch.float64))
 
 
 @pytest.fixture
@@ -98,28 +101,31 @@ def _kernels(folder) -> set:
     return {p.name for p in folder.glob("*.pt2")}
 
 
-#: Five runs of one kind: 49 sources, 5 wavelengths, 12 mosaic domains, 2 x 2 sub-pixels, and a
-#: 64-pixel detector with 3 spindle steps (from phi = 10) x 2 domains and 3 x 3 sub-pixels (no C image).
-REUSE = [("divergence", ()), ("dispersion", ()), ("mosaic", ()), ("oversample-2", ()),
-         ("detsize-64", ("-phi", "10", "-osc", "30", "-phisteps", "3", "-mosaic", "1", "-mosaic_dom", "2",
-                         "-oversample", "3"))]
+#: Runs of two kinds, each sharing one kernel: several sources (49 sources; 5 wavelengths) and one source
+#: (12 mosaic domains; 2 x 2 sub-pixels; a 64-pixel detector with 3 spindle steps (from phi = 10) x 2
+#: domains and 3 x 3 sub-pixels, no C image).
+REUSE = {"several sources": [("divergence", ()), ("dispersion", ())],
+         "one source": [("mosaic", ()), ("oversample-2", ()),
+                        ("detsize-64", ("-phi", "10", "-osc", "30", "-phisteps", "3", "-mosaic", "1",
+                                        "-mosaic_dom", "2", "-oversample", "3"))]}
 
 
 def test_runs_of_one_kind_share_one_kernel(tmp_path, kernel_cache):
-    """Other step counts, oversampling and detector sizes: one kernel built into the empty cache, each
-    image the eager one to float rounding and C's where there is one. First in the module (the other
-    tests reuse this kernel)."""
+    """Other step counts, oversampling and detector sizes: one kernel per kind built into the empty cache,
+    each image the eager one to float rounding and C's where there is one. First in the module (the other
+    tests reuse these kernels)."""
     before = _kernels(kernel_cache)
-    for i, (name, extra) in enumerate(REUSE):
-        folder = tmp_path / str(i)
-        folder.mkdir()
-        fast, slow = _render(name, folder, True, extra), _render(name, folder, False, extra)
-        assert fast.compiled and not slow.compiled
-        assert float((fast.image - slow.image).abs().max()) <= 1e-5 * float(slow.image.abs().max()), name
-        if not extra:
-            result = compare(fast.image.numpy().reshape(-1), c_image(name))
-            assert result["corr"] >= 0.9999 and result["rel_total"] <= 1e-3, (name, result)
-        assert len(_kernels(kernel_cache) - before) == 1, (name, _kernels(kernel_cache))
+    for kinds, (kind, runs) in enumerate(REUSE.items(), 1):
+        for name, extra in runs:
+            folder = tmp_path / name
+            folder.mkdir()
+            fast, slow = _render(name, folder, True, extra), _render(name, folder, False, extra)
+            assert fast.compiled and not slow.compiled
+            assert float((fast.image - slow.image).abs().max()) <= 1e-5 * float(slow.image.abs().max()), name
+            if not extra:
+                result = compare(fast.image.numpy().reshape(-1), c_image(name))
+                assert result["corr"] >= 0.9999 and result["rel_total"] <= 1e-3, (name, result)
+            assert len(_kernels(kernel_cache) - before) == kinds, (kind, name, _kernels(kernel_cache))
 
 
 @pytest.mark.parametrize("name", ["comprehensive", "divergence", "sourcefile", "oversample-2"])
@@ -133,7 +139,7 @@ def test_compiled_kernel_matches_c(name, tmp_path, background_kernels):
 
 @pytest.mark.parametrize("name", ["divergence", "mosaic", "oversample-2", "absorption"])
 def test_float64_compiled_kernel_matches_c(name, tmp_path, background_kernels):
-    """float64 through the compiled kernel (two builds, FLOAT64_KINDS: the first three cases are one kind),
+    """float64 through the compiled kernel (three builds, BACKGROUND_KINDS: mosaic and oversample-2 are one kind),
     at the eager float64 limits of tests/test_golden.py: several sources, mosaic domains, sub-pixels, layers."""
     out = _render(name, tmp_path, True, dtype=torch.float64)
     assert out.compiled and out.image.dtype == torch.float64

@@ -80,13 +80,18 @@ def test_a_changed_module_changes_the_key(monkeypatch, tmp_path):
 
 
 def test_key_leaves_out_step_counts_and_sizes():
-    """Sources, spindle steps, mosaic domains, oversampling, detector size and chunk pixels: one kernel."""
+    """Spindle steps, mosaic domains, oversampling, detector size and chunk pixels: one kernel for one
+    source; source counts (two or more) and the rest: one kernel for several sources."""
     key = _key(_inputs("-mosaic 1 -mosaic_dom 2"))
     assert _key(_inputs("-mosaic 1 -mosaic_dom 2"), 2048) == key
     for extra in ("-mosaic 1 -mosaic_dom 5", "-phi 10 -osc 30 -phisteps 3", "-oversample 3",
-                  "-oversample 2 -detpixels 20", "-hdivrange 0.1 -hdivsteps 3",
-                  "-dispersion 5 -dispsteps 4 -distance 70 -lambda 1.5"):
+                  "-oversample 2 -detpixels 20"):
         assert _key(_inputs(extra)) == key, extra
+    several = _key(_inputs("-hdivrange 0.1 -hdivsteps 3"))
+    assert several != key
+    for extra in ("-dispersion 5 -dispsteps 4 -distance 70 -lambda 1.5", "-hdivrange 0.1 -hdivsteps 3 -mosaic 1 "
+                  "-mosaic_dom 5 -oversample 2", "-dispersion 1 -dispsteps 2"):
+        assert _key(_inputs(extra)) == several, extra
 
 
 def test_one_term_per_pixel_is_a_kind_of_its_own():

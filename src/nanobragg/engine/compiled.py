@@ -12,7 +12,7 @@ counts (sources, spindle steps x mosaic domains, layers, oversampling) and
 the detector and chunk size are runtime sizes of one kernel
 (``torch.export.Dim``, see EXPORT_SIZES), so a user's cache holds a handful
 of kernels; a run of one term per pixel bakes its step counts (all 1) in, for
-speed, and a chunk plan that splits one pixel's terms into blocks (very large
+speed, a run of one source its source count, and a chunk plan that splits one pixel's terms into blocks (very large
 step counts, the memory bound) bakes its plan in. The key also hashes the
 source of every module the kernel is traced from: the import closure of this
 module within the package (:func:`traced_modules`, read from the files), so
@@ -149,8 +149,11 @@ def _source_hash(roots: tuple = RENDER_ROOTS, files: tuple = ()) -> str:
 #: x mosaic domains), B cells of a batch. Each is given to
 #: the exporter at this size (export specialises sizes 0 and 1; distinct sizes so that none is
 #: taken for another), so that the generated code depends on the key alone, not on the first
-#: run that built it.
-EXPORT_SIZES = {"P": 1 << 16, "T": 2, "n": 3, "S": 5, "C": 7, "B": 11}
+#: run that built it. They also decide how many of a loop nest's outer loops are parallel (see
+#: MANY_TERMS_OPTIONS): C = 13 makes the layer-subpixel and cell loops of a one-source kernel enough
+#: (18 x 13 iterations), where with 7 the pixel loop was collapsed with them and every 16 pixels
+#: reloaded the cell's constants (comprehensive-512: engine 0.20 s against 0.18 s before).
+EXPORT_SIZES = {"P": 1 << 16, "T": 2, "n": 3, "S": 5, "C": 13, "B": 11}
 #: The sizes that fix a chunk's plan: baked in, with the plan, when it splits one pixel's terms into
 #: several (layer, source) blocks (a memory bound only very large step counts reach).
 PLAN_SIZES = ("P", "T", "n", "S", "C")
@@ -192,10 +195,15 @@ def _single_term(inp: RenderInputs) -> bool:
 
 
 def _runtime_sizes(inp: RenderInputs, blocks) -> set:
-    """The size names that are runtime sizes of the kernel rendering ``inp`` with chunk plan ``blocks``."""
+    """The size names that are runtime sizes of the kernel rendering ``inp`` with chunk plan ``blocks``.
+
+    One source is baked in: a kernel for several sources splits each pixel's Miller indices once
+    for all of them (render.split_indices), one for a single source keeps its float64 indices fused."""
     if _split(blocks):
         return set(EXPORT_SIZES) - set(PLAN_SIZES)
-    return set(EXPORT_SIZES) - set(STEP_SIZES) if _single_term(inp) else set(EXPORT_SIZES)
+    if _single_term(inp):
+        return set(EXPORT_SIZES) - set(STEP_SIZES)
+    return set(EXPORT_SIZES) - ({"S"} if inp.source_dirs.shape[0] == 1 else set())
 
 
 def kernel_key(inp: RenderInputs, blocks, pixels: int) -> str:
@@ -204,8 +212,8 @@ def kernel_key(inp: RenderInputs, blocks, pixels: int) -> str:
     index bounds and grid shape, constants of the lookup: as runtime values, the Pilatus job's engine
     took 2-3x as long, loaded machine), which tensors there are and their fixed sizes. Step counts, the oversample,
     the detector size and the chunk's pixels are runtime sizes (EXPORT_SIZES), not in the key,
-    except the step counts of a run of one term per pixel (STEP_SIZES, all 1: one more kind) and the
-    plan and its sizes where it splits a pixel's terms."""
+    except the step counts of a run of one term per pixel (STEP_SIZES, all 1: one more kind), the source
+    count of a run of one source, and the plan and its sizes where it splits a pixel's terms."""
     dynamic = _runtime_sizes(inp, blocks)
     parts = [_source_hash(), torch.__version__, str(inp.pix0.dtype), inp.pix0.device.type]
     parts += [f"pixels:{pixels}"] * ("P" not in dynamic) + [f"oversample:{inp.oversample}"] * ("n" not in dynamic)
@@ -386,7 +394,8 @@ def _sigterm_raises():
 #: time (four rounds of 9 in one process, idle 2-core machine), and float64 kernels stayed within
 #: 3e-12 of the eager image (of its brightest pixel) on six geometries.
 BUILD_OPTIONS = {"aot_inductor.compile_wrapper_opt_level": "O0", "aot_inductor.enable_line_tables": False,
-                 "cpp.enable_floating_point_contract_flag": "fast"}
+                 "cpp.enable_floating_point_contract_flag": "fast",
+                 "realize_opcount_threshold": 1000, "realize_reads_threshold": 64, "realize_acc_reads_threshold": 1000}
 #: Added for a kernel with runtime step counts. Inductor parallelises a loop nest over its outer loops
 #: until their sizes at export (EXPORT_SIZES) give two iterations per thread: with the build's own
 #: thread count (2) that is the layer-subpixel loop alone (18 at export), which a run of one layer

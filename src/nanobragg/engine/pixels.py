@@ -169,7 +169,8 @@ def plane_factors(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor):
     v = sd[None, :, None].expand(t, n, n, p).reshape(k, p)
     base = pix0[None, :] + inp.exact("thick_offsets")[:, None] * odet[None, :]  # (T, 3)
     base = base[:, None].expand(t, n * n, 3).reshape(k, 3)
-    bb, bf, bs = ((base * w).sum(1, keepdim=True) for w in (base, 2.0 * fdet, 2.0 * sdet))
+    b = base[:, :, None].unbind(1)  # three (K, 1): products, not sums over an axis (see render._plane_indices)
+    bb, bf, bs = dot(b, b), 2.0 * dot(b, fdet), 2.0 * dot(b, sdet)
     r2 = bb + u * (bf + u * dot(fdet, fdet) + v * (2.0 * dot(fdet, sdet))) + v * (bs + v * dot(sdet, sdet))
     inv = _inverse_root(r2)
     work = inp.pix0.dtype

@@ -118,14 +118,18 @@ def miller_indices(q, cells: torch.Tensor):
 
 def _plane_indices(g: Plane, m, off, one_term: bool):
     """h, k, l, three (K, S, C, P), from a Plane: h = (m . base + u m . f + v m . s) / R - o,
-    m = a / lambda (S, 3, C, 3), o = m . incident (S, 3, C); 1/R held in memory where there are
-    several terms (see _held)."""
-    inv = g.inv if one_term else _held((g.inv,))[0]
-    at_base = (m[None] * g.base[:, None, None, None, :]).sum(-1)  # (K, S, 3, C)
-    along_f, along_s = (m * g.fdet).sum(-1), (m * g.sdet).sum(-1)  # (S, 3, C)
-    u, v, inv = (x[:, None, None, :] for x in (g.u, g.v, inv))
-    return tuple((at_base[:, :, i, :, None] + u * along_f[None, :, i, :, None] + v * along_s[None, :, i, :, None])
-                 * inv - off[None, :, i, :, None] for i in range(3))
+    m = a / lambda (S, 3, C, 3), o = m . incident (S, 3, C); u, v and 1/R held in memory where
+    there are several terms (see _held: else each term would redo the pixel's index arithmetic)."""
+    held = (g.u, g.v, g.inv) if one_term else _held((g.u, g.v, g.inv))
+    at_base = dot(m[None].unbind(-1), g.base[:, None, None, None, :].unbind(-1))  # (K, S, 3, C)
+    along_f, along_s = dot(m.unbind(-1), g.fdet), dot(m.unbind(-1), g.sdet)  # (S, 3, C)
+    # the coefficients in one buffer: compiled code keeps an index inline only while it reads few buffers
+    # (sources-1024 stored h and k of every term in memory, with four)
+    coef = torch.stack(torch.broadcast_tensors(at_base, along_f[None], along_s[None], off[None]), -1)
+    u, v, inv = (x[:, None, None, :] for x in held)
+    c = coef[..., None, :]  # (K, S, 3, C, 1, 4)
+    return tuple((c[:, :, i, ..., 0] + u * c[:, :, i, ..., 1] + v * c[:, :, i, ..., 2]) * inv - c[:, :, i, ..., 3]
+                 for i in range(3))
 
 
 def _one_term(sources, cells) -> bool:
@@ -133,14 +137,16 @@ def _one_term(sources, cells) -> bool:
     return all(isinstance(n, int) and n == 1 for n in (sources, cells))
 
 
-def _held(d):
-    """The diffracted components, three (K, P), as computed, through a product with the identity: compiled
+def _held(parts):
+    """``parts`` (tensors of one shape (K, ...)) as computed, through a product with the identity: compiled
     code keeps the result of a matrix product (an extern kernel) in memory, where Inductor would otherwise
-    fuse the float64 normalisation of d into the term loop and redo it for every source and cell
-    (sources-1024: engine 0.54 s against 0.75 s without it, on a loaded 2-core machine). Cost: one
-    (K, 3, P) float64 buffer."""
-    stacked = torch.stack(d, 1)
-    return torch.matmul(torch.eye(len(d), dtype=stacked.dtype, device=stacked.device), stacked).unbind(1)
+    fuse the per-pixel work that made them into the term loop and redo it for every source and cell
+    (the float64 directions, sources-1024: engine 0.54 s against 0.75 s without it, on a loaded 2-core
+    machine). Cost: one buffer of them all."""
+    stacked = torch.stack(parts, 1)
+    flat = stacked.reshape(stacked.shape[0], len(parts), -1)
+    eye = torch.eye(len(parts), dtype=stacked.dtype, device=stacked.device)
+    return torch.matmul(eye, flat).view(stacked.shape).unbind(1)
 
 
 def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool, fused: bool = False, first=None):
@@ -153,9 +159,7 @@ def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool, fused: bool = Fa
     """
     dtype = inp.pix0.dtype
     need_h = inp.ftable.populated and interp_on
-    # eager float32: the split indices; compiled code keeps its float64 h, fused into one loop
-    # (holding the split in memory made it slower: cubic-4096 0.82 s against 0.31 s)
-    if not fused and isinstance(q, _Implicit) and dtype != torch.float64 and q.inv_lam.dtype == torch.float64:
+    if _split_wanted(q, dtype, fused):
         hkl, h0, frac = split_indices(q, inp.exact_orientations, dtype, need_h)
         if first is not None:
             alt = split_indices(q, inp.first_pass_cells, dtype, need_h)
@@ -182,6 +186,16 @@ def intensity_terms(inp: RenderInputs, q, cut, interp_on: bool, fused: bool = Fa
     return (f_cell * f_latt) ** 2, f_latt, interp_on
 
 
+def _split_wanted(q, dtype, fused: bool) -> bool:
+    """True where float32 indices come from split_indices: eager code, and compiled code with several
+    sources (which share each pixel's split; compiled code with one source keeps its float64 h, fused
+    into one loop: holding the split in memory made cubic-4096 0.82 s against 0.31 s)."""
+    if not isinstance(q, _Implicit) or dtype == torch.float64 or q.inv_lam.dtype != torch.float64:
+        return False
+    sources = q.inv_lam.shape[0]
+    return not fused or not isinstance(sources, int) or sources > 1
+
+
 def _exact_indices(q, inp: RenderInputs, dtype, fused: bool, first=None):
     """(h, h0, frac), three tensors each: h = a . q and h0 = ceil(h - 1/2) in the precision of q
     (float64 runs, -dmin), frac = h - h0 in ``dtype``; ``first`` as in intensity_terms."""
@@ -204,9 +218,9 @@ def _exact_indices(q, inp: RenderInputs, dtype, fused: bool, first=None):
 
 
 def split_indices(q: "_Implicit", cells: torch.Tensor, dtype, need_h: bool = True):
-    """(h, h0, frac), three (K, S, C, P) tensors each, in ``dtype`` (eager float32, ``q.d`` stacked
-    (K, 3, P) as scattering_terms gives eager code): C's h = a . q,
-    h0 = ceil(h - 1/2), frac = h - h0, without a float64 tensor of every term.
+    """(h, h0, frac), three (K, S, C, P) tensors each, in ``dtype`` (float32 runs: eager code, and
+    compiled code with several sources): C's h = a . q, h0 = ceil(h - 1/2), frac = h - h0, without
+    a float64 tensor of every term.
 
     With u = lambda_0 / lambda_s - 1 and a_0 = a / lambda_0, h_s = b + u_s b - o_s where
     b = a_0 . d (K, 3C, P) is formed once in float64, split into a whole number n and a
@@ -214,6 +228,7 @@ def split_indices(q: "_Implicit", cells: torch.Tensor, dtype, need_h: bool = Tru
     x = r + u_s float32(b) - rho_s (|x| < 1 + |u_s b|), h0 = (n - m_s) + ceil(x - 1/2),
     frac = x - ceil(x - 1/2). The float32 error of frac is about 1.2e-7 (1 + |u_s b|): 6e-8 for
     one wavelength, 7e-7 for a 2% band at h = 300, where a float32 h alone is off by 2e-5.
+    Compiled code holds r, n and float32(b) in memory (see _held), each source's terms reading them.
     ``need_h``: also h = h0 + frac (tricubic interpolation), else None.
     """
     c = cells.shape[0]
@@ -223,11 +238,14 @@ def split_indices(q: "_Implicit", cells: torch.Tensor, dtype, need_h: bool = Tru
     off = ((a[None] * q.inv_lam[:, None, None]) * q.incident[:, None, :]).sum(-1)  # (S, 3C)
     off_whole = torch.round(off)
     rho, m = ((off - off_whole).to(dtype).view(-1, 3, c), off_whole.to(dtype).view(-1, 3, c))
-    k, _, p = q.d.shape  # eager code's stacked diffracted directions, (K, 3, P)
-    base = torch.matmul(a * lam0, q.d)  # (K, 3C, P), float64
-    whole = torch.round(base.detach())  # no gradient: r carries all of it
-    mono = not bool((ratio != 0).any())  # one wavelength: no u_s b term
+    base = _scaled_directions(q.d, a * lam0)  # (K, 3C, P), float64
+    k, p = base.shape[0], base.shape[-1]
+    compiled = not isinstance(q.d, torch.Tensor)
+    # no gradient through the whole part: r carries all of it
+    whole = (base + _ROUNDER) - _ROUNDER if compiled else torch.round(base.detach())
+    mono = not compiled and not bool((ratio != 0).any())  # one wavelength: no u_s b term
     parts = [(base - whole).to(dtype), whole.to(dtype)] + ([] if mono else [base.to(dtype)])
+    parts = _held(parts) if compiled else parts
     r, n, *b = (t.view(k, 3, c, p).unbind(1) for t in parts)  # each three (K, C, P)
     h0, frac = [], []
     for i in range(3):
@@ -239,6 +257,19 @@ def split_indices(q: "_Implicit", cells: torch.Tensor, dtype, need_h: bool = Tru
         frac.append(x - up)
     hkl = tuple(w + f for w, f in zip(h0, frac)) if need_h else None
     return hkl, tuple(h0), tuple(frac)
+
+
+def _scaled_directions(d, a0: torch.Tensor) -> torch.Tensor:
+    """a0 . d, (K, 3C, P) in float64, for a0 (3C, 3) and diffracted directions d: stacked (K, 3, P)
+    (eager code: one matrix product), a Plane (a0 . base + u a0 . f + v a0 . s) / R, or three (K, P)."""
+    if isinstance(d, torch.Tensor):
+        return torch.matmul(a0, d)
+    rows = a0.unbind(1)  # three (3C,)
+    if isinstance(d, Plane):
+        u, v, inv = (x[:, None, :] for x in _held((d.u, d.v, d.inv)))
+        at_base = dot(rows, d.base[:, None, :].unbind(-1))  # (K, 3C)
+        return (at_base[:, :, None] + u * dot(rows, d.fdet)[:, None] + v * dot(rows, d.sdet)[:, None]) * inv
+    return dot(tuple(x[:, None, :] for x in _held(d)), tuple(r[:, None] for r in rows))
 
 
 #: 1.5 * 2**52: adding and subtracting it rounds a float64 of magnitude below 2**51 to a whole number.
