@@ -240,12 +240,12 @@ def split_indices(q: "_Implicit", cells: torch.Tensor, dtype, need_h: bool = Tru
     rho, m = ((off - off_whole).to(dtype).view(-1, 3, c), off_whole.to(dtype).view(-1, 3, c))
     base = _scaled_directions(q.d, a * lam0)  # (K, 3C, P), float64
     k, p = base.shape[0], base.shape[-1]
-    compiled = not isinstance(q.d, torch.Tensor)
+    fused = not isinstance(q.d, torch.Tensor)  # compiled code's form (no stacked directions)
     # no gradient through the whole part: r carries all of it
-    whole = (base + _ROUNDER) - _ROUNDER if compiled else torch.round(base.detach())
-    mono = not compiled and not bool((ratio != 0).any())  # one wavelength: no u_s b term
+    whole = (base + _ROUNDER) - _ROUNDER if fused else torch.round(base.detach())
+    mono = not fused and not bool((ratio != 0).any())  # one wavelength: no u_s b term
     parts = [(base - whole).to(dtype), whole.to(dtype)] + ([] if mono else [base.to(dtype)])
-    parts = _held(parts) if compiled else parts
+    parts = _held(parts) if fused else parts
     r, n, *b = (t.view(k, 3, c, p).unbind(1) for t in parts)  # each three (K, C, P)
     h0, frac = [], []
     for i in range(3):
