@@ -12,8 +12,9 @@ counts (sources, spindle steps x mosaic domains, layers, oversampling) and
 the detector and chunk size are runtime sizes of one kernel
 (``torch.export.Dim``, see EXPORT_SIZES), so a user's cache holds a handful
 of kernels; a run of one term per pixel bakes its step counts (all 1) in, for
-speed, a run of one source its source count, and a chunk plan that splits one pixel's terms into blocks (very large
-step counts, the memory bound) bakes its plan in. The key also hashes the
+speed, a run of one source its source count, and a chunk plan that splits one
+pixel's terms into blocks (very large step counts, the memory bound) bakes its
+plan in. The key also hashes the
 source of every module the kernel is traced from: the import closure of this
 module within the package (:func:`traced_modules`, read from the files), so
 an edit anywhere in the engine's code makes a new kernel, and no module list

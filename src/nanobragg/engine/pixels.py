@@ -30,7 +30,7 @@ def subpixel_positions(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor
     pos = pix0 + F fdet + S sdet + depth odet. O enumerates (subS, subF), subS-major.
     """
     n = inp.oversample
-    pix0, fdet, sdet, odet = (inp.exact(k) for k in ("pix0", "fdet", "sdet", "odet"))
+    pix0, fdet, sdet = (inp.exact(k) for k in ("pix0", "fdet", "sdet"))
     dtype = pix0.dtype
     sub = inp.exact("pixel_size") / n
     steps = torch.arange(n, device=fpix.device, dtype=dtype)[:, None]
@@ -38,12 +38,16 @@ def subpixel_positions(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor
     sd = sub * (spix.to(dtype) * n + steps) + sub / 2.0
     fd = fd[None, :, :].expand(n, -1, -1).reshape(1, n * n, -1)  # subF varies fastest
     sd = sd[:, None, :].expand(-1, n, -1).reshape(1, n * n, -1)
-    # (3, T, 1, 1)
-    base = pix0[:, None, None, None] + inp.exact("thick_offsets")[:, None, None] * odet[:, None, None, None]
+    base = _layer_bases(inp).T[:, :, None, None]  # (3, T, 1, 1)
     pos = tuple(base[i] + fd * fdet[i] + sd * sdet[i] for i in range(3))
     if inp.curved:
         pos = _curve(inp, pos)
     return pos
+
+
+def _layer_bases(inp: RenderInputs) -> torch.Tensor:
+    """Each sensor layer's origin, pix0 + depth odet, (T, 3) in float64 (metres)."""
+    return inp.exact("pix0")[None, :] + inp.exact("thick_offsets")[:, None] * inp.exact("odet")[None, :]
 
 
 def _curve(inp: RenderInputs, pos):
@@ -66,7 +70,7 @@ def eager_geometry(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor):
     F = sub (fpixel n + subF + 1/2) (C's Fdet), S likewise: pos = pix0 + depth odet + F fdet + S sdet.
     """
     n = inp.oversample
-    pix0, fdet, sdet, odet = (inp.exact(k) for k in ("pix0", "fdet", "sdet", "odet"))
+    pix0, fdet, sdet = (inp.exact(k) for k in ("pix0", "fdet", "sdet"))
     dtype = pix0.dtype
     sub = inp.exact("pixel_size") / n
     half = torch.arange(n, device=fpix.device, dtype=dtype)[:, None] + 0.5
@@ -74,7 +78,7 @@ def eager_geometry(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor):
     ms = spix.to(dtype) * n + half if n > 1 else spix.to(dtype) + half
     along_f = mf[:, None, :] * (sub * fdet)[None, :, None]  # (n, 3, P)
     along_s = ms[:, None, :] * (sub * sdet)[None, :, None]
-    base = pix0[None, :] + inp.exact("thick_offsets")[:, None] * odet[None, :]  # (T, 3)
+    base = _layer_bases(inp)  # (T, 3)
     t = base.shape[0]
     plane = (along_s[:, None] + along_f[None]).reshape(n * n, 3, -1)  # subS-major, subF fastest
     pos = (base[:, None, :, None] + plane[None]).reshape(t * n * n, 3, -1)  # (K, 3, P)
@@ -159,7 +163,7 @@ def plane_factors(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor):
     R^2 = b.b + u (2 b.f + u f.f + 2 v f.s) + v (2 b.s + v s.s).
     """
     n, t = inp.oversample, inp.thick_offsets.shape[0]
-    pix0, fdet, sdet, odet = (inp.exact(k) for k in ("pix0", "fdet", "sdet", "odet"))
+    pix0, fdet, sdet = (inp.exact(k) for k in ("pix0", "fdet", "sdet"))
     size = inp.exact("pixel_size")
     offsets = (torch.arange(n, device=fpix.device, dtype=pix0.dtype)[:, None] + 0.5) * (size / n)  # (n, 1)
     fd = fpix.to(pix0.dtype) * size + offsets  # (n, P)
@@ -167,8 +171,7 @@ def plane_factors(inp: RenderInputs, fpix: torch.Tensor, spix: torch.Tensor):
     k, p = t * n * n, fd.shape[-1]
     u = fd[None, None].expand(t, n, n, p).reshape(k, p)  # layer, subS, subF (fastest)
     v = sd[None, :, None].expand(t, n, n, p).reshape(k, p)
-    base = pix0[None, :] + inp.exact("thick_offsets")[:, None] * odet[None, :]  # (T, 3)
-    base = base[:, None].expand(t, n * n, 3).reshape(k, 3)
+    base = _layer_bases(inp)[:, None].expand(t, n * n, 3).reshape(k, 3)
     b = base[:, :, None].unbind(1)  # three (K, 1): products, not sums over an axis (see render._plane_indices)
     bb, bf, bs = dot(b, b), 2.0 * dot(b, fdet), 2.0 * dot(b, sdet)
     r2 = bb + u * (bf + u * dot(fdet, fdet) + v * (2.0 * dot(fdet, sdet))) + v * (bs + v * dot(sdet, sdet))

@@ -119,17 +119,25 @@ def miller_indices(q, cells: torch.Tensor):
 def _plane_indices(g: Plane, m, off, one_term: bool):
     """h, k, l, three (K, S, C, P), from a Plane: h = (m . base + u m . f + v m . s) / R - o,
     m = a / lambda (S, 3, C, 3), o = m . incident (S, 3, C); u, v and 1/R held in memory where
-    there are several terms (see _held: else each term would redo the pixel's index arithmetic)."""
-    held = (g.u, g.v, g.inv) if one_term else _held((g.u, g.v, g.inv))
-    at_base = dot(m[None].unbind(-1), g.base[:, None, None, None, :].unbind(-1))  # (K, S, 3, C)
-    along_f, along_s = dot(m.unbind(-1), g.fdet), dot(m.unbind(-1), g.sdet)  # (S, 3, C)
-    # the coefficients in one buffer: compiled code keeps an index inline only while it reads few buffers
-    # (sources-1024 stored h and k of every term in memory, with four)
-    coef = torch.stack(torch.broadcast_tensors(at_base, along_f[None], along_s[None], off[None]), -1)
-    u, v, inv = (x[:, None, None, :] for x in held)
-    c = coef[..., None, :]  # (K, S, 3, C, 1, 4)
-    return tuple((c[:, :, i, ..., 0] + u * c[:, :, i, ..., 1] + v * c[:, :, i, ..., 2]) * inv - c[:, :, i, ..., 3]
-                 for i in range(3))
+    there are several terms (see _held: else each term would redo the pixel's index arithmetic).
+    Each index its own expression: compiled code would store one tensor of all three in memory."""
+    parts = (g.u, g.v, g.inv) if one_term else _held((g.u, g.v, g.inv))
+    return tuple(_plane_dot(g, m[:, i], parts, off[:, i]) for i in range(3))
+
+
+def _plane_dot(g: Plane, m, parts, off=None):
+    """(m . base + u m . f + v m . s) / R - off, (K, *M, P), for coefficient vectors m (*M, 3) and
+    ``off`` (*M) or None; ``parts``: g's (u, v, 1/R), or those held in memory (see _held).
+
+    The coefficients sit in one buffer: compiled code keeps a value inline only while it reads few
+    buffers (sources-1024 stored h and k of every term in memory, with four)."""
+    rows, lead = m.unbind(-1), (1,) * (m.dim() - 1)
+    at_base = dot(tuple(r[None] for r in rows), tuple(x.view(-1, *lead) for x in g.base.unbind(-1)))  # (K, *M)
+    coefs = [at_base, dot(rows, g.fdet)[None], dot(rows, g.sdet)[None]] + ([] if off is None else [off[None]])
+    c = torch.stack(torch.broadcast_tensors(*coefs), -1)[..., None, :]  # (K, *M, 1, 3 or 4)
+    u, v, inv = (x.view(x.shape[0], *lead, x.shape[-1]) for x in parts)
+    value = (c[..., 0] + u * c[..., 1] + v * c[..., 2]) * inv
+    return value if off is None else value - c[..., 3]
 
 
 def _one_term(sources, cells) -> bool:
@@ -264,12 +272,9 @@ def _scaled_directions(d, a0: torch.Tensor) -> torch.Tensor:
     (eager code: one matrix product), a Plane (a0 . base + u a0 . f + v a0 . s) / R, or three (K, P)."""
     if isinstance(d, torch.Tensor):
         return torch.matmul(a0, d)
-    rows = a0.unbind(1)  # three (3C,)
     if isinstance(d, Plane):
-        u, v, inv = (x[:, None, :] for x in _held((d.u, d.v, d.inv)))
-        at_base = dot(rows, d.base[:, None, :].unbind(-1))  # (K, 3C)
-        return (at_base[:, :, None] + u * dot(rows, d.fdet)[:, None] + v * dot(rows, d.sdet)[:, None]) * inv
-    return dot(tuple(x[:, None, :] for x in _held(d)), tuple(r[:, None] for r in rows))
+        return _plane_dot(d, a0, _held((d.u, d.v, d.inv)))
+    return dot(tuple(x[:, None, :] for x in _held(d)), tuple(r[:, None] for r in a0.unbind(1)))
 
 
 #: 1.5 * 2**52: adding and subtracting it rounds a float64 of magnitude below 2**51 to a whole number.
